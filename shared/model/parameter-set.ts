@@ -1,0 +1,81 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { layersInOrder, type ResNet18Architecture } from './resnet18-architecture.ts';
+import { defaultBiasBound, fillUniform, xavierBound, type UniformSource } from './parameter-init.ts';
+
+/** A named weight; names follow tfjs-layers (`<layer>/kernel`), so checkpoints line up. */
+export interface NamedVariable {
+  name: string;
+  variable: tf.Variable;
+}
+
+/**
+ * The model's state: trainable parameters in a fixed canonical order (the order of the flat
+ * gradient buffer that workers all-reduce) and the batch norm running statistics.
+ */
+export class ParameterSet {
+  readonly trainable: NamedVariable[] = [];
+  readonly runningStats: NamedVariable[] = [];
+  private readonly byName = new Map<string, tf.Variable>();
+
+  /** Total number of trainable scalars. */
+  get trainableCount(): number {
+    return this.trainable.reduce((sum, p) => sum + p.variable.size, 0);
+  }
+
+  get(name: string): tf.Variable {
+    const variable = this.byName.get(name);
+    if (!variable) throw new Error(`no parameter named ${name}`);
+    return variable;
+  }
+
+  /** Every weight, trainable first, in canonical order. */
+  all(): NamedVariable[] {
+    return [...this.trainable, ...this.runningStats];
+  }
+
+  add(name: string, values: Float32Array, shape: number[], trainable: boolean): void {
+    const variable = tf.variable(tf.tensor(values, shape, 'float32'), trainable, uniqueVariableName(name));
+    const entry = { name, variable };
+    (trainable ? this.trainable : this.runningStats).push(entry);
+    this.byName.set(name, variable);
+  }
+
+  dispose(): void {
+    for (const { variable } of this.all()) variable.dispose();
+    this.byName.clear();
+  }
+}
+
+let variableCounter = 0;
+/** tfjs variable names are global per process; several models may live side by side in tests. */
+function uniqueVariableName(name: string): string {
+  variableCounter += 1;
+  return `${name}#${variableCounter}`;
+}
+
+/** Creates and initialises every parameter of `arch` from `rng`, in layer order. */
+export function initialParameters(arch: ResNet18Architecture, rng: UniformSource): ParameterSet {
+  const params = new ParameterSet();
+  for (const layer of layersInOrder(arch)) {
+    if (layer.kind === 'conv') {
+      const { kernelSize: k, inChannels, outChannels, name } = layer;
+      const receptive = k * k;
+      const kernel = new Float32Array(k * k * inChannels * outChannels);
+      fillUniform(kernel, xavierBound(inChannels * receptive, outChannels * receptive), rng);
+      params.add(`${name}/kernel`, kernel, [k, k, inChannels, outChannels], true);
+      const bias = fillUniform(new Float32Array(outChannels), defaultBiasBound(inChannels * receptive), rng);
+      params.add(`${name}/bias`, bias, [outChannels], true);
+    } else {
+      const c = layer.channels;
+      params.add(`${layer.name}/gamma`, new Float32Array(c).fill(1), [c], true);
+      params.add(`${layer.name}/beta`, new Float32Array(c), [c], true);
+      params.add(`${layer.name}/moving_mean`, new Float32Array(c), [c], false);
+      params.add(`${layer.name}/moving_variance`, new Float32Array(c).fill(1), [c], false);
+    }
+  }
+  const { name, inFeatures, outFeatures } = arch.dense;
+  const kernel = fillUniform(new Float32Array(inFeatures * outFeatures), xavierBound(inFeatures, outFeatures), rng);
+  params.add(`${name}/kernel`, kernel, [inFeatures, outFeatures], true);
+  params.add(`${name}/bias`, fillUniform(new Float32Array(outFeatures), defaultBiasBound(inFeatures), rng), [outFeatures], true);
+  return params;
+}
