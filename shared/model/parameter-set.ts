@@ -79,3 +79,28 @@ export function initialParameters(arch: ResNet18Architecture, rng: UniformSource
   params.add(`${name}/bias`, fillUniform(new Float32Array(outFeatures), defaultBiasBound(inFeatures), rng), [outFeatures], true);
   return params;
 }
+
+/** Number of scalars in `entries`. */
+export function totalSize(entries: NamedVariable[]): number {
+  return entries.reduce((sum, e) => sum + e.variable.size, 0);
+}
+
+/** Copies the values of `entries`, in order, into one flat buffer. */
+export function flattenValues(entries: NamedVariable[], out = new Float32Array(totalSize(entries))): Float32Array {
+  let offset = 0;
+  for (const { variable } of entries) {
+    out.set(variable.dataSync() as Float32Array, offset);
+    offset += variable.size;
+  }
+  return out;
+}
+
+/** Assigns consecutive slices of `values` to `entries`, in order (the inverse of flattenValues). */
+export function assignValues(entries: NamedVariable[], values: Float32Array): void {
+  let offset = 0;
+  for (const { variable } of entries) {
+    const part = values.subarray(offset, offset + variable.size);
+    tf.tidy(() => variable.assign(tf.tensor(part, variable.shape, 'float32')));
+    offset += variable.size;
+  }
+}

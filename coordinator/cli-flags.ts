@@ -1,0 +1,75 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { TrainingOptions } from '../shared/config/training-options.ts';
+import { ConfigError } from '../shared/errors.ts';
+
+type FlagSpec = NonNullable<ParseArgsConfig['options']>;
+export type FlagValues = Record<string, string | boolean | undefined>;
+
+/** Flags that describe the training itself, shared by `train`, `launch` and the worker. */
+export const TRAINING_FLAGS = {
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  lr: { type: 'string' },
+  resize: { type: 'string' },
+  seed: { type: 'string' },
+  'limit-train': { type: 'string' },
+  'limit-test': { type: 'string' },
+  'micro-batch': { type: 'string' },
+  'checkpoint-every': { type: 'string' },
+  backend: { type: 'string' },
+  threads: { type: 'string' },
+} as const satisfies FlagSpec;
+
+/** Flags every command accepts. */
+export const COMMON_FLAGS = {
+  json: { type: 'boolean' },
+  verbose: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies FlagSpec;
+
+/**
+ * Parses `argv` strictly against `spec`: an unknown flag, a missing value or a stray positional
+ * argument is a ConfigError that names it and the command.
+ */
+export function parseFlags(command: string, argv: string[], spec: FlagSpec, positionals = 0): { values: FlagValues; positionals: string[] } {
+  try {
+    const parsed = parseArgs({ args: argv, options: { ...COMMON_FLAGS, ...spec }, strict: true, allowPositionals: positionals > 0 });
+    if (parsed.positionals.length > positionals) {
+      throw new ConfigError(`unexpected argument '${parsed.positionals[positionals]}'`);
+    }
+    return { values: parsed.values as FlagValues, positionals: parsed.positionals };
+  } catch (error) {
+    if (error instanceof ConfigError) throw new ConfigError(`${command}: ${error.message}`);
+    const message = (error as Error).message.split('\n')[0]!;
+    throw new ConfigError(`${command}: ${message} (see 'npm run coordinator -- help')`, { cause: error });
+  }
+}
+
+/** A flag's value as a number, or undefined when absent; ConfigError when it is not a number. */
+export function numberFlag(values: FlagValues, name: string): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
+  if (!Number.isFinite(value)) throw new ConfigError(`--${name} expects a number, got '${String(raw)}'`);
+  return value;
+}
+
+export function stringFlag(values: FlagValues, name: string): string | undefined {
+  const raw = values[name];
+  return typeof raw === 'string' ? raw : undefined;
+}
+
+/** The training options named by TRAINING_FLAGS; defaults are filled later by compileTrainingOptions. */
+export function trainingOptionsFromFlags(values: FlagValues): TrainingOptions {
+  return {
+    epochs: numberFlag(values, 'epochs'),
+    batchSize: numberFlag(values, 'batch-size'),
+    lr: numberFlag(values, 'lr'),
+    resize: numberFlag(values, 'resize'),
+    seed: numberFlag(values, 'seed'),
+    limitTrain: numberFlag(values, 'limit-train'),
+    limitTest: numberFlag(values, 'limit-test'),
+    microBatch: numberFlag(values, 'micro-batch'),
+    checkpointEvery: numberFlag(values, 'checkpoint-every'),
+  };
+}

@@ -1,0 +1,192 @@
+/**
+ * What a training run is: its config, its lifecycle states and the legal moves between them,
+ * its history and progress records, and its id. Pure data and rules; storage is run-store.ts.
+ */
+import { randomBytes } from 'node:crypto';
+import { ConfigError, RunError } from '../shared/errors.ts';
+
+/** The hyper-parameters and deployment of one run, fixed when it is created. */
+export interface RunConfig {
+  /** Number of data-parallel workers (ring size), >= 1. */
+  workers: number;
+  /** Passes over the training set, >= 1. */
+  epochs: number;
+  /** Global batch size (summed over workers), in examples, >= 1. */
+  batchSize: number;
+  /** Learning rate, > 0. */
+  lr: number;
+  /** Side of the square input the 28x28 images are resized to, in pixels, >= 1. */
+  resize: number;
+  /** Seed of every random draw (init, shuffling), an integer. */
+  seed: number;
+  /** TensorFlow.js backend name the workers use (e.g. 'cpu', 'wasm', 'tensorflow'). */
+  backend: string;
+  /** Steps between two checkpoints, >= 1. */
+  checkpointEvery: number;
+  /** Use only the first N training examples. @default all */
+  limitTrain?: number;
+  /** Use only the first N test examples. @default all */
+  limitTest?: number;
+  /** Threads per worker for backends that take a count. @default backend's own */
+  threads?: number;
+}
+
+/**
+ * Lifecycle of a run. `interrupted` means the workers died or the coordinator was stopped; like
+ * `failed` and `cancelled` it can be resumed, which puts the run back to `queued`.
+ */
+export type RunState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'interrupted';
+
+/** Every state, in lifecycle order. */
+export const RUN_STATES: readonly RunState[] = ['queued', 'running', 'completed', 'failed', 'cancelled', 'interrupted'];
+
+/**
+ * The legal moves, from -> allowed targets. Beyond the main line, a queued run may be cancelled
+ * or fail before it starts (e.g. its dataset is missing), and an interrupted run may be cancelled.
+ */
+export const RUN_TRANSITIONS: Readonly<Record<RunState, readonly RunState[]>> = {
+  queued: ['running', 'cancelled', 'failed'],
+  running: ['completed', 'failed', 'cancelled', 'interrupted'],
+  completed: [],
+  failed: ['queued'],
+  cancelled: ['queued'],
+  interrupted: ['queued', 'cancelled'],
+};
+
+/** States in which no worker trains the run (following its events can stop there). */
+export function isStoppedState(state: RunState): boolean {
+  return state === 'completed' || state === 'failed' || state === 'cancelled' || state === 'interrupted';
+}
+
+/** True when `from -> to` is a legal move. */
+export function canTransition(from: RunState, to: RunState): boolean {
+  return RUN_TRANSITIONS[from].includes(to);
+}
+
+/** The states from which `to` can be reached. */
+export function sourcesOf(to: RunState): RunState[] {
+  return RUN_STATES.filter((from) => canTransition(from, to));
+}
+
+/** Throws RunError('RUN_BAD_TRANSITION') unless `from -> to` is legal. */
+export function assertTransition(runId: string, from: RunState, to: RunState): void {
+  if (!canTransition(from, to)) {
+    throw new RunError('RUN_BAD_TRANSITION', `run ${runId} is ${from} and cannot become ${to}`);
+  }
+}
+
+/** Throws ConfigError('CONFIG_INVALID') unless `value` names a state. */
+export function parseRunState(value: string): RunState {
+  if (!(RUN_STATES as readonly string[]).includes(value)) throw new ConfigError(`unknown run state ${JSON.stringify(value)}`);
+  return value as RunState;
+}
+
+/** One finished epoch. */
+export interface EpochEntry {
+  /** Epoch number, from 1. */
+  epoch: number;
+  /** Mean training loss over the epoch. */
+  loss: number;
+  /** Training accuracy over the epoch, in [0, 1]. */
+  trainAcc: number;
+  /** Test accuracy after the epoch, in [0, 1]. */
+  testAcc: number;
+  /** Training throughput over all workers, in examples per second. */
+  examplesPerSec: number;
+  /** Wall-clock duration of the epoch, in seconds. */
+  seconds: number;
+}
+
+/** Where a running run is now. */
+export interface RunProgress {
+  /** Current epoch, from 1. */
+  epoch: number;
+  /** Steps done in the current epoch. */
+  step: number;
+  /** Steps in one epoch. */
+  stepsPerEpoch: number;
+  /** Loss of the latest step (or a running mean; the writer decides). */
+  loss: number;
+  /** Recent throughput over all workers, in examples per second. */
+  examplesPerSec: number;
+  /** When this record was written, in ms since the epoch. */
+  updatedAt: number;
+}
+
+/** Everything known about one run. */
+export interface RunRecord {
+  id: string;
+  config: RunConfig;
+  state: RunState;
+  /** Incremented on each resume (and on each ring restart); workers of older generations are ignored. Starts at 0. */
+  generation: number;
+  /** ms since the epoch. */
+  createdAt: number;
+  /** ms since the epoch, of the last change of any kind. */
+  updatedAt: number;
+  /** Why the run failed or was interrupted, when it was. */
+  error?: string;
+  /** Latest progress, once a worker reported one. */
+  progress?: RunProgress;
+  /** Finished epochs in epoch order. */
+  history: EpochEntry[];
+  /** True once a cancel was requested and until the run is resumed. */
+  cancelRequested: boolean;
+}
+
+const POSITIVE_INTEGERS = ['workers', 'epochs', 'batchSize', 'resize', 'checkpointEvery'] as const;
+const OPTIONAL_POSITIVE_INTEGERS = ['limitTrain', 'limitTest', 'threads'] as const;
+const KNOWN_KEYS = new Set<string>([...POSITIVE_INTEGERS, ...OPTIONAL_POSITIVE_INTEGERS, 'lr', 'seed', 'backend']);
+
+/**
+ * Checks a run config and returns a copy holding only its known keys. Throws ConfigError naming
+ * the first bad or unknown key.
+ */
+export function validateRunConfig(config: RunConfig): RunConfig {
+  const unknown = Object.keys(config).filter((key) => !KNOWN_KEYS.has(key));
+  if (unknown.length > 0) throw new ConfigError(`unknown run config key(s): ${unknown.join(', ')}`);
+  for (const key of POSITIVE_INTEGERS) requirePositiveInteger(key, config[key]);
+  for (const key of OPTIONAL_POSITIVE_INTEGERS) {
+    if (config[key] !== undefined) requirePositiveInteger(key, config[key]);
+  }
+  if (!(Number.isFinite(config.lr) && config.lr > 0)) throw new ConfigError(`lr must be a positive number, got ${config.lr}`);
+  if (!Number.isSafeInteger(config.seed)) throw new ConfigError(`seed must be an integer, got ${config.seed}`);
+  if (typeof config.backend !== 'string' || config.backend === '') throw new ConfigError('backend must be a non-empty string');
+  const copy: Record<string, unknown> = {};
+  for (const key of KNOWN_KEYS) if (config[key as keyof RunConfig] !== undefined) copy[key] = config[key as keyof RunConfig];
+  return copy as unknown as RunConfig;
+}
+
+function requirePositiveInteger(key: string, value: unknown): void {
+  if (!(Number.isSafeInteger(value) && (value as number) >= 1)) {
+    throw new ConfigError(`${key} must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+}
+
+/**
+ * A new run id: `run-YYYYMMDD-HHMMSS-xxxx` in UTC with 4 random hex digits. Ids sort by creation
+ * second; the store rejects the rare collision and asks for another.
+ */
+export function newRunId(now: Date = new Date()): string {
+  const iso = now.toISOString();
+  const date = iso.slice(0, 10).replaceAll('-', '');
+  const time = iso.slice(11, 19).replaceAll(':', '');
+  return `run-${date}-${time}-${randomBytes(2).toString('hex')}`;
+}
+
+/** What happened to a run, as written to its event stream. */
+export type RunEventBody =
+  | { type: 'created'; config: RunConfig }
+  | { type: 'state'; from: RunState; to: RunState; generation: number; error?: string }
+  | { type: 'progress'; progress: RunProgress }
+  | { type: 'epoch'; entry: EpochEntry }
+  | { type: 'cancel-requested' }
+  | { type: 'generation'; generation: number };
+
+/** One event of a run's stream. */
+export type RunEvent = RunEventBody & {
+  /** Stream entry id (`<ms>-<seq>`); pass it back as `after` to read on from here. */
+  id: string;
+  /** When it happened, in ms since the epoch. */
+  at: number;
+};

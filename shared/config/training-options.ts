@@ -1,0 +1,76 @@
+import { ConfigError } from '../errors.ts';
+
+/** What a training run is asked to do; every field optional, defaults as in the seed program. */
+export interface TrainingOptions {
+  /** @default 10 */
+  epochs?: number;
+  /** Global batch size, summed over all workers. @default 256 */
+  batchSize?: number;
+  /** SGD learning rate. @default 0.05 */
+  lr?: number;
+  /** Side, in pixels, the 28x28 images are bilinearly resized to. @default 96 */
+  resize?: number;
+  /** Seed of weight initialisation and data order. @default 0 */
+  seed?: number;
+  /** Use only the first N training images. @default all 60,000 */
+  limitTrain?: number;
+  /** Use only the first N test images. @default all 10,000 */
+  limitTest?: number;
+  /**
+   * Images per forward/backward pass on each worker; gradients of the chunks are summed.
+   * @default the worker's whole share of the batch (no accumulation)
+   */
+  microBatch?: number;
+  /** Write a checkpoint every K steps (0: only at epoch ends). @default 0 */
+  checkpointEvery?: number;
+}
+
+/** Validated options with every default filled in. */
+export interface CompiledTrainingOptions {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  resize: number;
+  seed: number;
+  limitTrain: number | undefined;
+  limitTest: number | undefined;
+  microBatch: number | undefined;
+  checkpointEvery: number;
+}
+
+export const TRAINING_DEFAULTS = {
+  epochs: 10,
+  batchSize: 256,
+  lr: 0.05,
+  resize: 96,
+  seed: 0,
+  checkpointEvery: 0,
+} as const;
+
+function integer(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+function optionalInteger(name: string, value: number | undefined, min: number): number | undefined {
+  return value === undefined ? undefined : integer(name, value, min);
+}
+
+/** Fills defaults and checks ranges; throws ConfigError naming the first bad option. */
+export function compileTrainingOptions(options: TrainingOptions): CompiledTrainingOptions {
+  const lr = options.lr ?? TRAINING_DEFAULTS.lr;
+  if (!Number.isFinite(lr) || lr <= 0) throw new ConfigError(`lr must be a positive number, got ${lr}`);
+  return {
+    epochs: integer('epochs', options.epochs ?? TRAINING_DEFAULTS.epochs, 1),
+    batchSize: integer('batch-size', options.batchSize ?? TRAINING_DEFAULTS.batchSize, 1),
+    lr,
+    resize: integer('resize', options.resize ?? TRAINING_DEFAULTS.resize, 8, 1024),
+    seed: integer('seed', options.seed ?? TRAINING_DEFAULTS.seed, 0),
+    limitTrain: optionalInteger('limit-train', options.limitTrain, 1),
+    limitTest: optionalInteger('limit-test', options.limitTest, 1),
+    microBatch: optionalInteger('micro-batch', options.microBatch, 1),
+    checkpointEvery: integer('checkpoint-every', options.checkpointEvery ?? TRAINING_DEFAULTS.checkpointEvery, 0),
+  };
+}

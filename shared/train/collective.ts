@@ -1,0 +1,49 @@
+import { assignValues, flattenValues } from '../model/parameter-set.ts';
+import type { ResNet18 } from '../model/resnet18.ts';
+
+/**
+ * How a training process combines its work with its peers. Every call is collective: all ranks
+ * make it in the same order with the same arguments' shapes. A single process is a world of one
+ * ({@link SoloCollective}); workers of a cluster use the gRPC ring.
+ */
+export interface Collective {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** Replaces `buffer` on every rank by the element-wise sum over ranks, bit-identical everywhere. */
+  sumInPlace(buffer: Float32Array, tag: CollectiveTag): Promise<void>;
+  /** Element-wise float64 sums of small vectors of figures (loss sums, counts) over ranks. */
+  sumFigures(values: number[], tag: CollectiveTag): Promise<number[]>;
+}
+
+/** Identifies one collective call; all ranks pass the same tag for the same call. */
+export interface CollectiveTag {
+  /** Optimiser steps applied before this call, since the run started. */
+  step: number;
+  /** What is being combined, e.g. 'gradients', 'bn-stats', 'epoch-figures'. */
+  purpose: string;
+}
+
+/** The collective of a single process: sums over one rank change nothing. */
+export class SoloCollective implements Collective {
+  readonly rank = 0;
+  readonly worldSize = 1;
+
+  async sumInPlace(): Promise<void> {}
+
+  async sumFigures(values: number[]): Promise<number[]> {
+    return values;
+  }
+}
+
+/**
+ * Replaces every rank's batch norm running statistics by their mean over ranks, before
+ * evaluation and checkpoints (as DDP users do without SyncBatchNorm: each worker's statistics
+ * come from its own slice of the batch during training).
+ */
+export async function averageRunningStats(model: ResNet18, collective: Collective, step: number): Promise<void> {
+  if (collective.worldSize === 1) return;
+  const buffer = flattenValues(model.params.runningStats);
+  await collective.sumInPlace(buffer, { step, purpose: 'bn-stats' });
+  for (let i = 0; i < buffer.length; i += 1) buffer[i] = buffer[i]! / collective.worldSize;
+  assignValues(model.params.runningStats, buffer);
+}

@@ -1,0 +1,22 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { ResNet18 } from '../model/resnet18.ts';
+
+/**
+ * Plain SGD (no momentum, no weight decay): p <- p - lr * g, with `gradients` flattened in the
+ * canonical parameter order. Every worker applies the same update to the same weights, so
+ * their replicas stay bit-identical.
+ */
+export function applySgd(model: ResNet18, gradients: Float32Array, learningRate: number): void {
+  if (gradients.length !== model.params.trainableCount) {
+    throw new RangeError(`gradient buffer has ${gradients.length} values, the model ${model.params.trainableCount}`);
+  }
+  let offset = 0;
+  for (const { variable } of model.params.trainable) {
+    const size = variable.size;
+    tf.tidy(() => {
+      const g = tf.tensor(gradients.subarray(offset, offset + size), variable.shape, 'float32');
+      variable.assign(tf.sub(variable, tf.mul(g, learningRate)));
+    });
+    offset += size;
+  }
+}

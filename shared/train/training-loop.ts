@@ -1,0 +1,186 @@
+import type { CompiledTrainingOptions } from '../config/training-options.ts';
+import { buildBatch } from '../data/batch-builder.ts';
+import { globalBatches, sliceForRank } from '../data/batch-order.ts';
+import type { ImageSet } from '../data/fashion-mnist.ts';
+import type { ResNet18 } from '../model/resnet18.ts';
+import { averageRunningStats, type Collective } from './collective.ts';
+import { countCorrect } from './evaluate.ts';
+import { computeGradients } from './gradient-step.ts';
+import { applySgd } from './sgd.ts';
+import { emptyTotals, type EpochRecord, type TrainingState } from './training-state.ts';
+
+export interface TrainingData {
+  train: ImageSet;
+  test: ImageSet;
+}
+
+/** Milliseconds one step spent in each phase, on this rank. */
+export interface StepTimings {
+  dataMs: number;
+  computeMs: number;
+  allReduceMs: number;
+  updateMs: number;
+}
+
+export interface StepReport {
+  /** 1-based epoch and step within it. */
+  epoch: number;
+  step: number;
+  stepsPerEpoch: number;
+  globalStep: number;
+  /** Mean cross-entropy of this rank's slice of the batch, before the update. */
+  loss: number;
+  /** Examples of the global batch processed per second, this step. */
+  examplesPerSec: number;
+  timings: StepTimings;
+}
+
+/** Where the training loop reports to; none of these may call back into the loop. */
+export interface TrainingHooks {
+  onStep?(report: StepReport): void;
+  onEpoch?(record: EpochRecord): void | Promise<void>;
+  /** Called on rank 0 only, with running statistics averaged and figures summed over ranks. */
+  saveCheckpoint?(state: TrainingState): Promise<void>;
+  /** This rank's wish to stop; the ranks agree on it and stop after the same step. */
+  stopRequested?(): boolean;
+}
+
+export type TrainingOutcome = { kind: 'completed' | 'stopped'; state: TrainingState };
+
+/** Contiguous share [start, end) of `count` items for `rank` of `worldSize` (earlier ranks take the extra). */
+export function shareOf(count: number, rank: number, worldSize: number): { start: number; end: number } {
+  const base = Math.floor(count / worldSize);
+  const extra = count % worldSize;
+  const start = rank * base + Math.min(rank, extra);
+  return { start, end: start + base + (rank < extra ? 1 : 0) };
+}
+
+/**
+ * Synchronous data-parallel SGD: for each global batch (the seeded order, whatever the world
+ * size), this rank takes its contiguous slice, computes the gradient of its share of the
+ * batch's mean loss, all ranks sum their gradients, and every rank applies the same update.
+ * With a world of one this is plain single-process training, through the very same code.
+ */
+export class TrainingLoop {
+  private readonly stepBuffer: Float32Array;
+  private readonly parameterCount: number;
+
+  constructor(
+    private readonly model: ResNet18,
+    private readonly data: TrainingData,
+    private readonly options: CompiledTrainingOptions,
+    private readonly collective: Collective,
+    private readonly hooks: TrainingHooks = {},
+  ) {
+    this.parameterCount = model.params.trainableCount;
+    // One extra slot carries the ranks' stop votes through the same all-reduce as the gradients.
+    this.stepBuffer = new Float32Array(this.parameterCount + 1);
+  }
+
+  get stepsPerEpoch(): number {
+    return Math.ceil(this.data.train.count / this.options.batchSize);
+  }
+
+  /** Trains from `state` until the last epoch or an agreed stop; `state` is updated in place. */
+  async run(state: TrainingState): Promise<TrainingOutcome> {
+    if (this.collective.rank !== 0) state.totals = emptyTotals();
+    while (state.epoch < this.options.epochs) {
+      const batches = globalBatches(this.options.seed, state.epoch, this.data.train.count, this.options.batchSize);
+      while (state.stepInEpoch < batches.length) {
+        const stop = await this.step(state, batches[state.stepInEpoch]!, batches.length);
+        const endOfEpoch = state.stepInEpoch === batches.length;
+        const due = this.options.checkpointEvery > 0 && state.globalStep % this.options.checkpointEvery === 0;
+        if ((stop || due) && !endOfEpoch) await this.checkpoint(state);
+        if (stop && !endOfEpoch) return { kind: 'stopped', state };
+        if (stop) {
+          await this.finishEpoch(state);
+          return { kind: state.epoch < this.options.epochs ? 'stopped' : 'completed', state };
+        }
+      }
+      await this.finishEpoch(state);
+    }
+    return { kind: 'completed', state };
+  }
+
+  /** One optimiser step; returns whether any rank voted to stop. */
+  private async step(state: TrainingState, globalBatch: Uint32Array, stepsPerEpoch: number): Promise<boolean> {
+    const n = this.parameterCount;
+    const started = performance.now();
+    const mine = sliceForRank(globalBatch, this.collective.rank, this.collective.worldSize);
+    const batch = mine.length > 0 ? buildBatch(this.data.train, mine, this.options.resize) : undefined;
+    const dataDone = performance.now();
+    let lossSum = 0;
+    let correct = 0;
+    if (batch) {
+      const result = computeGradients(this.model, { ...batch, count: mine.length, size: this.options.resize }, {
+        lossDenominator: globalBatch.length,
+        microBatch: this.options.microBatch ?? mine.length,
+        out: this.stepBuffer.subarray(0, n),
+      });
+      lossSum = result.lossSum;
+      correct = result.correct;
+    } else {
+      this.stepBuffer.fill(0);
+    }
+    this.stepBuffer[n] = this.hooks.stopRequested?.() ? 1 : 0;
+    const computeDone = performance.now();
+    await this.collective.sumInPlace(this.stepBuffer, { step: state.globalStep, purpose: 'gradients' });
+    const reduceDone = performance.now();
+    applySgd(this.model, this.stepBuffer.subarray(0, n), this.options.lr);
+    const finished = performance.now();
+
+    const seconds = (finished - started) / 1000;
+    state.totals.lossSum += lossSum;
+    state.totals.correct += correct;
+    state.totals.count += mine.length;
+    state.totals.seconds += seconds;
+    state.stepInEpoch += 1;
+    state.globalStep += 1;
+    this.hooks.onStep?.({
+      epoch: state.epoch + 1,
+      step: state.stepInEpoch,
+      stepsPerEpoch,
+      globalStep: state.globalStep,
+      loss: mine.length > 0 ? lossSum / mine.length : 0,
+      examplesPerSec: globalBatch.length / seconds,
+      timings: { dataMs: dataDone - started, computeMs: computeDone - dataDone, allReduceMs: reduceDone - computeDone, updateMs: finished - reduceDone },
+    });
+    return this.stepBuffer[n]! > 0;
+  }
+
+  /** Sums the epoch's figures over ranks, evaluates on the test set, records and checkpoints. */
+  private async finishEpoch(state: TrainingState): Promise<void> {
+    const { rank, worldSize } = this.collective;
+    const tag = { step: state.globalStep, purpose: 'epoch-figures' };
+    const [lossSum, correct, count] = await this.collective.sumFigures([state.totals.lossSum, state.totals.correct, state.totals.count], tag);
+    await averageRunningStats(this.model, this.collective, state.globalStep);
+    const { start, end } = shareOf(this.data.test.count, rank, worldSize);
+    const evalBatch = this.options.microBatch ?? this.options.batchSize;
+    const localTestCorrect = countCorrect(this.model, this.data.test, this.options.resize, evalBatch, start, end);
+    const [testCorrect] = await this.collective.sumFigures([localTestCorrect], { ...tag, purpose: 'test-accuracy' });
+    const record: EpochRecord = {
+      epoch: state.epoch + 1,
+      loss: lossSum! / count!,
+      trainAcc: correct! / count!,
+      testAcc: testCorrect! / this.data.test.count,
+      examplesPerSec: count! / state.totals.seconds,
+    };
+    state.history.push(record);
+    state.epoch += 1;
+    state.stepInEpoch = 0;
+    state.totals = emptyTotals();
+    await this.hooks.onEpoch?.(record);
+    if (rank === 0) await this.hooks.saveCheckpoint?.(structuredClone(state));
+  }
+
+  /** A mid-epoch checkpoint: statistics averaged and figures so far summed over ranks. */
+  private async checkpoint(state: TrainingState): Promise<void> {
+    await averageRunningStats(this.model, this.collective, state.globalStep);
+    const tag = { step: state.globalStep, purpose: 'checkpoint-figures' };
+    const [lossSum, correct, count] = await this.collective.sumFigures([state.totals.lossSum, state.totals.correct, state.totals.count], tag);
+    if (this.collective.rank !== 0) return;
+    const snapshot = structuredClone(state);
+    snapshot.totals = { lossSum: lossSum!, correct: correct!, count: count!, seconds: state.totals.seconds };
+    await this.hooks.saveCheckpoint?.(snapshot);
+  }
+}
