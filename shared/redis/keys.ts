@@ -1,0 +1,78 @@
+/**
+ * Every Redis key this project writes is named here, under one prefix, so that a test can give
+ * each case its own prefix and so that two deployments can share one Redis server.
+ */
+
+/** The prefix used when none is given. */
+export const DEFAULT_KEY_PREFIX = 'fmnist';
+
+/** Key names for one prefix. Pure string building: nothing here talks to Redis. */
+export class RedisKeys {
+  /**
+   * @param prefix first segment of every key; must be non-empty and free of whitespace.
+   * @default 'fmnist'
+   */
+  constructor(readonly prefix: string = DEFAULT_KEY_PREFIX) {
+    if (prefix === '' || /\s/.test(prefix)) throw new TypeError(`bad Redis key prefix ${JSON.stringify(prefix)}`);
+  }
+
+  /** Sorted set of run ids scored by creation time (ms since epoch). */
+  runIndex(): string {
+    return `${this.prefix}:runs`;
+  }
+
+  /** Hash holding one run's config, state, generation, progress and timestamps. */
+  run(runId: string): string {
+    return `${this.prefix}:run:${runId}`;
+  }
+
+  /** Hash of per-epoch history entries of one run, field = epoch number. */
+  runHistory(runId: string): string {
+    return `${this.prefix}:run:${runId}:history`;
+  }
+
+  /** Stream of one run's events (state changes, progress, epochs), for `status --follow`. */
+  runEvents(runId: string): string {
+    return `${this.prefix}:events:${runId}`;
+  }
+
+  /** JSON manifest of one dataset version's shards. */
+  datasetManifest(version: string): string {
+    return `${this.prefix}:dataset:${version}:manifest`;
+  }
+
+  /** Binary value of one shard of one dataset version. */
+  datasetShard(version: string, index: number): string {
+    return `${this.prefix}:dataset:${version}:shard:${index}`;
+  }
+
+  /** Short-lived lock held while one process writes a dataset version. */
+  datasetLock(version: string): string {
+    return `${this.prefix}:dataset:${version}:lock`;
+  }
+
+  /** Hash rank -> member JSON of one rendezvous (run, generation). */
+  rendezvousMembers(runId: string, generation: number): string {
+    return `${this.prefix}:rdv:${runId}:${generation}:members`;
+  }
+
+  /** Hash member identity -> rank of one rendezvous, so that a re-join gets its old rank. */
+  rendezvousIdentities(runId: string, generation: number): string {
+    return `${this.prefix}:rdv:${runId}:${generation}:ids`;
+  }
+
+  /** Set of worker ids that have ever sent a heartbeat for a run. */
+  runWorkers(runId: string): string {
+    return `${this.prefix}:run:${runId}:workers`;
+  }
+
+  /** Heartbeat value of one worker; it expires when the worker stops beating. */
+  heartbeat(runId: string, workerId: string): string {
+    return `${this.prefix}:run:${runId}:hb:${workerId}`;
+  }
+
+  /** The `prefix` option to give BullMQ queues and workers so their keys live under ours. */
+  queuePrefix(): string {
+    return `${this.prefix}:bull`;
+  }
+}

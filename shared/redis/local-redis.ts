@@ -1,0 +1,74 @@
+import { RedisError } from './redis-error.ts';
+import { pingRedis } from './ping-redis.ts';
+import { RedisServerProcess } from './redis-server-process.ts';
+
+export { connectRedis, type ConnectRedisOptions, type RedisRole } from './connect-redis.ts';
+
+/** Options of {@link ensureRedis}. */
+export interface EnsureRedisOptions {
+  /** Use this server and nothing else. @default env.REDIS_URL */
+  url?: string;
+  /** Environment to read REDIS_URL from. @default process.env */
+  env?: NodeJS.ProcessEnv;
+  /** Where to look for an already running server when no URL is given. @default 'redis://127.0.0.1:6379' */
+  probeUrl?: string;
+  /** How long the probe and the check of a given URL wait for PONG, in ms. @default 500 */
+  probeTimeoutMs?: number;
+  /**
+   * Data directory for a server we start. When given, the server persists to an append-only
+   * file there and the directory is kept, so runs stay resumable after this process exits; when
+   * omitted, a temporary directory with no persistence is used and removed on close.
+   */
+  dataDir?: string;
+  /** Port for a server we start. @default a free port */
+  port?: number;
+  /** The redis-server executable. @default env.REDIS_SERVER ?? 'redis-server' */
+  executable?: string;
+}
+
+/** A Redis server to use, and how to let go of it. */
+export interface LocalRedis {
+  /** `redis://host:port` of the server. */
+  url: string;
+  /** True when we started the server ourselves (and `close()` stops it). */
+  started: boolean;
+  /** Stops the server if we started it; a no-op for a server that was already there. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Where a local development server usually listens. */
+export const DEFAULT_PROBE_URL = 'redis://127.0.0.1:6379';
+
+/**
+ * Finds a Redis server: `options.url`, else REDIS_URL, else one answering on `probeUrl`, else a
+ * `redis-server` we start on 127.0.0.1. A URL that was given explicitly must answer PING, or this
+ * throws RedisError('REDIS_UNAVAILABLE') rather than silently using another server.
+ */
+export async function ensureRedis(options: EnsureRedisOptions = {}): Promise<LocalRedis> {
+  const env = options.env ?? process.env;
+  const timeoutMs = options.probeTimeoutMs ?? 500;
+  const given = options.url ?? nonEmpty(env.REDIS_URL);
+  if (given !== undefined) {
+    if (!(await pingRedis(given, timeoutMs))) {
+      throw new RedisError('REDIS_UNAVAILABLE', `Redis at ${given} does not answer PING; start it or unset REDIS_URL`);
+    }
+    return existing(given);
+  }
+  const probeUrl = options.probeUrl ?? DEFAULT_PROBE_URL;
+  if (await pingRedis(probeUrl, timeoutMs)) return existing(probeUrl);
+  const server = await RedisServerProcess.start({
+    dir: options.dataDir,
+    persist: options.dataDir !== undefined,
+    port: options.port,
+    executable: options.executable ?? nonEmpty(env.REDIS_SERVER),
+  });
+  return { url: server.url, started: true, close: () => server.close() };
+}
+
+function existing(url: string): LocalRedis {
+  return { url, started: false, close: async () => {} };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}

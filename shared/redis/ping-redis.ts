@@ -1,0 +1,25 @@
+import { Redis } from 'ioredis';
+
+/**
+ * True when a Redis server at `url` answers PING within `timeoutMs` (default 500 ms). Uses a
+ * throw-away connection that never retries, so a dead address costs at most the timeout.
+ */
+export async function pingRedis(url: string, timeoutMs = 500): Promise<boolean> {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  });
+  client.on('error', () => {});
+  const timer = new Promise<false>((resolve) => setTimeout(resolve, timeoutMs, false).unref());
+  try {
+    const answer = Promise.race([client.connect().then(() => client.ping()), timer]);
+    return (await answer) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}

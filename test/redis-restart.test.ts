@@ -1,0 +1,49 @@
+import test from 'ava';
+import { LuaScript } from '../shared/redis/lua-script.ts';
+import { pingRedis } from '../shared/redis/ping-redis.ts';
+import { startTestRedis } from './helpers/redis-server.ts';
+
+const INCREMENT_BY = new LuaScript(`return redis.call('INCRBY', KEYS[1], ARGV[1])`);
+
+test('an ioredis client survives a graceful Redis restart and finds its data again', async (t) => {
+  const redis = await startTestRedis({ persist: true });
+  t.teardown(() => redis.close());
+  const client = redis.connect('restart-graceful');
+  await client.set('answer', '42');
+  const pidBefore = redis.server.pid;
+
+  await redis.restart({ mode: 'graceful', downMs: 200 });
+
+  t.not(redis.server.pid, pidBefore, 'a new redis-server process');
+  t.is(await client.get('answer'), '42');
+  t.is(await client.ping(), 'PONG');
+});
+
+test('a command sent while Redis is down completes once it is back', async (t) => {
+  const redis = await startTestRedis({ persist: false });
+  t.teardown(() => redis.close());
+  const client = redis.connect('restart-queued');
+  await client.ping();
+
+  await redis.server.stop('kill');
+  t.false(await pingRedis(redis.url, 200));
+  const pending = client.incr('during-outage');
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  await redis.restart();
+
+  t.is(await pending, 1);
+  t.true(redis.errors.length > 0, 'the outage was reported to the error hook');
+});
+
+test('a Lua script still runs after a crash emptied the script cache', async (t) => {
+  const redis = await startTestRedis({ persist: false });
+  t.teardown(() => redis.close());
+  const client = redis.connect('restart-lua');
+  t.is(await INCREMENT_BY.run(client, ['n'], [5]), 5);
+
+  await redis.restart({ mode: 'kill' });
+
+  t.deepEqual(await client.script('EXISTS', INCREMENT_BY.sha), [0]);
+  t.is(await INCREMENT_BY.run(client, ['n'], [7]), 7);
+  t.deepEqual(await client.script('EXISTS', INCREMENT_BY.sha), [1]);
+});

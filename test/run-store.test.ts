@@ -1,0 +1,241 @@
+import test from 'ava';
+import type { Redis } from 'ioredis';
+import { RunStore } from '../coordinator/run-store.ts';
+import {
+  canTransition,
+  newRunId,
+  RUN_STATES,
+  RUN_TRANSITIONS,
+  type EpochEntry,
+  type RunConfig,
+  type RunEvent,
+  type RunState,
+} from '../coordinator/run-state.ts';
+import { ConfigError, RunError } from '../shared/errors.ts';
+import { startTestRedis, uniquePrefix, type TestRedis } from './helpers/redis-server.ts';
+
+const CONFIG: RunConfig = { workers: 2, epochs: 3, batchSize: 256, lr: 0.05, resize: 32, seed: 7, backend: 'cpu', checkpointEvery: 50, limitTrain: 4096 };
+
+let redis: TestRedis;
+let client: Redis;
+test.before(async () => {
+  redis = await startTestRedis({ persist: false });
+  client = redis.connect('run-store-test');
+});
+test.after.always(() => redis?.close());
+
+function newStore(label: string, options: ConstructorParameters<typeof RunStore>[2] = {}): RunStore {
+  return new RunStore(client, uniquePrefix(label), options);
+}
+
+/** Legal moves that take a fresh (queued) run to `state`. */
+const PATH_TO: Record<RunState, RunState[]> = {
+  queued: [],
+  running: ['running'],
+  completed: ['running', 'completed'],
+  failed: ['running', 'failed'],
+  cancelled: ['running', 'cancelled'],
+  interrupted: ['running', 'interrupted'],
+};
+
+async function expectRunError(t: import('ava').ExecutionContext, promise: Promise<unknown>, code: string): Promise<void> {
+  const error = await t.throwsAsync(promise);
+  t.true(error instanceof RunError, `${error?.name}: ${error?.message}`);
+  t.is((error as RunError).code, code);
+}
+
+test('a new run is queued at generation 0 with its config', async (t) => {
+  const store = newStore('create');
+  const run = await store.create(CONFIG);
+  t.regex(run.id, /^run-\d{8}-\d{6}-[0-9a-f]{4}$/);
+  t.is(run.state, 'queued');
+  t.is(run.generation, 0);
+  t.deepEqual(run.config, CONFIG);
+  t.deepEqual(run.history, []);
+  t.false(run.cancelRequested);
+  t.deepEqual(await store.get(run.id), run);
+});
+
+test('every pair of states moves exactly when the transition table allows it', async (t) => {
+  const store = newStore('table');
+  let legal = 0;
+  for (const from of RUN_STATES) {
+    for (const to of RUN_STATES) {
+      const run = await store.create(CONFIG);
+      for (const step of PATH_TO[from]) await store.transition(run.id, step);
+      if (canTransition(from, to)) {
+        legal += 1;
+        t.is((await store.transition(run.id, to)).state, to, `${from} -> ${to}`);
+      } else {
+        await expectRunError(t, store.transition(run.id, to), 'RUN_BAD_TRANSITION');
+        t.is((await store.get(run.id)).state, from, `${from} stays after a refused move to ${to}`);
+      }
+    }
+  }
+  t.is(legal, Object.values(RUN_TRANSITIONS).flat().length);
+});
+
+test('of two connections racing for the same move, exactly one wins', async (t) => {
+  const other = redis.connect('run-store-racer');
+  const prefix = uniquePrefix('race');
+  const [storeA, storeB] = [new RunStore(client, prefix), new RunStore(other, prefix)];
+  for (let round = 0; round < 20; round += 1) {
+    const run = await storeA.create(CONFIG);
+    const start = await Promise.allSettled([storeA.transition(run.id, 'running'), storeB.transition(run.id, 'running')]);
+    t.is(start.filter((r) => r.status === 'fulfilled').length, 1, `round ${round}: one start wins`);
+    const loser = start.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    t.is((loser.reason as RunError).code, 'RUN_BAD_TRANSITION');
+
+    const end = await Promise.allSettled([storeA.transition(run.id, 'completed'), storeB.transition(run.id, 'failed', { error: 'boom' })]);
+    const winners = end.filter((r): r is PromiseFulfilledResult<Awaited<ReturnType<RunStore['get']>>> => r.status === 'fulfilled');
+    t.is(winners.length, 1, `round ${round}: one end wins`);
+    t.is((await storeA.get(run.id)).state, winners[0].value.state);
+  }
+  const events = await storeA.readEvents((await storeA.list({ limit: 1 }))[0].id);
+  t.deepEqual(events.map((e) => e.type), ['created', 'state', 'state']);
+});
+
+test('a transition with an expected source refuses when the run is elsewhere', async (t) => {
+  const store = newStore('from');
+  const run = await store.create(CONFIG);
+  await expectRunError(t, store.transition(run.id, 'cancelled', { from: 'running' }), 'RUN_BAD_TRANSITION');
+  t.is((await store.get(run.id)).state, 'queued');
+  await expectRunError(t, store.transition(run.id, 'completed', { from: 'queued' }), 'RUN_BAD_TRANSITION');
+  t.is((await store.transition(run.id, 'cancelled', { from: 'queued' })).state, 'cancelled');
+});
+
+test('resuming an interrupted run bumps the generation and clears the error and cancel request', async (t) => {
+  const store = newStore('resume');
+  const run = await store.create(CONFIG);
+  await store.transition(run.id, 'running');
+  await store.requestCancel(run.id);
+  t.true(await store.isCancelRequested(run.id));
+  const interrupted = await store.transition(run.id, 'interrupted', { error: 'worker 1 stopped answering' });
+  t.is(interrupted.error, 'worker 1 stopped answering');
+
+  const resumed = await store.transition(run.id, 'queued');
+  t.is(resumed.generation, 1);
+  t.is(resumed.error, undefined);
+  t.false(resumed.cancelRequested);
+  t.false(await store.isCancelRequested(run.id));
+  t.is(await store.bumpGeneration(run.id), 2);
+  t.is((await store.get(run.id)).generation, 2);
+});
+
+test('an unknown run id is RUN_NOT_FOUND for every operation', async (t) => {
+  const store = newStore('unknown');
+  const id = 'run-20000101-000000-0000';
+  const entry: EpochEntry = { epoch: 1, loss: 1, trainAcc: 0.5, testAcc: 0.5, examplesPerSec: 100, seconds: 1 };
+  await expectRunError(t, store.get(id), 'RUN_NOT_FOUND');
+  await expectRunError(t, store.transition(id, 'running'), 'RUN_NOT_FOUND');
+  await expectRunError(t, store.appendEpoch(id, entry), 'RUN_NOT_FOUND');
+  await expectRunError(t, store.setProgress(id, { epoch: 1, step: 1, stepsPerEpoch: 2, loss: 1, examplesPerSec: 1 }), 'RUN_NOT_FOUND');
+  await expectRunError(t, store.requestCancel(id), 'RUN_NOT_FOUND');
+  await expectRunError(t, store.isCancelRequested(id), 'RUN_NOT_FOUND');
+  await expectRunError(t, store.bumpGeneration(id), 'RUN_NOT_FOUND');
+  t.is(await client.exists(store.keys.run(id), store.keys.runHistory(id)), 0, 'nothing was written for it');
+});
+
+test('epoch history and progress round-trip, a re-written epoch replaces the old one', async (t) => {
+  let clock = 1_700_000_000_000;
+  const store = newStore('history', { now: () => clock });
+  const run = await store.create(CONFIG);
+  await store.transition(run.id, 'running');
+  const epoch2: EpochEntry = { epoch: 2, loss: 0.41, trainAcc: 0.852, testAcc: 0.861, examplesPerSec: 1234.5, seconds: 48.6 };
+  const epoch1: EpochEntry = { epoch: 1, loss: 0.73, trainAcc: 0.731, testAcc: 0.802, examplesPerSec: 1190.25, seconds: 50.4 };
+  await store.appendEpoch(run.id, { ...epoch2, loss: 9 });
+  await store.appendEpoch(run.id, epoch1);
+  await store.appendEpoch(run.id, epoch2);
+  clock += 1_500;
+  const progress = await store.setProgress(run.id, { epoch: 3, step: 17, stepsPerEpoch: 235, loss: 0.38, examplesPerSec: 1250 });
+
+  const stored = await store.get(run.id);
+  t.deepEqual(stored.history, [epoch1, epoch2]);
+  t.deepEqual(stored.progress, { epoch: 3, step: 17, stepsPerEpoch: 235, loss: 0.38, examplesPerSec: 1250, updatedAt: 1_700_000_001_500 });
+  t.deepEqual(progress, stored.progress);
+  t.is(stored.updatedAt, 1_700_000_001_500);
+  t.is(stored.createdAt, 1_700_000_000_000);
+});
+
+test('writes guarded by a generation are refused once the run moved on', async (t) => {
+  const store = newStore('stale');
+  const run = await store.create(CONFIG);
+  await store.transition(run.id, 'running');
+  await store.setProgress(run.id, { epoch: 1, step: 1, stepsPerEpoch: 10, loss: 2, examplesPerSec: 10 }, { generation: 0 });
+  await store.bumpGeneration(run.id);
+  await expectRunError(t, store.setProgress(run.id, { epoch: 1, step: 2, stepsPerEpoch: 10, loss: 2, examplesPerSec: 10 }, { generation: 0 }), 'RUN_STALE_GENERATION');
+  await expectRunError(t, store.appendEpoch(run.id, { epoch: 1, loss: 1, trainAcc: 0, testAcc: 0, examplesPerSec: 1, seconds: 1 }, { generation: 0 }), 'RUN_STALE_GENERATION');
+  const stored = await store.get(run.id);
+  t.is(stored.progress?.step, 1);
+  t.deepEqual(stored.history, []);
+});
+
+test('list returns runs newest first, up to the limit', async (t) => {
+  let clock = Date.UTC(2026, 10, 29, 2, 30, 0);
+  const store = newStore('list', { now: () => clock });
+  const ids: string[] = [];
+  for (let i = 0; i < 4; i += 1) {
+    ids.push((await store.create({ ...CONFIG, seed: i })).id);
+    clock += 1_000;
+  }
+  t.deepEqual((await store.list()).map((run) => run.id), [...ids].reverse());
+  t.deepEqual((await store.list({ limit: 2 })).map((run) => run.config.seed), [3, 2]);
+  t.deepEqual([...ids].sort(), ids, 'ids sort by creation time');
+  t.true(ids[0].startsWith('run-20261129-023000-'));
+});
+
+test('a bad config is refused with ConfigError before anything is stored', async (t) => {
+  const store = newStore('config');
+  for (const bad of [{ ...CONFIG, workers: 0 }, { ...CONFIG, lr: -1 }, { ...CONFIG, batchSize: 1.5 }, { ...CONFIG, colour: 'red' } as RunConfig]) {
+    const error = await t.throwsAsync(store.create(bad));
+    t.true(error instanceof ConfigError);
+  }
+  t.deepEqual(await store.list(), []);
+});
+
+test('run ids are unique and sortable', (t) => {
+  const at = new Date(Date.UTC(2026, 10, 29, 2, 30, 0));
+  const ids = new Set(Array.from({ length: 200 }, () => newRunId(at)));
+  t.true(ids.size > 190, `${ids.size} distinct of 200 in one second`);
+  t.true(newRunId(at) < newRunId(new Date(at.getTime() + 1_000)));
+});
+
+test('tailEvents yields state, progress and epoch events as another client writes them', async (t) => {
+  const prefix = uniquePrefix('tail');
+  const follower = new RunStore(client, prefix);
+  const writer = new RunStore(redis.connect('run-store-writer'), prefix);
+  const run = await writer.create(CONFIG);
+  const controller = new AbortController();
+  const seen: RunEvent[] = [];
+  const following = (async () => {
+    for await (const event of follower.tailEvents(run.id, { blockMs: 200, signal: controller.signal })) {
+      seen.push(event);
+      if (event.type === 'state' && event.to === 'completed') return;
+    }
+  })();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await writer.transition(run.id, 'running');
+  await writer.setProgress(run.id, { epoch: 1, step: 5, stepsPerEpoch: 10, loss: 1.2, examplesPerSec: 300 });
+  await writer.appendEpoch(run.id, { epoch: 1, loss: 1.1, trainAcc: 0.6, testAcc: 0.65, examplesPerSec: 310, seconds: 3 });
+  await writer.transition(run.id, 'completed');
+  await following;
+
+  t.deepEqual(seen.map((e) => e.type), ['state', 'progress', 'epoch', 'state'], 'the created event came before the tail started');
+  const progress = seen[1];
+  t.is(progress.type === 'progress' ? progress.progress.step : -1, 5);
+  const all = await follower.readEvents(run.id);
+  t.deepEqual(all.slice(1).map((e) => e.id), seen.map((e) => e.id));
+  t.deepEqual(await follower.readEvents(run.id, { after: seen[1].id }), all.slice(3));
+});
+
+test('tailEvents stops when its signal aborts, even while blocked', async (t) => {
+  const store = newStore('abort');
+  const run = await store.create(CONFIG);
+  const controller = new AbortController();
+  const started = Date.now();
+  setTimeout(() => controller.abort(), 100);
+  const events: RunEvent[] = [];
+  for await (const event of store.tailEvents(run.id, { blockMs: 10_000, signal: controller.signal })) events.push(event);
+  t.deepEqual(events, []);
+  t.true(Date.now() - started < 2_000, 'did not wait for the 10 s block');
+});
