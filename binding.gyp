@@ -1,0 +1,21 @@
+{
+  "targets": [
+    {
+      "target_name": "onednn_backend",
+      "sources": [
+        "native/addon.cc",
+        "native/dnnl-context.cc",
+        "native/convolution.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions", "-O2"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
+      "cflags": ["-O3", "-fopenmp"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-fopenmp", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "libraries": ["-ldnnl", "-fopenmp"]
+    }
+  ]
+}

@@ -1,0 +1,65 @@
+/**
+ * Loads the native addon (`build/Release/onednn_backend.node`, built by node-gyp from
+ * binding.gyp) and describes its functions. Every kernel function is synchronous, reads and
+ * writes the Float32Arrays it is given in place, checks their lengths against the geometry,
+ * and keeps no reference to them after returning.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** Where node-gyp puts the addon, relative to the repository root. */
+export const ADDON_PATH = fileURLToPath(new URL('../../../build/Release/onednn_backend.node', import.meta.url));
+
+/** Counters the addon keeps, for tests that check native memory stays bounded. */
+export interface AddonStats {
+  /** Cached oneDNN convolution plans (one per shape and direction). */
+  convolutionPlans: number;
+  /** Bytes held by the shared scratch buffers (scratchpads, reordered filters). */
+  sharedBufferBytes: number;
+}
+
+/** The addon's exports. Geometry arrays are laid out as documented in native/*.h. */
+export interface OnednnAddon {
+  /** oneDNN version, e.g. "2.6.3". */
+  version(): string;
+  /** Sets the OpenMP thread count used by every later kernel call. */
+  setThreads(threads: number): void;
+  threads(): number;
+  stats(): AddonStats;
+  /** Drops cached primitives and scratch buffers (they are rebuilt on the next call). */
+  releaseCaches(): void;
+
+  conv2dForward(geometry: Int32Array, x: Float32Array, w: Float32Array, bias: Float32Array | null, relu: boolean, y: Float32Array): void;
+  conv2dBackwardData(geometry: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
+  conv2dBackwardWeights(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
+}
+
+let cached: OnednnAddon | null | undefined;
+let loadError: unknown;
+
+/**
+ * The addon, loaded once; null when it was not built (or fails to load, e.g. libdnnl.so.2
+ * missing). `threads`, when given on the first call, sets OMP_NUM_THREADS before libgomp is
+ * loaded, which is when OpenMP reads it.
+ */
+export function loadAddon(threads?: number): OnednnAddon | null {
+  if (cached !== undefined) return cached;
+  if (threads !== undefined) process.env.OMP_NUM_THREADS = String(threads);
+  if (!existsSync(ADDON_PATH)) {
+    cached = null;
+    return cached;
+  }
+  try {
+    cached = createRequire(import.meta.url)(ADDON_PATH) as OnednnAddon;
+  } catch (error) {
+    loadError = error;
+    cached = null;
+  }
+  return cached;
+}
+
+/** Why the last load failed, when the file existed but could not be loaded. */
+export function addonLoadError(): unknown {
+  return loadError;
+}

@@ -1,0 +1,86 @@
+/**
+ * The `onednn` backend: TensorFlow.js's CPU backend (typed arrays in a DataStorage, every cpu
+ * kernel usable unchanged) plus recycling of the arrays native kernels write into.
+ *
+ * Recycling is safe only for arrays no JavaScript code can still see. An array is recyclable
+ * from the moment a native kernel takes it from the pool until anything else touches it:
+ * reading a tensor (`dataSync`, `data`, `readSync`), or another kernel storing the same
+ * buffer in a new tensor (the cpu Slice kernel returns `subarray` views, for instance) marks
+ * its buffer as escaped and it is then left to the garbage collector.
+ */
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { backend_util, DataId, DataType, TensorInfo } from '@tensorflow/tfjs-core';
+import type { OnednnAddon } from './addon.ts';
+import { Float32ArrayPool } from './buffer-pool.ts';
+
+export class OnednnBackend extends MathBackendCPU {
+  readonly addon: OnednnAddon;
+  private readonly pool: Float32ArrayPool;
+  /** Buffers of pooled arrays that only native kernels and the DataStorage reference. */
+  private readonly recyclable = new WeakSet<ArrayBufferLike>();
+
+  /** @param maxPooledBytes bytes of released arrays kept for reuse (default 1 GiB). */
+  constructor(addon: OnednnAddon, maxPooledBytes?: number) {
+    super();
+    this.addon = addon;
+    this.pool = new Float32ArrayPool(maxPooledBytes);
+    // The cpu backend's first write() prints an advert for tfjs-node; this is the native path.
+    (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+
+  /** An output array for a native kernel; its contents are undefined until the kernel runs. */
+  allocateFloat32(size: number): Float32Array {
+    const array = this.pool.take(size);
+    this.recyclable.add(array.buffer);
+    return array;
+  }
+
+  /** Stores an array from {@link allocateFloat32} as a new tensor's data. */
+  makeNativeOutput(values: Float32Array, shape: number[]): TensorInfo {
+    const dataId = super.write(values, shape, 'float32');
+    return { dataId, shape, dtype: 'float32' };
+  }
+
+  /** Bytes held by the pool for reuse. */
+  get pooledBytes(): number {
+    return this.pool.bytes;
+  }
+
+  override write(values: backend_util.BackendValues, shape: number[], dtype: DataType): DataId {
+    this.escape(values);
+    return super.write(values, shape, dtype);
+  }
+
+  override move(dataId: DataId, values: backend_util.BackendValues, shape: number[], dtype: DataType, refCount: number): void {
+    this.escape(values);
+    super.move(dataId, values, shape, dtype, refCount);
+  }
+
+  override readSync(dataId: DataId): backend_util.BackendValues {
+    if (this.data.has(dataId)) this.escape(this.data.get(dataId).values);
+    return super.readSync(dataId);
+  }
+
+  override async read(dataId: DataId): Promise<backend_util.BackendValues> {
+    return this.readSync(dataId);
+  }
+
+  override disposeData(dataId: DataId, force = false): boolean {
+    const values = this.data.has(dataId) ? this.data.get(dataId).values : undefined;
+    const released = super.disposeData(dataId, force);
+    if (released && values instanceof Float32Array && !this.data.has(dataId) && this.recyclable.has(values.buffer)) {
+      this.recyclable.delete(values.buffer);
+      this.pool.release(values);
+    }
+    return released;
+  }
+
+  override dispose(): void {
+    this.pool.clear();
+    super.dispose();
+  }
+
+  private escape(values: backend_util.BackendValues | undefined): void {
+    if (values !== undefined && ArrayBuffer.isView(values)) this.recyclable.delete(values.buffer);
+  }
+}
