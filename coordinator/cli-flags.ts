@@ -7,6 +7,7 @@ export type FlagValues = Record<string, string | boolean | undefined>;
 
 /** Flags that describe the training itself, shared by `train`, `launch` and the worker. */
 export const TRAINING_FLAGS = {
+  model: { type: 'string' },
   epochs: { type: 'string' },
   'batch-size': { type: 'string' },
   lr: { type: 'string' },
@@ -62,6 +63,7 @@ export function stringFlag(values: FlagValues, name: string): string | undefined
 /** The training options named by TRAINING_FLAGS; defaults are filled later by compileTrainingOptions. */
 export function trainingOptionsFromFlags(values: FlagValues): TrainingOptions {
   return {
+    model: stringFlag(values, 'model'),
     epochs: numberFlag(values, 'epochs'),
     batchSize: numberFlag(values, 'batch-size'),
     lr: numberFlag(values, 'lr'),

@@ -1,6 +1,6 @@
 import test from 'ava';
 import type { Redis } from 'ioredis';
-import { RunStore } from '../coordinator/run-store.ts';
+import { RunStore } from '../shared/run/run-store.ts';
 import {
   canTransition,
   newRunId,
@@ -8,9 +8,10 @@ import {
   RUN_TRANSITIONS,
   type EpochEntry,
   type RunConfig,
+  validateRunConfig,
   type RunEvent,
   type RunState,
-} from '../coordinator/run-state.ts';
+} from '../shared/run/run-state.ts';
 import { ConfigError, RunError } from '../shared/errors.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from './helpers/redis-server.ts';
 
@@ -50,7 +51,8 @@ test('a new run is queued at generation 0 with its config', async (t) => {
   t.regex(run.id, /^run-\d{8}-\d{6}-[0-9a-f]{4}$/);
   t.is(run.state, 'queued');
   t.is(run.generation, 0);
-  t.deepEqual(run.config, CONFIG);
+  t.deepEqual(run.config, validateRunConfig(CONFIG));
+  t.is(run.config.model, 'resnet18', 'training defaults are filled in');
   t.deepEqual(run.history, []);
   t.false(run.cancelRequested);
   t.deepEqual(await store.get(run.id), run);

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { resnet18Architecture } from '../../shared/model/resnet18-architecture.ts';
-import { createSeededResNet18 } from '../../shared/train/seeded-model.ts';
+import { createSeededModel } from '../../shared/train/seeded-model.ts';
 import { numberFlag, parseFlags } from '../cli-flags.ts';
 
 
@@ -14,8 +14,8 @@ export interface ModelSummary {
 /** Runs one image through a fresh model on the cpu backend and records the stage outputs. */
 export async function summarizeModel(size: number): Promise<ModelSummary> {
   await tf.setBackend('cpu');
-  const model = createSeededResNet18(0);
-  const input = [1, size, size, resnet18Architecture().inputChannels];
+  const model = createSeededModel('resnet18', 0);
+  const input: [number, number, number, number] = [1, size, size, resnet18Architecture().inputChannels];
   const stages: number[][] = [];
   tf.tidy(() => void model.forward(tf.zeros(input) as tf.Tensor4D, 'eval', (output) => stages.push(output.shape)));
   const summary = { input, stages, trainableParams: model.params.trainableCount };

@@ -4,14 +4,14 @@ import { limitImageSet, loadFashionMnist } from '../../shared/data/fashion-mnist
 import { installShutdownSignal } from '../../shared/process/shutdown-signal.ts';
 import { latestCheckpoint, readCheckpoint, writeCheckpoint } from '../../shared/train/checkpoint-store.ts';
 import { SoloCollective } from '../../shared/train/collective.ts';
-import { createSeededResNet18 } from '../../shared/train/seeded-model.ts';
+import { createSeededModel } from '../../shared/train/seeded-model.ts';
 import { TrainingLoop, type TrainingData } from '../../shared/train/training-loop.ts';
 import { initialTrainingState, type TrainingState } from '../../shared/train/training-state.ts';
 import { CheckpointError } from '../../shared/errors.ts';
 import { numberFlag, parseFlags, stringFlag, TRAINING_FLAGS, trainingOptionsFromFlags } from '../cli-flags.ts';
 import { epochJson, formatEpochLine } from '../epoch-line.ts';
 import { ProgressBar } from '../progress-bar.ts';
-import type { ResNet18 } from '../../shared/model/resnet18.ts';
+import type { TrainableModel } from '../../shared/model/trainable-model.ts';
 
 
 /** Training images and test images after --limit-train / --limit-test. */
@@ -23,7 +23,7 @@ export async function loadTrainingData(options: CompiledTrainingOptions): Promis
   };
 }
 
-async function resumeState(model: ResNet18, checkpointDir: string | undefined, resume: boolean): Promise<TrainingState> {
+async function resumeState(model: TrainableModel, checkpointDir: string | undefined, resume: boolean): Promise<TrainingState> {
   if (!resume) return initialTrainingState();
   if (!checkpointDir) throw new CheckpointError('CHECKPOINT_NO_DIR', '--resume needs --checkpoint-dir');
   const latest = await latestCheckpoint(checkpointDir);
@@ -40,7 +40,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const backend = await selectBackend(parseBackendChoice(stringFlag(values, 'backend') ?? process.env.TRAIN_BACKEND), { threads: numberFlag(values, 'threads') });
   process.stderr.write(`backend: ${backend.name}\n`);
   const data = await loadTrainingData(options);
-  const model = createSeededResNet18(options.seed);
+  const model = createSeededModel(options.model, options.seed);
   const state = await resumeState(model, checkpointDir, values.resume === true);
   const shutdown = installShutdownSignal({ log: (line) => process.stderr.write(`\n${line}\n`) });
   const bar = new ProgressBar();

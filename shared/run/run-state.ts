@@ -3,33 +3,25 @@
  * its history and progress records, and its id. Pure data and rules; storage is run-store.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { ConfigError, RunError } from '../shared/errors.ts';
+import { ConfigError, RunError } from '../errors.ts';
+import { compileTrainingOptions, type CompiledTrainingOptions, type TrainingOptions } from '../config/training-options.ts';
 
-/** The hyper-parameters and deployment of one run, fixed when it is created. */
-export interface RunConfig {
+/**
+ * The hyper-parameters and deployment of one run, fixed when it is created: the same training
+ * options as `coordinator train` (validated by the same compileTrainingOptions) plus the
+ * deployment fields.
+ */
+export interface RunConfig extends TrainingOptions {
   /** Number of data-parallel workers (ring size), >= 1. */
   workers: number;
-  /** Passes over the training set, >= 1. */
-  epochs: number;
-  /** Global batch size (summed over workers), in examples, >= 1. */
-  batchSize: number;
-  /** Learning rate, > 0. */
-  lr: number;
-  /** Side of the square input the 28x28 images are resized to, in pixels, >= 1. */
-  resize: number;
-  /** Seed of every random draw (init, shuffling), an integer. */
-  seed: number;
-  /** TensorFlow.js backend name the workers use (e.g. 'cpu', 'wasm', 'tensorflow'). */
+  /** TensorFlow.js backend the workers ask for (see shared/backend/select-backend.ts). */
   backend: string;
-  /** Steps between two checkpoints, >= 1. */
-  checkpointEvery: number;
-  /** Use only the first N training examples. @default all */
-  limitTrain?: number;
-  /** Use only the first N test examples. @default all */
-  limitTest?: number;
   /** Threads per worker for backends that take a count. @default backend's own */
   threads?: number;
 }
+
+/** A validated run config, every training default filled in. */
+export type CompiledRunConfig = CompiledTrainingOptions & { workers: number; backend: string; threads?: number };
 
 /**
  * Lifecycle of a run. `interrupted` means the workers died or the coordinator was stopped; like
@@ -116,7 +108,7 @@ export interface RunProgress {
 /** Everything known about one run. */
 export interface RunRecord {
   id: string;
-  config: RunConfig;
+  config: CompiledRunConfig;
   state: RunState;
   /** Incremented on each resume (and on each ring restart); workers of older generations are ignored. Starts at 0. */
   generation: number;
@@ -134,27 +126,22 @@ export interface RunRecord {
   cancelRequested: boolean;
 }
 
-const POSITIVE_INTEGERS = ['workers', 'epochs', 'batchSize', 'resize', 'checkpointEvery'] as const;
-const OPTIONAL_POSITIVE_INTEGERS = ['limitTrain', 'limitTest', 'threads'] as const;
-const KNOWN_KEYS = new Set<string>([...POSITIVE_INTEGERS, ...OPTIONAL_POSITIVE_INTEGERS, 'lr', 'seed', 'backend']);
+const DEPLOYMENT_KEYS = ['workers', 'backend', 'threads'] as const;
+const KNOWN_KEYS = new Set<string>([...DEPLOYMENT_KEYS, 'model', 'epochs', 'batchSize', 'lr', 'resize', 'seed', 'limitTrain', 'limitTest', 'microBatch', 'checkpointEvery']);
 
 /**
- * Checks a run config and returns a copy holding only its known keys. Throws ConfigError naming
- * the first bad or unknown key.
+ * Checks a run config and returns it compiled (defaults filled, only known keys). Throws
+ * ConfigError naming the first bad or unknown key.
  */
-export function validateRunConfig(config: RunConfig): RunConfig {
+export function validateRunConfig(config: RunConfig): CompiledRunConfig {
   const unknown = Object.keys(config).filter((key) => !KNOWN_KEYS.has(key));
   if (unknown.length > 0) throw new ConfigError(`unknown run config key(s): ${unknown.join(', ')}`);
-  for (const key of POSITIVE_INTEGERS) requirePositiveInteger(key, config[key]);
-  for (const key of OPTIONAL_POSITIVE_INTEGERS) {
-    if (config[key] !== undefined) requirePositiveInteger(key, config[key]);
-  }
-  if (!(Number.isFinite(config.lr) && config.lr > 0)) throw new ConfigError(`lr must be a positive number, got ${config.lr}`);
-  if (!Number.isSafeInteger(config.seed)) throw new ConfigError(`seed must be an integer, got ${config.seed}`);
+  requirePositiveInteger('workers', config.workers);
+  if (config.threads !== undefined) requirePositiveInteger('threads', config.threads);
   if (typeof config.backend !== 'string' || config.backend === '') throw new ConfigError('backend must be a non-empty string');
-  const copy: Record<string, unknown> = {};
-  for (const key of KNOWN_KEYS) if (config[key as keyof RunConfig] !== undefined) copy[key] = config[key as keyof RunConfig];
-  return copy as unknown as RunConfig;
+  const compiled: CompiledRunConfig = { ...compileTrainingOptions(config), workers: config.workers, backend: config.backend };
+  if (config.threads !== undefined) compiled.threads = config.threads;
+  return JSON.parse(JSON.stringify(compiled)) as CompiledRunConfig;
 }
 
 function requirePositiveInteger(key: string, value: unknown): void {

@@ -4,9 +4,9 @@
  * guards happen atomically even when several processes share the run.
  */
 import type { Redis } from 'ioredis';
-import { RunError } from '../shared/errors.ts';
-import { RedisKeys } from '../shared/redis/keys.ts';
-import { LuaScript } from '../shared/redis/lua-script.ts';
+import { RunError } from '../errors.ts';
+import { RedisKeys } from '../redis/keys.ts';
+import { LuaScript } from '../redis/lua-script.ts';
 import {
   assertTransition,
   newRunId,
@@ -15,6 +15,7 @@ import {
   validateRunConfig,
   type EpochEntry,
   type RunConfig,
+  type CompiledRunConfig,
   type RunEvent,
   type RunEventBody,
   type RunProgress,
@@ -264,7 +265,7 @@ function ignoreNotFound(error: unknown): undefined {
 function parseRecord(fields: Record<string, string>, history: Record<string, string>): RunRecord {
   const record: RunRecord = {
     id: fields.id,
-    config: JSON.parse(fields.config) as RunConfig,
+    config: JSON.parse(fields.config) as CompiledRunConfig,
     state: parseRunState(fields.state),
     generation: Number(fields.generation),
     createdAt: Number(fields.createdAt),
