@@ -1,7 +1,10 @@
 import { ConfigError } from '../errors.ts';
+import { MODEL_KINDS, type ModelKind } from '../model/trainable-model.ts';
 
 /** What a training run is asked to do; every field optional, defaults as in the seed program. */
 export interface TrainingOptions {
+  /** The network: the seed's ResNet-18, or a tiny CNN without batch norm (tests, smoke runs). @default 'resnet18' */
+  model?: string;
   /** @default 10 */
   epochs?: number;
   /** Global batch size, summed over all workers. @default 256 */
@@ -27,6 +30,7 @@ export interface TrainingOptions {
 
 /** Validated options with every default filled in. */
 export interface CompiledTrainingOptions {
+  model: ModelKind;
   epochs: number;
   batchSize: number;
   lr: number;
@@ -62,7 +66,10 @@ function optionalInteger(name: string, value: number | undefined, min: number): 
 export function compileTrainingOptions(options: TrainingOptions): CompiledTrainingOptions {
   const lr = options.lr ?? TRAINING_DEFAULTS.lr;
   if (!Number.isFinite(lr) || lr <= 0) throw new ConfigError(`lr must be a positive number, got ${lr}`);
+  const model = options.model ?? 'resnet18';
+  if (!MODEL_KINDS.includes(model as ModelKind)) throw new ConfigError(`model must be one of ${MODEL_KINDS.join(', ')}, got '${model}'`);
   return {
+    model: model as ModelKind,
     epochs: integer('epochs', options.epochs ?? TRAINING_DEFAULTS.epochs, 1),
     batchSize: integer('batch-size', options.batchSize ?? TRAINING_DEFAULTS.batchSize, 1),
     lr,

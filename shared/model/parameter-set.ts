@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { layersInOrder, type ResNet18Architecture } from './resnet18-architecture.ts';
-import { defaultBiasBound, fillUniform, xavierBound, type UniformSource } from './parameter-init.ts';
+import type { UniformSource } from './parameter-init.ts';
+import { addConvParameters, addDenseParameters } from './layer-ops.ts';
 
 /** A named weight; names follow tfjs-layers (`<layer>/kernel`), so checkpoints line up. */
 export interface NamedVariable {
@@ -58,13 +59,7 @@ export function initialParameters(arch: ResNet18Architecture, rng: UniformSource
   const params = new ParameterSet();
   for (const layer of layersInOrder(arch)) {
     if (layer.kind === 'conv') {
-      const { kernelSize: k, inChannels, outChannels, name } = layer;
-      const receptive = k * k;
-      const kernel = new Float32Array(k * k * inChannels * outChannels);
-      fillUniform(kernel, xavierBound(inChannels * receptive, outChannels * receptive), rng);
-      params.add(`${name}/kernel`, kernel, [k, k, inChannels, outChannels], true);
-      const bias = fillUniform(new Float32Array(outChannels), defaultBiasBound(inChannels * receptive), rng);
-      params.add(`${name}/bias`, bias, [outChannels], true);
+      addConvParameters(params, layer, rng);
     } else {
       const c = layer.channels;
       params.add(`${layer.name}/gamma`, new Float32Array(c).fill(1), [c], true);
@@ -74,9 +69,7 @@ export function initialParameters(arch: ResNet18Architecture, rng: UniformSource
     }
   }
   const { name, inFeatures, outFeatures } = arch.dense;
-  const kernel = fillUniform(new Float32Array(inFeatures * outFeatures), xavierBound(inFeatures, outFeatures), rng);
-  params.add(`${name}/kernel`, kernel, [inFeatures, outFeatures], true);
-  params.add(`${name}/bias`, fillUniform(new Float32Array(outFeatures), defaultBiasBound(inFeatures), rng), [outFeatures], true);
+  addDenseParameters(params, name, inFeatures, outFeatures, rng);
   return params;
 }
 

@@ -10,15 +10,10 @@ import {
 } from './resnet18-architecture.ts';
 import { initialParameters, type ParameterSet } from './parameter-set.ts';
 import type { UniformSource } from './parameter-init.ts';
-
-/**
- * `train`: batch norm normalises with the batch's statistics and updates its running
- * statistics (PyTorch `model.train()`); `eval`: it uses the running statistics.
- */
-export type ForwardMode = 'train' | 'eval';
-
-/** Shapes seen during a forward pass, for `coordinator summary`. */
-export type StageShapes = number[][];
+import { buildLayersMirror } from './layers-mirror.ts';
+import { convolve, dense } from './layer-ops.ts';
+import type { ForwardMode, TrainableModel } from './trainable-model.ts';
+import type * as tfl from '@tensorflow/tfjs-layers';
 
 /**
  * The seed's ResNet-18 as explicit TensorFlow.js operations over a {@link ParameterSet}.
@@ -26,7 +21,8 @@ export type StageShapes = number[][];
  * follows PyTorch exactly (unbiased variance in the running estimate) and so that gradients,
  * all-reduce and update stay three separate steps.
  */
-export class ResNet18 {
+export class ResNet18 implements TrainableModel {
+  readonly kind = 'resnet18' as const;
   readonly architecture: ResNet18Architecture;
   readonly params: ParameterSet;
 
@@ -63,6 +59,14 @@ export class ResNet18 {
     return logits;
   }
 
+  get classes(): number {
+    return this.architecture.classes;
+  }
+
+  buildLayersMirror(imageSize: number): tfl.LayersModel {
+    return buildLayersMirror(this.architecture, imageSize);
+  }
+
   dispose(): void {
     this.params.dispose();
   }
@@ -71,20 +75,13 @@ export class ResNet18 {
     let y = tf.relu(this.batchNorm(this.convolve(x, unit.conv1), unit.bn1, mode));
     y = this.batchNorm(this.convolve(y, unit.conv2), unit.bn2, mode);
     const shortcut = unit.shortcut ? this.convolve(x, unit.shortcut) : x;
-    return tf.relu(tf.add(y, shortcut));
+    return tf.relu(tf.add(y, shortcut)) as tf.Tensor4D;
   }
 
   private convolve(x: tf.Tensor4D, layer: ConvLayer): tf.Tensor4D {
-    const p = layer.padding;
-    const pad: tf.conv_util.ExplicitPadding | 'valid' = p === 0 ? 'valid' : [[0, 0], [p, p], [p, p], [0, 0]];
-    return tf.fused.conv2d({
-      x,
-      filter: this.params.get(`${layer.name}/kernel`) as tf.Tensor4D,
-      bias: this.params.get(`${layer.name}/bias`),
-      strides: layer.stride,
-      pad,
-    });
+    return convolve(x, this.params, layer);
   }
+
 
   private batchNorm(x: tf.Tensor4D, layer: BatchNormLayer, mode: ForwardMode): tf.Tensor4D {
     const gamma = this.params.get(`${layer.name}/gamma`) as tf.Tensor1D;
@@ -100,9 +97,9 @@ export class ResNet18 {
   }
 
   private dense(x: tf.Tensor2D): tf.Tensor2D {
-    const { name } = this.architecture.dense;
-    return tf.add(tf.matMul(x, this.params.get(`${name}/kernel`) as tf.Tensor2D), this.params.get(`${name}/bias`));
+    return dense(x, this.params, this.architecture.dense.name);
   }
+
 }
 
 /**

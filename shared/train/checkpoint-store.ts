@@ -3,9 +3,8 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { CheckpointError } from '../errors.ts';
-import { buildLayersMirror } from '../model/layers-mirror.ts';
 import { assignValues, flattenValues } from '../model/parameter-set.ts';
-import type { ResNet18 } from '../model/resnet18.ts';
+import type { TrainableModel } from '../model/trainable-model.ts';
 import type { TrainingState } from './training-state.ts';
 
 /**
@@ -32,16 +31,17 @@ interface SavedState<C> {
   imageSize: number;
 }
 
-/** Topology JSON per image size; building the mirror allocates a whole model, so do it once. */
-const topologyCache = new Map<number, unknown>();
+/** Topology JSON per model and image size; building a mirror allocates a whole model, so do it once. */
+const topologyCache = new Map<string, unknown>();
 
-function modelTopology(model: ResNet18, imageSize: number): unknown {
-  let topology = topologyCache.get(imageSize);
+function modelTopology(model: TrainableModel, imageSize: number): unknown {
+  const key = `${model.kind}:${imageSize}`;
+  let topology = topologyCache.get(key);
   if (!topology) {
-    const mirror: tfl.LayersModel = buildLayersMirror(model.architecture, imageSize);
+    const mirror: tfl.LayersModel = model.buildLayersMirror(imageSize);
     topology = mirror.toJSON(undefined, false);
     mirror.dispose();
-    topologyCache.set(imageSize, topology);
+    topologyCache.set(key, topology);
   }
   return topology;
 }
@@ -61,7 +61,7 @@ async function writeFileSynced(file: string, data: string | Uint8Array): Promise
 }
 
 /** Weight specs and bytes of every parameter, trainable then running statistics. */
-function serializeWeights(model: ResNet18): { specs: WeightSpec[]; bytes: Uint8Array } {
+function serializeWeights(model: TrainableModel): { specs: WeightSpec[]; bytes: Uint8Array } {
   const weights = model.params.all();
   const specs = weights.map(({ name, variable }) => ({ name, shape: variable.shape, dtype: 'float32' as const }));
   return { specs, bytes: new Uint8Array(flattenValues(weights).buffer) };
@@ -71,7 +71,7 @@ function serializeWeights(model: ResNet18): { specs: WeightSpec[]; bytes: Uint8A
  * Writes a checkpoint of `model` and `state` into `dir` atomically and returns its path.
  * `config` is the run's training configuration, stored so that resume needs nothing else.
  */
-export async function writeCheckpoint<C>(dir: string, model: ResNet18, imageSize: number, state: TrainingState, config: C): Promise<string> {
+export async function writeCheckpoint<C>(dir: string, model: TrainableModel, imageSize: number, state: TrainingState, config: C): Promise<string> {
   await fs.mkdir(dir, { recursive: true });
   const finalPath = path.join(dir, checkpointName(state.globalStep));
   const tmpPath = path.join(dir, `.tmp-${checkpointName(state.globalStep)}-${process.pid}-${Date.now()}`);
@@ -125,7 +125,7 @@ async function readJson(file: string): Promise<unknown> {
 }
 
 /** Checks that every weight of `model` is in the checkpoint with the same shape, and nothing else. */
-function checkSpecsFit(specs: WeightSpec[], model: ResNet18, file: string): void {
+function checkSpecsFit(specs: WeightSpec[], model: TrainableModel, file: string): void {
   const expected = new Map(model.params.all().map(({ name, variable }) => [name, variable.shape]));
   const problems: string[] = [];
   for (const spec of specs) {
@@ -142,7 +142,7 @@ function checkSpecsFit(specs: WeightSpec[], model: ResNet18, file: string): void
 }
 
 /** Loads a checkpoint's weights into `model` and returns its training state and config. */
-export async function readCheckpoint<C>(checkpointPath: string, model: ResNet18): Promise<SavedState<C>> {
+export async function readCheckpoint<C>(checkpointPath: string, model: TrainableModel): Promise<SavedState<C>> {
   const modelFile = path.join(checkpointPath, MODEL_FILE);
   const manifest = (await readJson(modelFile)) as { weightsManifest?: { weights: WeightSpec[] }[] };
   const specs = manifest.weightsManifest?.flatMap((group) => group.weights) ?? [];

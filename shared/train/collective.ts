@@ -1,5 +1,5 @@
 import { assignValues, flattenValues } from '../model/parameter-set.ts';
-import type { ResNet18 } from '../model/resnet18.ts';
+import type { TrainableModel } from '../model/trainable-model.ts';
 
 /**
  * How a training process combines its work with its peers. Every call is collective: all ranks
@@ -40,7 +40,7 @@ export class SoloCollective implements Collective {
  * evaluation and checkpoints (as DDP users do without SyncBatchNorm: each worker's statistics
  * come from its own slice of the batch during training).
  */
-export async function averageRunningStats(model: ResNet18, collective: Collective, step: number): Promise<void> {
+export async function averageRunningStats(model: TrainableModel, collective: Collective, step: number): Promise<void> {
   if (collective.worldSize === 1) return;
   const buffer = flattenValues(model.params.runningStats);
   await collective.sumInPlace(buffer, { step, purpose: 'bn-stats' });

@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ImageSet } from '../data/fashion-mnist.ts';
 import { buildBatch } from '../data/batch-builder.ts';
-import type { ResNet18 } from '../model/resnet18.ts';
+import type { TrainableModel } from '../model/trainable-model.ts';
 
 /** Correct predictions among images [start, end) of `set`, with batch norm in eval mode. */
-export function countCorrect(model: ResNet18, set: ImageSet, imageSize: number, batchSize: number, start = 0, end = set.count): number {
+export function countCorrect(model: TrainableModel, set: ImageSet, imageSize: number, batchSize: number, start = 0, end = set.count): number {
   let correct = 0;
   for (let first = start; first < end; first += batchSize) {
     const count = Math.min(batchSize, end - first);

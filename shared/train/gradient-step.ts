@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import './register-gradients.ts';
-import type { ResNet18 } from '../model/resnet18.ts';
+import type { TrainableModel } from '../model/trainable-model.ts';
 
 /** A batch of NHWC images [count, size, size, 1] in [0, 1] and their class labels. */
 export interface ImageBatch {
@@ -41,20 +41,21 @@ interface ChunkResult {
 }
 
 /** One forward and backward pass over `count` images starting at image `start`. */
-function chunkGradients(model: ResNet18, batch: ImageBatch, start: number, count: number, denominator: number): ChunkResult {
+function chunkGradients(model: TrainableModel, batch: ImageBatch, start: number, count: number, denominator: number): ChunkResult {
   const pixels = batch.size * batch.size;
   const x = tf.tensor4d(batch.x.subarray(start * pixels, (start + count) * pixels), [count, batch.size, batch.size, 1]);
   const labels = tf.tensor1d(batch.labels.subarray(start, start + count), 'int32');
-  const oneHot = tf.oneHot(labels, model.architecture.classes);
+  const oneHot = tf.oneHot(labels, model.classes);
   let lossSum: tf.Scalar | undefined;
   let correct: tf.Scalar | undefined;
   const variables = model.params.trainable.map((p) => p.variable);
   const { value, grads } = tf.variableGrads(() => {
     const logits = model.forward(x, 'train');
     const nll = tf.neg(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1));
-    lossSum = tf.keep(tf.sum(nll));
-    correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32')));
-    return tf.div(lossSum, denominator) as tf.Scalar;
+    const sum = tf.keep(tf.sum(nll) as tf.Scalar);
+    lossSum = sum;
+    correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32')) as tf.Scalar);
+    return tf.div(sum, denominator) as tf.Scalar;
   }, variables);
   tf.dispose([x, labels, oneHot, value]);
   return { grads, lossSum: lossSum!, correct: correct! };
@@ -81,7 +82,7 @@ function accumulate(total: ChunkResult, next: ChunkResult): ChunkResult {
  * the chunk's own statistics and updates its running statistics once per chunk, as PyTorch does
  * with gradient accumulation. No tensors outlive the call.
  */
-export function computeGradients(model: ResNet18, batch: ImageBatch, options: GradientOptions): GradientResult {
+export function computeGradients(model: TrainableModel, batch: ImageBatch, options: GradientOptions): GradientResult {
   let total: ChunkResult | undefined;
   for (let start = 0; start < batch.count; start += options.microBatch) {
     const count = Math.min(options.microBatch, batch.count - start);

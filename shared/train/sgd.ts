@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ResNet18 } from '../model/resnet18.ts';
+import type { TrainableModel } from '../model/trainable-model.ts';
 
 /**
  * Plain SGD (no momentum, no weight decay): p <- p - lr * g, with `gradients` flattened in the
  * canonical parameter order. Every worker applies the same update to the same weights, so
  * their replicas stay bit-identical.
  */
-export function applySgd(model: ResNet18, gradients: Float32Array, learningRate: number): void {
+export function applySgd(model: TrainableModel, gradients: Float32Array, learningRate: number): void {
   if (gradients.length !== model.params.trainableCount) {
     throw new RangeError(`gradient buffer has ${gradients.length} values, the model ${model.params.trainableCount}`);
   }

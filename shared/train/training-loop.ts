@@ -2,7 +2,7 @@ import type { CompiledTrainingOptions } from '../config/training-options.ts';
 import { buildBatch } from '../data/batch-builder.ts';
 import { globalBatches, sliceForRank } from '../data/batch-order.ts';
 import type { ImageSet } from '../data/fashion-mnist.ts';
-import type { ResNet18 } from '../model/resnet18.ts';
+import type { TrainableModel } from '../model/trainable-model.ts';
 import { averageRunningStats, type Collective } from './collective.ts';
 import { countCorrect } from './evaluate.ts';
 import { computeGradients } from './gradient-step.ts';
@@ -66,7 +66,7 @@ export class TrainingLoop {
   private readonly parameterCount: number;
 
   constructor(
-    private readonly model: ResNet18,
+    private readonly model: TrainableModel,
     private readonly data: TrainingData,
     private readonly options: CompiledTrainingOptions,
     private readonly collective: Collective,
