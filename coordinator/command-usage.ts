@@ -6,4 +6,19 @@ export const COMMAND_USAGE = {
       [--limit-train N] [--limit-test N] [--micro-batch N] [--backend auto|tensorflow-gpu|tensorflow|onednn|wasm|cpu]
       [--threads N] [--checkpoint-dir DIR] [--checkpoint-every STEPS] [--resume] [--json]
   Trains in this one process (no Redis), printing the seed's per-epoch line.`,
+  launch: `launch [--local] --workers N [training flags as for train] [--follow] [--json]
+      [--redis URL] [--prefix fmnist] [--state-dir .fmnist-cluster]
+  Creates a run and queues its N worker jobs. --local also starts Redis (when REDIS_URL is unset
+  and nothing answers on 127.0.0.1:6379), the coordinator and N worker processes, and follows the
+  run to its end; Ctrl-C stops everything cleanly and leaves the run resumable.`,
+  resume: `resume <run> [--local] [--follow] [--json] [--redis URL] [--prefix P] [--state-dir DIR]
+  Continues a failed, cancelled or interrupted run from its newest complete checkpoint.`,
+  status: `status <run> [--follow] [--json] [--redis URL] [--prefix P]
+  Prints the run's state, config and per-epoch history; --follow attaches until it stops.`,
+  list: `list [--limit 20] [--json] [--redis URL] [--prefix P]
+  Lists runs, newest first.`,
+  cancel: `cancel <run> [--redis URL] [--prefix P]
+  Cancels a run: its workers stop together after the current step.`,
+  serve: `serve [--redis URL] [--prefix P] [--local] [--state-dir DIR]
+  The long-running coordinator: publishes the dataset shards and watches the jobs.`,
 } as const;

@@ -11,6 +11,12 @@ type Command = (argv: string[]) => Promise<number>;
 const COMMANDS: Record<string, { run: Command; usage: string }> = {
   summary: { run: async (argv) => (await import('./commands/summary.ts')).summaryCommand(argv), usage: COMMAND_USAGE.summary },
   train: { run: async (argv) => (await import('./commands/train.ts')).trainCommand(argv), usage: COMMAND_USAGE.train },
+  launch: { run: async (argv) => (await import('./commands/launch.ts')).launchCommand(argv), usage: COMMAND_USAGE.launch },
+  resume: { run: async (argv) => (await import('./commands/resume.ts')).resumeCommand(argv), usage: COMMAND_USAGE.resume },
+  status: { run: async (argv) => (await import('./commands/status.ts')).statusCommand(argv), usage: COMMAND_USAGE.status },
+  list: { run: async (argv) => (await import('./commands/list.ts')).listCommand(argv), usage: COMMAND_USAGE.list },
+  cancel: { run: async (argv) => (await import('./commands/cancel.ts')).cancelCommand(argv), usage: COMMAND_USAGE.cancel },
+  serve: { run: async (argv) => (await import('./commands/serve.ts')).serveCommand(argv), usage: COMMAND_USAGE.serve },
 };
 
 function usage(): string {

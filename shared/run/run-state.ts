@@ -87,6 +87,8 @@ export interface EpochEntry {
   examplesPerSec: number;
   /** Wall-clock duration of the epoch, in seconds. */
   seconds: number;
+  /** The TensorFlow.js backend the workers trained on. */
+  backend?: string;
 }
 
 /** Where a running run is now. */

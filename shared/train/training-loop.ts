@@ -164,6 +164,7 @@ export class TrainingLoop {
       trainAcc: correct! / count!,
       testAcc: testCorrect! / this.data.test.count,
       examplesPerSec: count! / state.totals.seconds,
+      seconds: state.totals.seconds,
     };
     state.history.push(record);
     state.epoch += 1;

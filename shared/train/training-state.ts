@@ -15,6 +15,8 @@ export interface EpochRecord {
   testAcc: number;
   /** Training examples per second over the epoch's steps (evaluation excluded). */
   examplesPerSec: number;
+  /** Seconds spent in the epoch's training steps on rank 0. */
+  seconds: number;
 }
 
 /** Running sums over the steps of the epoch in progress. */

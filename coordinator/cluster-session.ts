@@ -1,0 +1,133 @@
+import path from 'node:path';
+import { ensureRedis, type LocalRedis } from '../shared/redis/local-redis.ts';
+import { DEFAULT_KEY_PREFIX } from '../shared/redis/keys.ts';
+import { installShutdownSignal } from '../shared/process/shutdown-signal.ts';
+import type { RunRecord } from '../shared/run/run-state.ts';
+import { ConfigError } from '../shared/errors.ts';
+import { ClusterClient } from './cluster-client.ts';
+import { CoordinatorService } from './coordinator-service.ts';
+import { epochJson, formatEpochLine } from './epoch-line.ts';
+import { LocalCluster } from './local-cluster.ts';
+import { ProgressBar } from './progress-bar.ts';
+import { followRun } from './run-follower.ts';
+import { stringFlag, type FlagValues } from './cli-flags.ts';
+
+/** Flags of commands that talk to a cluster. */
+export const CLUSTER_FLAGS = {
+  redis: { type: 'string' },
+  prefix: { type: 'string' },
+  local: { type: 'boolean' },
+  'state-dir': { type: 'string' },
+} as const;
+
+/** Where `--local` keeps its Redis data, checkpoints and worker logs, so runs stay resumable. */
+export function stateDir(values: FlagValues): string {
+  return path.resolve(stringFlag(values, 'state-dir') ?? process.env.FMNIST_STATE_DIR ?? '.fmnist-cluster');
+}
+
+export interface ClusterSession {
+  client: ClusterClient;
+  redis?: LocalRedis;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to the cluster's Redis: `--redis`, else REDIS_URL; with `--local`, when neither is set
+ * and nothing answers on 127.0.0.1:6379, starts a redis-server whose data lives in the state
+ * directory (so `resume --local` finds the run again).
+ */
+export async function openClusterSession(values: FlagValues, env: NodeJS.ProcessEnv = process.env): Promise<ClusterSession> {
+  const url = stringFlag(values, 'redis') ?? env.REDIS_URL;
+  const prefix = stringFlag(values, 'prefix') ?? env.FMNIST_PREFIX ?? DEFAULT_KEY_PREFIX;
+  let redis: LocalRedis | undefined;
+  if (values.local === true) {
+    redis = await ensureRedis({ url, env, dataDir: path.join(stateDir(values), 'redis') });
+  } else if (!url) {
+    throw new ConfigError('no Redis: pass --redis redis://host:port, set REDIS_URL, or use --local');
+  }
+  const client = new ClusterClient(redis?.url ?? url!, prefix);
+  return {
+    client,
+    redis,
+    async close() {
+      await client.close();
+      await redis?.close();
+    },
+  };
+}
+
+export interface RunToEndOptions {
+  json: boolean;
+  /** Start the coordinator service and N worker processes here (`--local`). */
+  local: boolean;
+  values: FlagValues;
+  /** Extra flags for local workers. */
+  workerArgs: string[];
+}
+
+function printEpochs(run: RunRecord, json: boolean, bar: ProgressBar) {
+  return (entry: RunRecord['history'][number]) => {
+    bar.clear();
+    const backend = entry.backend ?? run.config.backend;
+    const line = json ? epochJson(entry, backend, { workers: run.config.workers }) : formatEpochLine(entry, run.config.epochs, `${backend} x${run.config.workers}`);
+    process.stdout.write(`${line}\n`);
+  };
+}
+
+/**
+ * Follows a queued run to its end, printing each epoch (and a progress bar on a terminal); with
+ * `local`, runs the workers here and stops them cleanly on Ctrl-C, leaving the run resumable.
+ * Resolves to the exit code: 0 only when the run completed.
+ */
+export async function runToEnd(session: ClusterSession, run: RunRecord, options: RunToEndOptions, start: (service?: CoordinatorService) => Promise<void>): Promise<number> {
+  const { client } = session;
+  const service = options.local ? new CoordinatorService(client, (line) => process.stderr.write(`${line}\n`)) : undefined;
+  await service?.start();
+  const dir = stateDir(options.values);
+  const cluster = options.local
+    ? LocalCluster.start({
+        workers: run.config.workers,
+        redisUrl: client.redisUrl,
+        prefix: client.keys.prefix,
+        checkpointRoot: path.join(dir, 'checkpoints'),
+        logDir: path.join(dir, 'logs', run.id),
+        workerArgs: options.workerArgs,
+      })
+    : undefined;
+  const follow = new AbortController();
+  const shutdown = installShutdownSignal({ log: (line) => process.stderr.write(`\n${line}\n`) });
+  shutdown.onDrain(async () => {
+    if (!cluster) return follow.abort();
+    await cluster.stop();
+    await markStopped(client, run.id);
+  });
+  const bar = new ProgressBar();
+  try {
+    await start(service);
+    if (!options.json) process.stderr.write(`run ${run.id}: ${run.config.workers} worker(s)${cluster ? `, logs in ${cluster.options.logDir}` : ''}\n`);
+    const final = await followRun(client.runs, run.id, {
+      onEpoch: printEpochs(run, options.json, bar),
+      onProgress: (p) => {
+        const done = (p.epoch - 1) * p.stepsPerEpoch + p.step;
+        bar.update(done, run.config.epochs * p.stepsPerEpoch, `epoch ${p.epoch}/${run.config.epochs} step ${p.step}/${p.stepsPerEpoch} loss ${p.loss.toFixed(3)} ${p.examplesPerSec.toFixed(1)} ex/s`);
+      },
+    }, follow.signal);
+    bar.clear();
+    process.stdout.write(`${JSON.stringify({ run: run.id, status: final.state, ...(final.error ? { error: final.error } : {}) })}\n`);
+    if (final.state !== 'completed' && final.state !== 'running' && !options.json) {
+      process.stderr.write(`run ${run.id} is ${final.state}${final.error ? `: ${final.error}` : ''}; resume with: npm run coordinator -- resume ${run.id}${options.local ? ' --local' : ''}\n`);
+    }
+    return final.state === 'completed' ? 0 : shutdown.requested ? 130 : 1;
+  } finally {
+    shutdown.dispose();
+    await cluster?.stop();
+    await service?.close();
+  }
+}
+
+/** After local workers were stopped: a run they left queued or running is marked so it can be resumed. */
+async function markStopped(client: ClusterClient, runId: string): Promise<void> {
+  const run = await client.runs.get(runId);
+  if (run.state === 'running') await client.runs.transition(runId, 'interrupted', { error: 'stopped by the coordinator' }).catch(() => {});
+  if (run.state === 'queued') await client.runs.transition(runId, 'cancelled', { error: 'stopped before it started' }).catch(() => {});
+}

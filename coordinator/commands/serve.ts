@@ -1,0 +1,20 @@
+import { installShutdownSignal } from '../../shared/process/shutdown-signal.ts';
+import { parseFlags } from '../cli-flags.ts';
+import { CLUSTER_FLAGS, openClusterSession } from '../cluster-session.ts';
+import { CoordinatorService } from '../coordinator-service.ts';
+
+/** `coordinator serve`: the long-running coordinator, until SIGINT/SIGTERM. */
+export async function serveCommand(argv: string[]): Promise<number> {
+  const { values } = parseFlags('serve', argv, CLUSTER_FLAGS);
+  const session = await openClusterSession(values);
+  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  const service = new CoordinatorService(session.client, log);
+  const dataset = await service.start();
+  log(`serving on ${session.client.redisUrl} (prefix ${session.client.keys.prefix}); dataset ${dataset.train}, ${dataset.test}`);
+  const shutdown = installShutdownSignal({ exitCode: 0, log });
+  await new Promise<void>((resolve) => shutdown.onDrain(() => resolve()));
+  await service.close();
+  await session.close();
+  shutdown.dispose();
+  return 0;
+}

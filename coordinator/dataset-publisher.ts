@@ -1,0 +1,15 @@
+import { loadFashionMnist } from '../shared/data/fashion-mnist.ts';
+import type { DatasetVersions } from '../shared/run/train-job.ts';
+import type { ShardStore } from './shard-store.ts';
+
+/**
+ * Loads Fashion-MNIST from disk (validated) and stores its training and test sets as shards in
+ * Redis, once per dataset version; later calls for the same version store nothing.
+ */
+export async function publishDataset(shards: ShardStore): Promise<DatasetVersions> {
+  const dataset = await loadFashionMnist();
+  const versions = { train: `${dataset.version}-train`, test: `${dataset.version}-test` };
+  await shards.store(versions.train, dataset.train);
+  await shards.store(versions.test, dataset.test);
+  return versions;
+}

@@ -1,0 +1,81 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const WORKER_MAIN = path.join(REPO_ROOT, 'worker', 'main.ts');
+
+export interface LocalClusterOptions {
+  workers: number;
+  redisUrl: string;
+  prefix: string;
+  checkpointRoot: string;
+  /** Each worker's stdout and stderr go to `<logDir>/worker-<k>.log`. */
+  logDir: string;
+  /** Extra worker flags (e.g. --backend, --threads). */
+  workerArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * N worker processes on this machine for `launch --local`: each a real `worker/main.ts` process
+ * taking jobs from the queue like any other worker. They share this process group, so a
+ * terminal's Ctrl-C reaches them too; `stop()` also signals them explicitly.
+ */
+export class LocalCluster {
+  private readonly children: ChildProcess[] = [];
+  private readonly logs: WriteStream[] = [];
+  private stopping?: Promise<void>;
+
+  private constructor(readonly options: LocalClusterOptions) {}
+
+  static start(options: LocalClusterOptions): LocalCluster {
+    const cluster = new LocalCluster(options);
+    mkdirSync(options.logDir, { recursive: true });
+    for (let k = 0; k < options.workers; k += 1) cluster.spawnWorker(k);
+    return cluster;
+  }
+
+  /** Paths of the workers' log files. */
+  get logFiles(): string[] {
+    return this.children.map((_, k) => path.join(this.options.logDir, `worker-${k}.log`));
+  }
+
+  /** Workers that exited, with their exit codes. */
+  get exited(): { worker: number; code: number | null }[] {
+    return this.children.flatMap((child, worker) => (child.exitCode !== null || child.signalCode !== null ? [{ worker, code: child.exitCode }] : []));
+  }
+
+  private spawnWorker(k: number): void {
+    const { redisUrl, prefix, checkpointRoot, workerArgs = [] } = this.options;
+    const args = ['--import', 'tsx', WORKER_MAIN, '--redis', redisUrl, '--prefix', prefix, '--checkpoint-root', checkpointRoot, '--name', `local-${k}`, ...workerArgs];
+    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: this.options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const log = createWriteStream(path.join(this.options.logDir, `worker-${k}.log`), { flags: 'a' });
+    child.stdout?.pipe(log, { end: false });
+    child.stderr?.pipe(log, { end: false });
+    this.children.push(child);
+    this.logs.push(log);
+  }
+
+  /** SIGTERM to every worker (they finish the step, checkpoint and exit), SIGKILL after `graceMs`. Idempotent. */
+  stop(graceMs = 120_000): Promise<void> {
+    this.stopping ??= (async () => {
+      await Promise.all(this.children.map((child) => stopChild(child, graceMs)));
+      for (const log of this.logs) log.end();
+    })();
+    return this.stopping;
+  }
+}
+
+function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}

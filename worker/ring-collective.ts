@@ -1,0 +1,40 @@
+import type { Collective, CollectiveTag } from '../shared/train/collective.ts';
+import type { RingMember } from './collective/ring-member.ts';
+
+/**
+ * The training loop's collective over the gRPC ring. Each call gets the next sequence number
+ * as its ring step, so consecutive calls (gradients, then batch norm statistics, then figures)
+ * can never be confused, and every rank numbers them alike because it makes the same calls.
+ */
+export class RingCollective implements Collective {
+  private sequence = 0;
+
+  constructor(
+    private readonly ring: RingMember,
+    readonly rank: number,
+    readonly worldSize: number,
+    private readonly run: { runId: string; generation: number },
+    private readonly onAllReduce?: (purpose: string, seconds: number, bytes: number) => void,
+  ) {}
+
+  async sumInPlace(buffer: Float32Array, tag: CollectiveTag): Promise<void> {
+    const started = performance.now();
+    this.sequence += 1;
+    await this.ring.allReduceSum(buffer, { ...this.run, step: this.sequence });
+    this.onAllReduce?.(tag.purpose, (performance.now() - started) / 1000, buffer.byteLength);
+  }
+
+  /**
+   * Float64 sums carried by the float32 ring: each value travels as a high part (its float32
+   * rounding) and a low part (the remainder), so sums of counts and losses keep ~48 bits.
+   */
+  async sumFigures(values: number[], tag: CollectiveTag): Promise<number[]> {
+    const buffer = new Float32Array(values.length * 2);
+    values.forEach((value, i) => {
+      buffer[2 * i] = value;
+      buffer[2 * i + 1] = value - buffer[2 * i]!;
+    });
+    await this.sumInPlace(buffer, tag);
+    return values.map((_, i) => buffer[2 * i]! + buffer[2 * i + 1]!);
+  }
+}

@@ -1,0 +1,134 @@
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import { selectBackend, type BackendChoice } from '../shared/backend/select-backend.ts';
+import { limitImageSet } from '../shared/data/fashion-mnist.ts';
+import type { RedisKeys } from '../shared/redis/keys.ts';
+import type { CompiledRunConfig, RunRecord } from '../shared/run/run-state.ts';
+import type { RunStore } from '../shared/run/run-store.ts';
+import type { TrainJobData, TrainJobResult } from '../shared/run/train-job.ts';
+import { latestCheckpoint, pruneCheckpoints, readCheckpoint, writeCheckpoint } from '../shared/train/checkpoint-store.ts';
+import { createSeededModel } from '../shared/train/seeded-model.ts';
+import { TrainingLoop, type TrainingData, type TrainingHooks } from '../shared/train/training-loop.ts';
+import { initialTrainingState, type TrainingState } from '../shared/train/training-state.ts';
+import type { TrainableModel } from '../shared/model/trainable-model.ts';
+import { RingMember } from './collective/ring-member.ts';
+import { RingCollective } from './ring-collective.ts';
+import { joinRendezvous } from './rendezvous.ts';
+import type { ShardCache } from './shard-cache.ts';
+import type { CompiledWorkerOptions } from './worker-options.ts';
+
+/** What a worker process lends to each job it runs. */
+export interface JobContext {
+  options: CompiledWorkerOptions;
+  redis: Redis;
+  keys: RedisKeys;
+  runs: RunStore;
+  shards: ShardCache;
+  /** True once this process was asked to shut down. */
+  shutdownRequested(): boolean;
+  log(line: string): void;
+}
+
+/** Checkpoints kept per run (the newest ones). */
+const CHECKPOINTS_KEPT = 3;
+/** Shortest interval between two progress records, in ms. */
+const PROGRESS_INTERVAL_MS = 1000;
+
+async function loadRunData(shards: ShardCache, job: TrainJobData, config: CompiledRunConfig): Promise<TrainingData> {
+  const train = await shards.load(job.dataset.train);
+  const test = await shards.load(job.dataset.test);
+  return {
+    train: config.limitTrain ? limitImageSet(train, config.limitTrain) : train,
+    test: config.limitTest ? limitImageSet(test, config.limitTest) : test,
+  };
+}
+
+async function restoreState(model: TrainableModel, checkpointDir: string, log: (line: string) => void): Promise<TrainingState> {
+  const latest = await latestCheckpoint(checkpointDir);
+  if (!latest) return initialTrainingState();
+  const { state } = await readCheckpoint(latest, model);
+  log(`resuming from ${latest} (epoch ${state.epoch + 1}, step ${state.stepInEpoch})`);
+  return state;
+}
+
+/**
+ * One worker's share of one run generation: join the ring, train to the end (or an agreed
+ * stop), and leave the run in its final state (rank 0 records it; any rank records a failure).
+ */
+export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<TrainJobResult> {
+  const run = await ctx.runs.get(job.runId);
+  if (run.generation !== job.generation || (run.state !== 'queued' && run.state !== 'running')) {
+    ctx.log(`skipping stale job of ${job.runId} generation ${job.generation} (run is ${run.state}, generation ${run.generation})`);
+    return { rank: job.slot, outcome: 'stale', globalStep: 0 };
+  }
+  const config = run.config;
+  const choice = (config.backend === 'auto' ? ctx.options.backend : config.backend) as BackendChoice;
+  const backend = await selectBackend(choice, { threads: config.threads ?? ctx.options.threads });
+  const data = await loadRunData(ctx.shards, job, config);
+  const rank = job.slot;
+  const ring = await RingMember.start({
+    rank,
+    worldSize: job.worldSize,
+    listenHost: ctx.options.listenHost,
+    advertiseHost: ctx.options.advertiseHost,
+    authToken: ctx.options.authToken,
+    timeoutMs: ctx.options.collectiveTimeoutMs,
+  });
+  let model: TrainableModel | undefined;
+  let cancelPoll: NodeJS.Timeout | undefined;
+  try {
+    const group = await joinRendezvous(ctx.redis, ctx.keys, { runId: job.runId, generation: job.generation, worldSize: job.worldSize, address: ring.address, rank, timeoutMs: ctx.options.collectiveTimeoutMs });
+    await ring.connect(group.peers.map((peer) => peer.address));
+    if (rank === 0) await ctx.runs.transition(job.runId, 'running', { from: 'queued' });
+    ctx.log(`run ${job.runId} generation ${job.generation}: rank ${rank} of ${job.worldSize} on ${backend.name}`);
+    model = createSeededModel(config.model, config.seed);
+    const checkpointDir = path.join(ctx.options.checkpointRoot, job.runId);
+    const state = await restoreState(model, checkpointDir, ctx.log);
+    let cancelled = false;
+    cancelPoll = setInterval(() => void ctx.runs.isCancelRequested(job.runId).then((c) => (cancelled ||= c), () => {}), 1000);
+    cancelPoll.unref();
+    const hooks = jobHooks(ctx, run, model, rank, backend.name, checkpointDir, () => cancelled || ctx.shutdownRequested());
+    const outcome = await new TrainingLoop(model, data, config, new RingCollective(ring, rank, job.worldSize, job), hooks).run(state);
+    if (rank === 0) await recordOutcome(ctx, job, outcome.kind);
+    return { rank, outcome: outcome.kind, globalStep: outcome.state.globalStep };
+  } catch (error) {
+    await ctx.runs.transition(job.runId, 'failed', { error: `rank ${rank}: ${(error as Error).message}` }).catch(() => {});
+    throw error;
+  } finally {
+    clearInterval(cancelPoll);
+    model?.dispose();
+    await ring.close();
+  }
+}
+
+/** Rank 0 records the end: completed, or (after an agreed stop) cancelled or interrupted. */
+async function recordOutcome(ctx: JobContext, job: TrainJobData, kind: 'completed' | 'stopped'): Promise<void> {
+  if (kind === 'completed') {
+    await ctx.runs.transition(job.runId, 'completed', { from: 'running' });
+    return;
+  }
+  const cancelled = await ctx.runs.isCancelRequested(job.runId);
+  await ctx.runs.transition(job.runId, cancelled ? 'cancelled' : 'interrupted', { from: 'running', error: cancelled ? 'cancelled by the user' : 'workers were stopped' });
+}
+
+function jobHooks(ctx: JobContext, run: RunRecord, model: TrainableModel, rank: number, backend: string, checkpointDir: string, stop: () => boolean): TrainingHooks {
+  const guard = { generation: run.generation };
+  const hooks: TrainingHooks = { stopRequested: stop };
+  if (rank !== 0) return hooks;
+  let lastProgress = 0;
+  hooks.onStep = (report) => {
+    const now = Date.now();
+    if (now - lastProgress < PROGRESS_INTERVAL_MS && report.step < report.stepsPerEpoch) return;
+    lastProgress = now;
+    const progress = { epoch: report.epoch, step: report.step, stepsPerEpoch: report.stepsPerEpoch, loss: report.loss, examplesPerSec: report.examplesPerSec };
+    void ctx.runs.setProgress(run.id, progress, guard).catch((error: Error) => ctx.log(`progress not recorded: ${error.message}`));
+  };
+  hooks.onEpoch = async (record) => {
+    await ctx.runs.appendEpoch(run.id, { ...record, backend }, guard);
+  };
+  hooks.saveCheckpoint = async (state) => {
+    await writeCheckpoint(checkpointDir, model, run.config.resize, state, run.config);
+    await pruneCheckpoints(checkpointDir, CHECKPOINTS_KEPT);
+  };
+  return hooks;
+}
