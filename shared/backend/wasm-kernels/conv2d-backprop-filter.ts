@@ -1,0 +1,65 @@
+import {
+  backend_util,
+  Conv2D,
+  Conv2DBackpropFilter,
+  Slice,
+  Transpose,
+  type Conv2DBackpropFilterAttrs,
+  type Conv2DBackpropFilterInputs,
+  type KernelConfig,
+  type KernelFunc,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { disposeAll, runWasmKernel } from './wasm-kernel-call.ts';
+
+/**
+ * Filter gradient of an NHWC conv2d, which tfjs-backend-wasm 4.22 lacks.
+ *
+ * dW[kh, kw, ci, co] = sum over n, oh, ow of x[n, oh*s + kh - pad, ow*s + kw - pad, ci] *
+ * dy[n, oh, ow, co]. Read with ci as the batch, (kh, kw) as the output pixel, dy's pixels as
+ * filter taps spaced s apart and n as the channel being summed, that is itself a conv2d:
+ * x as [ci, H, W, n] convolved with dy as [oh, ow, n, co], dilation = the forward stride, the
+ * forward padding at top/left. So the work runs in the backend's own XNNPACK Conv2D instead of
+ * a scalar loop.
+ */
+function conv2dBackpropFilter(args: { inputs: Conv2DBackpropFilterInputs; backend: BackendWasm; attrs: Conv2DBackpropFilterAttrs }): TensorInfo {
+  const { backend } = args;
+  const x = args.inputs.x as TensorInfo;
+  const dy = args.inputs.dy as TensorInfo;
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = args.attrs;
+  const info = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad,
+    dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
+  if (info.dataFormat !== 'channelsLast') throw new Error('wasm Conv2DBackpropFilter supports NHWC only');
+
+  const { inHeight, inWidth, outHeight, outWidth, filterHeight, filterWidth, strideHeight, strideWidth, padInfo } = info;
+  // Bottom/right padding that makes the dilated "filter" end exactly filterHeight-1 rows past
+  // the last needed input row; when the forward pass never read the last rows it is negative,
+  // and the extra output rows are cropped instead.
+  const padBottom = filterHeight + strideHeight * (outHeight - 1) - inHeight - padInfo.top;
+  const padRight = filterWidth + strideWidth * (outWidth - 1) - inWidth - padInfo.left;
+
+  const xByChannel = runWasmKernel(backend, Transpose, { x }, { perm: [3, 1, 2, 0] });
+  const dyAsFilter = runWasmKernel(backend, Transpose, { x: dy }, { perm: [1, 2, 0, 3] });
+  const full = runWasmKernel(backend, Conv2D, { x: xByChannel, filter: dyAsFilter }, {
+    strides: 1,
+    dilations: [strideHeight, strideWidth],
+    pad: [[0, 0], [padInfo.top, Math.max(padBottom, 0)], [padInfo.left, Math.max(padRight, 0)], [0, 0]],
+    dataFormat: 'NHWC',
+  });
+  disposeAll(backend, [xByChannel, dyAsFilter]);
+
+  const cropped = padBottom < 0 || padRight < 0
+    ? runWasmKernel(backend, Slice, { x: full }, { begin: [0, 0, 0, 0], size: [info.inChannels, filterHeight, filterWidth, info.outChannels] })
+    : full;
+  const dW = runWasmKernel(backend, Transpose, { x: cropped }, { perm: [1, 2, 0, 3] });
+  disposeAll(backend, cropped === full ? [full] : [full, cropped]);
+  return dW;
+}
+
+/** Registration record for `registerKernel`. */
+export const conv2dBackpropFilterConfig: KernelConfig = {
+  kernelName: Conv2DBackpropFilter,
+  backendName: 'wasm',
+  kernelFunc: conv2dBackpropFilter as unknown as KernelFunc,
+};
