@@ -5,7 +5,12 @@
       "sources": [
         "native/addon.cc",
         "native/dnnl-context.cc",
-        "native/convolution.cc"
+        "native/batch-norm.cc",
+        "native/convolution.cc",
+        "native/elementwise.cc",
+        "native/matmul.cc",
+        "native/max-pool.cc",
+        "native/reduction.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

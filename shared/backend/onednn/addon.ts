@@ -33,6 +33,24 @@ export interface OnednnAddon {
   conv2dForward(geometry: Int32Array, x: Float32Array, w: Float32Array, bias: Float32Array | null, relu: boolean, y: Float32Array): void;
   conv2dBackwardData(geometry: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
   conv2dBackwardWeights(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
+
+  /** `geometry`: [rank, dims x6, aStrides x6, bStrides x6] (native/elementwise.h). */
+  binary(op: number, geometry: Int32Array, a: Float32Array, b: Float32Array, out: Float32Array): void;
+  unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
+  /** out[outer, inner] = scale * sum over the middle axis of x[outer, reduce, inner]. */
+  reduceSum(x: Float32Array, out: Float32Array, outer: number, reduce: number, inner: number, scale: number): void;
+  /** `geometry`: the 12 integers of native/max-pool.h's PoolGeometry. */
+  maxPoolForward(geometry: Int32Array, x: Float32Array, y: Float32Array): void;
+  maxPoolBackward(geometry: Int32Array, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  batchNormApply(x: Float32Array, mean: Float32Array, variance: Float32Array, scale: Float32Array | null, offset: Float32Array | null, epsilon: number, channels: number, y: Float32Array): void;
+  batchNormTrainingForward(x: Float32Array, scale: Float32Array | null, offset: Float32Array | null, epsilon: number, channels: number, relu: boolean, y: Float32Array, mean: Float32Array, variance: Float32Array): void;
+  batchNormTrainingBackward(
+    x: Float32Array, dy: Float32Array, y: Float32Array | null, scale: Float32Array | null, mean: Float32Array, variance: Float32Array,
+    dmean: Float32Array | null, dvariance: Float32Array | null, epsilon: number, channels: number,
+    dx: Float32Array, dscale: Float32Array, doffset: Float32Array,
+  ): void;
+  /** `geometry`: [batch, m, n, k, aBatchStride, bBatchStride, transposeA, transposeB]. */
+  batchMatMul(geometry: Int32Array, a: Float32Array, b: Float32Array, out: Float32Array): void;
 }
 
 let cached: OnednnAddon | null | undefined;

@@ -18,6 +18,8 @@ export class OnednnBackend extends MathBackendCPU {
   private readonly pool: Float32ArrayPool;
   /** Buffers of pooled arrays that only native kernels and the DataStorage reference. */
   private readonly recyclable = new WeakSet<ArrayBufferLike>();
+  /** Tensors produced by native kernels so far (tests use it to tell native from fallback). */
+  nativeOutputs = 0;
 
   /** @param maxPooledBytes bytes of released arrays kept for reuse (default 1 GiB). */
   constructor(addon: OnednnAddon, maxPooledBytes?: number) {
@@ -38,6 +40,7 @@ export class OnednnBackend extends MathBackendCPU {
   /** Stores an array from {@link allocateFloat32} as a new tensor's data. */
   makeNativeOutput(values: Float32Array, shape: number[]): TensorInfo {
     const dataId = super.write(values, shape, 'float32');
+    this.nativeOutputs += 1;
     return { dataId, shape, dtype: 'float32' };
   }
 

@@ -32,8 +32,13 @@
 import '@tensorflow/tfjs-backend-cpu';
 import { getKernelsForBackend, registerBackend, registerKernel, type KernelConfig } from '@tensorflow/tfjs-core';
 import { addonLoadError, loadAddon, type OnednnAddon } from './addon.ts';
+import { batchNormKernels } from './batch-norm-kernels.ts';
 import { convolutionKernels } from './convolution-kernels.ts';
+import { elementwiseKernels } from './elementwise-kernels.ts';
+import { matMulKernels } from './matmul-kernels.ts';
 import { OnednnBackend } from './onednn-backend.ts';
+import { poolingKernels } from './pooling-kernels.ts';
+import { reductionKernels } from './reduction-kernels.ts';
 
 /** The name the backend registers under (`tf.setBackend(ONEDNN_BACKEND_NAME)`). */
 export const ONEDNN_BACKEND_NAME = 'onednn';
@@ -53,7 +58,14 @@ let registered = false;
 
 /** Native kernels that replace the cpu ones on this backend. */
 function nativeKernels(): KernelConfig[] {
-  return [...convolutionKernels(ONEDNN_BACKEND_NAME)];
+  return [
+    ...convolutionKernels(ONEDNN_BACKEND_NAME),
+    ...batchNormKernels(ONEDNN_BACKEND_NAME),
+    ...poolingKernels(ONEDNN_BACKEND_NAME),
+    ...elementwiseKernels(ONEDNN_BACKEND_NAME),
+    ...reductionKernels(ONEDNN_BACKEND_NAME),
+    ...matMulKernels(ONEDNN_BACKEND_NAME),
+  ];
 }
 
 function registerKernels(): void {
