@@ -18,6 +18,8 @@ export type WorkerState = 'idle' | 'training' | 'draining' | 'closed';
 export class ClusterWorker {
   state: WorkerState = 'idle';
   private readonly redis: Redis;
+  /** BullMQ does not close a connection it was given; we do. */
+  private readonly consumerConnection: Redis;
   private readonly consumer: Worker<TrainJobData, TrainJobResult>;
   private closing?: Promise<void>;
 
@@ -26,9 +28,10 @@ export class ClusterWorker {
     this.redis = connectRedis(options.redisUrl, `worker-${options.name}`);
     const runs = new RunStore(this.redis, keys);
     const shards = new ShardCache(this.redis, keys);
+    this.consumerConnection = connectRedis(options.redisUrl, `worker-bullmq-${options.name}`);
     const context = { options, redis: this.redis, keys, runs, shards, shutdownRequested: () => this.state === 'draining' || this.state === 'closed', log };
     this.consumer = new Worker<TrainJobData, TrainJobResult>(TRAIN_QUEUE, (job: Job<TrainJobData>) => this.process(job, context), {
-      connection: connectRedis(options.redisUrl, `worker-bullmq-${options.name}`),
+      connection: this.consumerConnection,
       prefix: keys.queuePrefix(),
       concurrency: 1,
       lockDuration: TRAIN_JOB_LOCK_MS,
@@ -60,10 +63,12 @@ export class ClusterWorker {
       } catch (error) {
         this.log(`closing the queue consumer: ${(error as Error).message}`);
       }
-      try {
-        await this.redis.quit();
-      } catch {
-        this.redis.disconnect();
+      for (const connection of [this.consumerConnection, this.redis]) {
+        try {
+          await connection.quit();
+        } catch {
+          connection.disconnect();
+        }
       }
       this.state = 'closed';
     })();

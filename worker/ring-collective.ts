@@ -1,5 +1,5 @@
 import type { Collective, CollectiveTag } from '../shared/train/collective.ts';
-import type { RingMember } from './collective/ring-member.ts';
+import type { RingMember } from './collective/ring-allreduce.ts';
 
 /**
  * The training loop's collective over the gRPC ring. Each call gets the next sequence number

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +60,7 @@ export class RedisServerProcess {
   /** Starts a server and waits until it answers PING. */
   static async start(options: RedisServerOptions = {}): Promise<RedisServerProcess> {
     const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'fmnist-redis-')));
+    await mkdir(dir, { recursive: true });
     const attempts = options.port === undefined ? PORT_ATTEMPTS : 1;
     for (let attempt = 1; ; attempt += 1) {
       const server = new RedisServerProcess(options.port ?? (await freePort()), dir, options.dir === undefined, options);
@@ -93,6 +94,8 @@ export class RedisServerProcess {
       if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) resolve();
       else child.once('exit', () => resolve());
     });
+    // The child is unref'ed so that it never keeps us alive; while we wait for its exit it must.
+    child.ref();
     child.kill(mode === 'kill' ? 'SIGKILL' : 'SIGTERM');
     await exited;
     liveChildren.delete(child);

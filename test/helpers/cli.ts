@@ -1,0 +1,46 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `npm run coordinator -- <args>` as a real child process (tsx, no npm wrapper). */
+export function runCli(entry: 'coordinator' | 'worker', args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; onStdoutLine?: (line: string) => void } = {}): Promise<CliResult> & { child: ReturnType<typeof spawn> } {
+  const script = path.join(REPO_ROOT, entry, 'main.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  let pending = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk;
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop()!;
+    for (const line of lines) options.onStdoutLine?.(line);
+  });
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 240_000);
+  const promise = new Promise<CliResult>((resolve) => {
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  }) as Promise<CliResult> & { child: ReturnType<typeof spawn> };
+  promise.child = child;
+  return promise;
+}
+
+/** The JSON objects printed one per line on stdout. */
+export function jsonLines(stdout: string): Record<string, unknown>[] {
+  return stdout.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
+}

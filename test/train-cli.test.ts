@@ -1,0 +1,41 @@
+import test from 'ava';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { jsonLines, runCli } from './helpers/cli.ts';
+
+test('coordinator summary --json prints the stage shapes and parameter count of ResNet-18', async (t) => {
+  const result = await runCli('coordinator', ['summary', '--json']);
+  t.is(result.code, 0, result.stderr);
+  const summary = JSON.parse(result.stdout);
+  t.deepEqual(summary, {
+    input: [1, 224, 224, 1],
+    stages: [[1, 56, 56, 64], [1, 56, 56, 64], [1, 28, 28, 128], [1, 14, 14, 256], [1, 7, 7, 512], [1, 512], [1, 10]],
+    trainableParams: 11178378,
+  });
+});
+
+test('one epoch on 2,048 images at 28x28 reaches a test accuracy above 0.6 on 1,000 test images', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'fmnist-train-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const args = ['train', '--epochs', '1', '--batch-size', '32', '--resize', '28', '--limit-train', '2048', '--limit-test', '1000', '--backend', 'wasm', '--checkpoint-dir', dir, '--json'];
+  const result = await runCli('coordinator', args, { timeoutMs: 280_000 });
+  t.is(result.code, 0, result.stderr);
+  const [epoch, ...rest] = jsonLines(result.stdout);
+  t.is(rest.length, 0, 'stdout holds one JSON object per epoch and nothing else');
+  t.is(epoch!.epoch, 1);
+  t.is(epoch!.backend, 'wasm');
+  t.true((epoch!.testAcc as number) > 0.6, `test accuracy ${epoch!.testAcc}`);
+  t.true((epoch!.loss as number) < 2.0, `loss ${epoch!.loss}`);
+  t.true((epoch!.examplesPerSec as number) > 0);
+});
+
+test('a wrong flag or value is a one-line error and a non-zero exit', async (t) => {
+  for (const args of [['train', '--epochs', 'ten'], ['train', '--bogus'], ['train', '--backend', 'quantum'], ['train', '--lr', '-1'], ['launch', '--workers', '0', '--local'], ['frobnicate']]) {
+    const result = await runCli('coordinator', args);
+    t.not(result.code, 0, args.join(' '));
+    const lines = result.stderr.trim().split('\n');
+    t.is(lines.length, 1, `${args.join(' ')}: ${result.stderr}`);
+    t.regex(lines[0]!, /^error/);
+  }
+});

@@ -1,0 +1,329 @@
+/**
+ * One ring all-reduce on one rank, from start to success or failure. It streams its chunks to
+ * the right neighbour over one `Exchange` call and applies the left neighbour's stream as it
+ * arrives; every received chunk is applied and, unless it was the last ring step, queued to go
+ * on to the right neighbour at once, so all ring steps are in flight together.
+ *
+ * It succeeds when every expected chunk has been applied here and the right neighbour has
+ * acknowledged the whole stream (so no chunk still refers to the caller's array). It fails on
+ * the first problem, tells both neighbours (cancels its stream, answers the left one with a
+ * status), and never waits longer than its timeout.
+ */
+import { status, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
+import type { ExchangeChunk } from '../../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
+import type { ExchangeChunk__Output } from '../../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
+import type { CollectiveError } from '../../shared/errors.ts';
+import { checkChunk, type AcceptedChunk, type ChunkExpectation } from './chunk-check.ts';
+import { collectiveError, errorFromStatus, statusForFailure } from './collective-status.ts';
+import type { ExchangeKey, RoutedOperation } from './exchange-router.ts';
+import { addInto, copyInto, payloadView, type PayloadReader } from './float32-chunks.ts';
+import type { IncomingExchange } from './incoming-exchange.ts';
+import type { RingPlan } from './ring-plan.ts';
+
+/** Names one all-reduce; every rank passes the same tag for the same call. */
+export interface AllReduceTag {
+  /** Training run id. */
+  runId: string;
+  /** Ring generation from the rendezvous, 0 .. 2^32-1. */
+  generation: number;
+  /** Training step, 0 .. 2^32-1. */
+  step: number;
+  /** What is reduced (e.g. 'gradients'); checked to be the same on both ends. @default '' */
+  purpose?: string;
+}
+
+/** Where the time of one all-reduce went on this rank, for metrics. All times in ms. */
+export interface AllReduceTimings {
+  /** From the call to the result. */
+  totalMs: number;
+  /** Until the left neighbour's first chunk was here: mostly waiting for slower ranks. */
+  firstChunkMs: number;
+  /** From the call until the last reduce-scatter chunk was added here. */
+  reduceScatterMs: number;
+  /** From the end of reduce-scatter here until the last all-gather chunk was copied here. */
+  allGatherMs: number;
+  /** From the last chunk here until the right neighbour acknowledged everything sent to it. */
+  acknowledgeMs: number;
+  /** Time spent adding and copying received values (part of the phases above). */
+  applyMs: number;
+  /** Payload bytes sent to the right neighbour. */
+  bytesSent: number;
+  /** Payload bytes received from the left neighbour. */
+  bytesReceived: number;
+  chunksSent: number;
+  chunksReceived: number;
+}
+
+/** Opens the stream to the right neighbour; `done` gets its final status (null: acknowledged). */
+export type OpenExchange = (deadline: Date, done: (error: ServiceError | null) => void) => ClientWritableStream<ExchangeChunk>;
+
+/** Everything one all-reduce needs from its ring member. */
+export interface OperationSetup {
+  plan: RingPlan;
+  data: Float32Array;
+  tag: AllReduceTag;
+  /** Index of this all-reduce since the ring was formed. */
+  sequence: number;
+  timeoutMs: number;
+  openExchange: OpenExchange;
+  reader: PayloadReader;
+  /** Descriptions of the neighbours for error messages, e.g. 'rank 2 (127.0.0.1:4567)'. */
+  leftPeer: string;
+  rightPeer: string;
+  /** Called once, synchronously, when the operation succeeds or fails. */
+  settled(operation: AllReduceOperation, failed: boolean): void;
+}
+
+type OperationState = 'created' | 'running' | 'succeeded' | 'failed';
+
+/** A chunk to send: ring step g, chunk j of the segment sent at that step. */
+interface Outgoing {
+  g: number;
+  j: number;
+}
+
+export class AllReduceOperation implements RoutedOperation {
+  readonly key: ExchangeKey;
+  /** Settles when the all-reduce is over on this rank. */
+  readonly result: Promise<AllReduceTimings>;
+  private state: OperationState = 'created';
+  private resolveResult!: (timings: AllReduceTimings) => void;
+  private rejectResult!: (error: CollectiveError) => void;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly plan: RingPlan;
+  private readonly expectation: ChunkExpectation;
+
+  private outgoing: ClientWritableStream<ExchangeChunk> | null = null;
+  private readonly header: ExchangeChunk;
+  private readonly forwards: Outgoing[] = [];
+  private forwardHead = 0;
+  private nextFirstStepChunk = 0;
+  private awaitingDrain = false;
+  private ended = false;
+  private acknowledged = false;
+  private chunksSent = 0;
+  private bytesSent = 0;
+
+  private incoming: IncomingExchange | null = null;
+  private reduceScatterLeft: number;
+  private receiveLeft: number;
+  private chunksReceived = 0;
+  private bytesReceived = 0;
+
+  private startedAt = 0;
+  private firstChunkAt = Number.NaN;
+  private reduceScatterDoneAt = Number.NaN;
+  private receiveDoneAt = Number.NaN;
+  private applyMs = 0;
+
+  constructor(private readonly setup: OperationSetup) {
+    const { plan, tag, sequence } = setup;
+    this.plan = plan;
+    this.key = { runId: tag.runId, generation: tag.generation, sequence };
+    this.result = new Promise((resolve, reject) => {
+      this.resolveResult = resolve;
+      this.rejectResult = reject;
+    });
+    this.expectation = {
+      plan,
+      key: this.key,
+      step: tag.step,
+      purpose: tag.purpose ?? '',
+      senderRank: (plan.rank + plan.worldSize - 1) % plan.worldSize,
+      nextChunk: new Uint32Array(plan.steps),
+    };
+    this.header = {
+      run_id: tag.runId,
+      generation: tag.generation,
+      step: tag.step,
+      sequence,
+      purpose: tag.purpose ?? '',
+      total_elements: plan.length,
+      world_size: plan.worldSize,
+      sender_rank: plan.rank,
+    };
+    this.receiveLeft = plan.chunksToReceive();
+    this.reduceScatterLeft = 0;
+    for (let g = 0; g < plan.worldSize - 1; g += 1) this.reduceScatterLeft += plan.chunkCount(plan.receiveSegment(g));
+  }
+
+  /** Opens the stream to the right neighbour and starts sending the first ring step. */
+  start(): void {
+    this.state = 'running';
+    this.startedAt = performance.now();
+    const { timeoutMs } = this.setup;
+    this.timer = setTimeout(() => this.fail(collectiveError('COLLECTIVE_TIMEOUT', `all-reduce ${this.describe()} not done after ${timeoutMs} ms`)), timeoutMs);
+    this.timer.unref();
+    this.outgoing = this.setup.openExchange(new Date(Date.now() + timeoutMs), (error) => this.onAcknowledged(error));
+    this.outgoing.on('drain', () => {
+      this.awaitingDrain = false;
+      this.pump();
+    });
+    this.pump();
+  }
+
+  /** Takes over the left neighbour's stream, whose first chunk is `first`. */
+  attach(incoming: IncomingExchange, first: ExchangeChunk__Output): void {
+    if (this.state !== 'running') {
+      incoming.reject(status.ABORTED, `all-reduce ${this.describe()} is already over here`);
+      return;
+    }
+    if (this.incoming !== null) {
+      incoming.reject(status.INVALID_ARGUMENT, `a second stream for all-reduce ${this.describe()}`);
+      this.failMalformed(`a second stream came for all-reduce ${this.describe()}`);
+      return;
+    }
+    this.incoming = incoming;
+    incoming.listen({
+      chunk: (message) => this.onChunk(message),
+      end: () => this.onIncomingEnd(),
+      lost: (reason) => this.fail(collectiveError('COLLECTIVE_PEER_LOST', `left neighbour ${this.setup.leftPeer}: ${reason}`)),
+    });
+    this.onChunk(first);
+  }
+
+  /** Fails with COLLECTIVE_MALFORMED (a neighbour is out of step). */
+  failMalformed(reason: string): void {
+    this.fail(collectiveError('COLLECTIVE_MALFORMED', reason));
+  }
+
+  /**
+   * Fails the all-reduce: cancels the stream to the right neighbour and answers the left one
+   * with `reply` (by default ABORTED, or UNAVAILABLE when closing). Later calls do nothing.
+   */
+  fail(error: CollectiveError, reply = statusForFailure(error)): void {
+    if (this.state !== 'running') return;
+    this.state = 'failed';
+    clearTimeout(this.timer);
+    if (!this.acknowledged) this.outgoing?.cancel();
+    this.incoming?.reject(reply.code, reply.details);
+    this.setup.settled(this, true);
+    this.rejectResult(error);
+  }
+
+  private describe(): string {
+    return `${this.key.runId}/g${this.key.generation}/#${this.key.sequence} (step ${this.setup.tag.step})`;
+  }
+
+  // ---- sending ----
+
+  /** Writes queued chunks until gRPC asks to wait ('drain'), then ends the stream when all are out. */
+  private pump(): void {
+    const call = this.outgoing;
+    while (call !== null && this.state === 'running' && !this.awaitingDrain && !this.ended) {
+      const next = this.nextToSend();
+      if (next === null) {
+        if (this.chunksSent === this.plan.chunksToSend()) {
+          this.ended = true;
+          call.end();
+        }
+        return;
+      }
+      if (!call.write(this.message(next))) this.awaitingDrain = true;
+    }
+  }
+
+  /** Forwards first (later ring steps wait on them downstream), then the first step's chunks. */
+  private nextToSend(): Outgoing | null {
+    if (this.forwardHead < this.forwards.length) return this.forwards[this.forwardHead++]!;
+    if (this.nextFirstStepChunk < this.plan.chunkCount(this.plan.sendSegment(0))) return { g: 0, j: this.nextFirstStepChunk++ };
+    return null;
+  }
+
+  private message({ g, j }: Outgoing): ExchangeChunk {
+    const { offset, length } = this.plan.chunk(this.plan.sendSegment(g), j);
+    this.chunksSent += 1;
+    this.bytesSent += length * 4;
+    return {
+      ...this.header,
+      phase: this.plan.phaseOf(g),
+      ring_step: this.plan.ringStepOf(g),
+      chunk_index: j,
+      offset,
+      // A view of the caller's array: gRPC serialises it during write(), and the causal order of
+      // the ring means these values are not overwritten before then.
+      payload: payloadView(this.setup.data, offset, length),
+    };
+  }
+
+  private onAcknowledged(error: ServiceError | null): void {
+    if (error !== null) {
+      this.fail(errorFromStatus(error, `right neighbour ${this.setup.rightPeer}`));
+      return;
+    }
+    this.acknowledged = true;
+    this.finishIfDone();
+  }
+
+  // ---- receiving ----
+
+  private onChunk(message: ExchangeChunk__Output): void {
+    if (this.state !== 'running') return;
+    const accepted = checkChunk(message, this.expectation);
+    if (typeof accepted === 'string') {
+      const error = collectiveError('COLLECTIVE_MALFORMED', `left neighbour ${this.setup.leftPeer} sent a chunk that does not fit: ${accepted}`);
+      this.fail(error, { code: status.INVALID_ARGUMENT, details: accepted });
+      return;
+    }
+    this.apply(accepted, message.payload);
+    this.expectation.nextChunk[accepted.g] += 1;
+    this.chunksReceived += 1;
+    this.bytesReceived += message.payload.byteLength;
+    if (accepted.g + 1 < this.plan.steps) {
+      this.forwards.push({ g: accepted.g + 1, j: accepted.j });
+      this.pump();
+    }
+    this.countReceived(accepted.g);
+  }
+
+  private apply({ g, offset }: AcceptedChunk, payload: Buffer): void {
+    const began = performance.now();
+    if (g < this.plan.worldSize - 1) addInto(this.setup.data, offset, this.setup.reader.read(payload));
+    else copyInto(this.setup.data, offset, payload);
+    const now = performance.now();
+    this.applyMs += now - began;
+    if (Number.isNaN(this.firstChunkAt)) this.firstChunkAt = began;
+  }
+
+  private countReceived(g: number): void {
+    const now = performance.now();
+    if (g < this.plan.worldSize - 1 && --this.reduceScatterLeft === 0) this.reduceScatterDoneAt = now;
+    if (--this.receiveLeft === 0) {
+      this.receiveDoneAt = now;
+      this.finishIfDone();
+    }
+  }
+
+  private onIncomingEnd(): void {
+    if (this.receiveLeft > 0) {
+      const reason = `stream ended after ${this.chunksReceived} of ${this.chunksReceived + this.receiveLeft} chunks`;
+      this.fail(collectiveError('COLLECTIVE_MALFORMED', `left neighbour ${this.setup.leftPeer}: ${reason}`), { code: status.INVALID_ARGUMENT, details: reason });
+      return;
+    }
+    this.incoming?.succeed({ chunks_received: this.chunksReceived, bytes_received: String(this.bytesReceived) });
+  }
+
+  private finishIfDone(): void {
+    if (this.state !== 'running' || this.receiveLeft > 0 || !this.acknowledged) return;
+    this.state = 'succeeded';
+    clearTimeout(this.timer);
+    this.setup.settled(this, false);
+    this.resolveResult(this.timings());
+  }
+
+  private timings(): AllReduceTimings {
+    const end = performance.now();
+    return {
+      totalMs: end - this.startedAt,
+      firstChunkMs: this.firstChunkAt - this.startedAt,
+      reduceScatterMs: this.reduceScatterDoneAt - this.startedAt,
+      allGatherMs: this.receiveDoneAt - this.reduceScatterDoneAt,
+      acknowledgeMs: end - this.receiveDoneAt,
+      applyMs: this.applyMs,
+      bytesSent: this.bytesSent,
+      bytesReceived: this.bytesReceived,
+      chunksSent: this.chunksSent,
+      chunksReceived: this.chunksReceived,
+    };
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The gRPC server of a ring member: the `fmnist.cluster.v1.Collective` service on a loopback or
+ * network port. It checks the token on every call, and hands each incoming `Exchange` stream,
+ * once its first chunk says which all-reduce it belongs to, to the member.
+ */
+import { Server, ServerCredentials, status, type Metadata } from '@grpc/grpc-js';
+import type { ExchangeChunk__Output } from '../../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
+import type { CollectiveHandlers } from '../../proto/generated/fmnist/cluster/v1/Collective.ts';
+import type { PingResponse } from '../../proto/generated/fmnist/cluster/v1/PingResponse.ts';
+import { loadClusterProto } from '../../shared/grpc/cluster-proto.ts';
+import { collectiveError } from './collective-status.ts';
+import { serverOptions, widenServerWindows } from './grpc-tuning.ts';
+import { IncomingExchange, type ExchangeListener } from './incoming-exchange.ts';
+import { joinHostPort } from './ring-options.ts';
+
+/** What the server asks of the ring member behind it. */
+export interface CollectiveBackend {
+  /** Whether the call's metadata carries the run's token. */
+  isAuthorized(metadata: Metadata): boolean;
+  /** A new `Exchange` stream, whose first chunk is `first`. */
+  route(incoming: IncomingExchange, first: ExchangeChunk__Output): void;
+  /** This member's identity, for `Ping`. */
+  identity(): Omit<PingResponse, 'unix_time_ms'>;
+}
+
+/** Drops the events of a stream that has been answered but is still being sent. */
+const IGNORE: ExchangeListener = { chunk() {}, end() {}, lost() {} };
+
+const UNAUTHENTICATED = { code: status.UNAUTHENTICATED, details: 'missing or wrong token in the authorization metadata' };
+
+/** Starts the server; resolves with it and the port it listens on. */
+export async function startCollectiveServer(
+  host: string,
+  port: number,
+  chunkBytes: number,
+  backend: CollectiveBackend,
+): Promise<{ server: Server; port: number }> {
+  const server = new Server(serverOptions(chunkBytes));
+  widenServerWindows(server);
+  server.addService(loadClusterProto().fmnist.cluster.v1.Collective.service, handlers(backend));
+  const boundPort = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(joinHostPort(host, port), ServerCredentials.createInsecure(), (error, bound) => {
+      if (error === null) resolve(bound);
+      else reject(collectiveError('COLLECTIVE_TRANSPORT', `cannot listen on ${joinHostPort(host, port)}: ${error.message}`, error));
+    });
+  });
+  return { server, port: boundPort };
+}
+
+function handlers(backend: CollectiveBackend): CollectiveHandlers {
+  return {
+    Exchange(call, callback) {
+      if (!backend.isAuthorized(call.metadata)) {
+        callback(UNAUTHENTICATED);
+        return;
+      }
+      const incoming: IncomingExchange = new IncomingExchange(call, callback, {
+        chunk(first) {
+          incoming.listen(IGNORE);
+          backend.route(incoming, first);
+        },
+        end() {
+          incoming.reject(status.INVALID_ARGUMENT, 'stream ended before its first chunk');
+        },
+        lost() {},
+      });
+    },
+    Ping(call, callback) {
+      if (!backend.isAuthorized(call.metadata)) {
+        callback(UNAUTHENTICATED);
+        return;
+      }
+      callback(null, { ...backend.identity(), unix_time_ms: String(Date.now()) });
+    },
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * The receiving end of one `Exchange` call (the left neighbour's stream of chunks), wrapped so
+ * that it is answered exactly once and its consumer can change: first the router reads the
+ * opening chunk to learn which all-reduce the stream belongs to, then that all-reduce reads the
+ * rest.
+ */
+import { status, type sendUnaryData, type ServerReadableStream } from '@grpc/grpc-js';
+import type { ExchangeChunk__Output } from '../../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
+import type { ExchangeSummary } from '../../proto/generated/fmnist/cluster/v1/ExchangeSummary.ts';
+
+/** What the current consumer of the stream is told. */
+export interface ExchangeListener {
+  /** One chunk, in arrival order. */
+  chunk(message: ExchangeChunk__Output): void;
+  /** The sender half-closed the stream: it has sent everything it meant to. */
+  end(): void;
+  /** The stream broke off before it was answered (sender cancelled, deadline, connection lost). */
+  lost(reason: string): void;
+}
+
+/** One incoming `Exchange` call. */
+export class IncomingExchange {
+  private answered = false;
+  private listener: ExchangeListener;
+
+  constructor(
+    private readonly call: ServerReadableStream<ExchangeChunk__Output, ExchangeSummary>,
+    private readonly callback: sendUnaryData<ExchangeSummary>,
+    first: ExchangeListener,
+  ) {
+    this.listener = first;
+    call.on('data', (message: ExchangeChunk__Output) => this.listener.chunk(message));
+    call.on('end', () => this.listener.end());
+    call.on('cancelled', () => this.breakOff('the sender cancelled the stream or its connection closed'));
+    call.on('error', (error: Error) => this.breakOff(error.message));
+  }
+
+  /** `host:port` of the sender, for messages. */
+  get peer(): string {
+    return this.call.getPeer();
+  }
+
+  /** Whether a reply (success or error) has been sent. */
+  get isAnswered(): boolean {
+    return this.answered;
+  }
+
+  /** Hands the stream to a new consumer, from the next event on. */
+  listen(listener: ExchangeListener): void {
+    this.listener = listener;
+  }
+
+  /** Stops reading: HTTP/2 flow control then holds the sender back. */
+  hold(): void {
+    this.call.pause();
+  }
+
+  /** Reads on after {@link hold}. */
+  release(): void {
+    this.call.resume();
+  }
+
+  /** Answers the call with success. */
+  succeed(summary: ExchangeSummary): void {
+    if (this.answer()) this.callback(null, summary);
+  }
+
+  /** Answers the call with an error status (sender sees it as the call's status). */
+  reject(code: status, details: string): void {
+    if (this.answer()) this.callback({ code, details });
+  }
+
+  private answer(): boolean {
+    if (this.answered) return false;
+    this.answered = true;
+    return true;
+  }
+
+  private breakOff(reason: string): void {
+    if (this.answered) return;
+    this.answered = true;
+    this.listener.lost(reason);
+  }
+}

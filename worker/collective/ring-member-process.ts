@@ -1,0 +1,133 @@
+/**
+ * A ring member alone in a process, driven over the Node IPC channel by a parent: the
+ * benchmark and the cross-process tests start one per rank with
+ * `fork('worker/collective/ring-member-process.ts', [], { execArgv: ['--import', 'tsx'] })`.
+ * Values are generated here from a seed ({@link seededValues}), so that the parent can compute
+ * the expected sums without shipping 44 MB per rank through IPC.
+ */
+import { createHash } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+import { FmnistError } from '../../shared/errors.ts';
+import { RingMember, type AllReduceTag, type AllReduceTimings, type RingOptions } from './ring-allreduce.ts';
+
+/** Parent to child. */
+export type RingProcessCommand =
+  | { type: 'start'; options: RingOptions }
+  | { type: 'connect'; peers: string[] }
+  | {
+      type: 'all-reduce';
+      /** Values per rank. */
+      length: number;
+      /** Seed of this rank's values (the parent picks one per rank). */
+      seed: number;
+      tag: AllReduceTag;
+      /** All-reduces to run back to back, each on fresh copies of the same values. @default 1 */
+      repeats?: number;
+      /** Send the whole result back (base64), not only its digest. @default false */
+      returnValues?: boolean;
+    }
+  | { type: 'close' };
+
+/** Child to parent. */
+export type RingProcessReply =
+  | { type: 'started'; address: string }
+  | { type: 'connected' }
+  /** Sent just before the first all-reduce is called. */
+  | { type: 'all-reduce-started' }
+  | { type: 'all-reduced'; timings: AllReduceTimings[]; sha256: string; values?: string }
+  | { type: 'failed'; error: { name: string; code: string; message: string } }
+  | { type: 'closed' };
+
+/**
+ * `length` values in [-1, 1) from a small fixed PRNG (mulberry32): the same seed gives the same
+ * values in every process.
+ */
+export function seededValues(length: number, seed: number): Float32Array {
+  const values = new Float32Array(length);
+  let state = seed >>> 0;
+  for (let i = 0; i < length; i += 1) {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    values[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
+  }
+  return values;
+}
+
+/** Hex SHA-256 of the values' bytes: equal digests mean bit-identical results. */
+export function digestValues(values: Float32Array): string {
+  return createHash('sha256').update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength)).digest('hex');
+}
+
+class RingProcess {
+  private member: RingMember | null = null;
+
+  async handle(command: RingProcessCommand): Promise<RingProcessReply> {
+    switch (command.type) {
+      case 'start':
+        this.member = await RingMember.start(command.options);
+        return { type: 'started', address: this.member.address };
+      case 'connect':
+        await this.requireMember().connect(command.peers);
+        return { type: 'connected' };
+      case 'all-reduce':
+        return this.allReduce(command);
+      case 'close':
+        await this.member?.close();
+        return { type: 'closed' };
+    }
+  }
+
+  private async allReduce(command: Extract<RingProcessCommand, { type: 'all-reduce' }>): Promise<RingProcessReply> {
+    const member = this.requireMember();
+    const original = seededValues(command.length, command.seed);
+    const data = new Float32Array(command.length);
+    const timings: AllReduceTimings[] = [];
+    send({ type: 'all-reduce-started' });
+    for (let i = 0; i < (command.repeats ?? 1); i += 1) {
+      data.set(original);
+      timings.push(await member.allReduceSum(data, command.tag));
+    }
+    const values = command.returnValues ? Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64') : undefined;
+    return { type: 'all-reduced', timings, sha256: digestValues(data), values };
+  }
+
+  private requireMember(): RingMember {
+    if (this.member === null) throw new Error('send a start command first');
+    return this.member;
+  }
+}
+
+function send(reply: RingProcessReply): void {
+  process.send?.(reply);
+}
+
+function describeError(error: unknown): { name: string; code: string; message: string } {
+  if (error instanceof FmnistError) return { name: error.name, code: error.code, message: error.message };
+  if (error instanceof Error) return { name: error.name, code: 'UNEXPECTED', message: error.message };
+  return { name: 'Error', code: 'UNEXPECTED', message: String(error) };
+}
+
+function runAsChild(): void {
+  const ring = new RingProcess();
+  // Commands run one at a time, in order, as the parent sent them.
+  let queue = Promise.resolve();
+  process.on('message', (command: RingProcessCommand) => {
+    queue = queue.then(async () => {
+      try {
+        const reply = await ring.handle(command);
+        send(reply);
+        if (reply.type === 'closed') process.disconnect();
+      } catch (error) {
+        send({ type: 'failed', error: describeError(error) });
+      }
+    });
+  });
+  // The parent going away (IPC closed) ends this process too.
+  process.on('disconnect', () => {
+    void ring.handle({ type: 'close' }).finally(() => process.exit(0));
+  });
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) runAsChild();

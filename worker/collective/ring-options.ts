@@ -1,0 +1,96 @@
+/**
+ * Options of a ring member, checked once: {@link compileRingOptions} fills the defaults and
+ * throws a ConfigError naming the bad value; everything after it trusts a
+ * {@link CompiledRingOptions}.
+ */
+import { endianness } from 'node:os';
+import { ConfigError } from '../../shared/errors.ts';
+
+/** What a worker passes to `RingMember.start`. Ranks and peers come from the rendezvous. */
+export interface RingOptions {
+  /** This worker's rank, 0 .. worldSize-1. */
+  rank: number;
+  /** Number of workers in the ring (N), >= 1. */
+  worldSize: number;
+  /** Interface the gRPC server listens on. @default '127.0.0.1' */
+  listenHost?: string;
+  /** TCP port of the gRPC server; 0 picks a free one. @default 0 */
+  port?: number;
+  /**
+   * Host that peers dial to reach this worker, as published in `address`.
+   * @default listenHost, or '127.0.0.1' when listenHost is a wildcard ('0.0.0.0', '::')
+   */
+  advertiseHost?: string;
+  /**
+   * Shared secret of the run. When set, every call must carry it (`authorization: Bearer
+   * <token>`) and calls without it fail with UNAUTHENTICATED; this member sends it too.
+   * @default undefined (no authentication)
+   */
+  authToken?: string;
+  /**
+   * Largest payload of one gRPC message, in bytes: a multiple of 4, 4 KiB .. 64 MiB. All ranks
+   * must use the same value (the receiver checks chunk boundaries). The gRPC message size limits
+   * are raised to fit it.
+   * @default 1048576 (1 MiB)
+   */
+  chunkBytes?: number;
+  /**
+   * Longest one all-reduce (and `connect`) may take, in ms, counted from this rank's call;
+   * it must cover the wait for the slowest rank to arrive. Past it the call fails with
+   * CollectiveError COLLECTIVE_TIMEOUT.
+   * @default 30000
+   */
+  timeoutMs?: number;
+}
+
+/** {@link RingOptions} with every default filled in and every value checked. */
+export interface CompiledRingOptions {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly listenHost: string;
+  readonly port: number;
+  readonly advertiseHost: string;
+  readonly authToken: string | undefined;
+  readonly chunkBytes: number;
+  readonly timeoutMs: number;
+}
+
+export const DEFAULT_CHUNK_BYTES = 1 << 20;
+export const DEFAULT_TIMEOUT_MS = 30_000;
+const MIN_CHUNK_BYTES = 4 << 10;
+const MAX_CHUNK_BYTES = 64 << 20;
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]', '']);
+
+/** Checks `options` and fills defaults; throws ConfigError on the first bad value. */
+export function compileRingOptions(options: RingOptions): CompiledRingOptions {
+  if (endianness() !== 'LE') throw new ConfigError('the ring all-reduce sends float32 little-endian and needs a little-endian host');
+  const worldSize = integerIn('worldSize', options.worldSize, 1, 65_535);
+  const rank = integerIn('rank', options.rank, 0, worldSize - 1);
+  const listenHost = options.listenHost ?? '127.0.0.1';
+  const chunkBytes = integerIn('chunkBytes', options.chunkBytes ?? DEFAULT_CHUNK_BYTES, MIN_CHUNK_BYTES, MAX_CHUNK_BYTES);
+  if (chunkBytes % 4 !== 0) throw new ConfigError(`chunkBytes must be a multiple of 4 (float32), got ${chunkBytes}`);
+  if (options.authToken === '') throw new ConfigError('authToken must not be empty; leave it undefined to turn authentication off');
+  return {
+    rank,
+    worldSize,
+    listenHost,
+    port: integerIn('port', options.port ?? 0, 0, 65_535),
+    advertiseHost: options.advertiseHost ?? (WILDCARD_HOSTS.has(listenHost) ? '127.0.0.1' : listenHost),
+    authToken: options.authToken,
+    chunkBytes,
+    timeoutMs: integerIn('timeoutMs', options.timeoutMs ?? DEFAULT_TIMEOUT_MS, 1, 24 * 3600_000),
+  };
+}
+
+function integerIn(name: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer in [${min}, ${max}], got ${String(value)}`);
+  }
+  return value;
+}
+
+/** `host:port` with IPv6 literals bracketed, as gRPC targets and `bindAsync` want them. */
+export function joinHostPort(host: string, port: number): string {
+  const bare = host.startsWith('[') ? host.slice(1, -1) : host;
+  return bare.includes(':') ? `[${bare}]:${port}` : `${bare}:${port}`;
+}
