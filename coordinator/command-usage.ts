@@ -11,8 +11,9 @@ export const COMMAND_USAGE = {
   Creates a run and queues its N worker jobs. --local also starts Redis (when REDIS_URL is unset
   and nothing answers on 127.0.0.1:6379), the coordinator and N worker processes, and follows the
   run to its end; Ctrl-C stops everything cleanly and leaves the run resumable.`,
-  resume: `resume <run> [--local] [--follow] [--json] [--redis URL] [--prefix P] [--state-dir DIR]
-  Continues a failed, cancelled or interrupted run from its newest complete checkpoint.`,
+  resume: `resume <run> [--local] [--follow] [--force] [--json] [--redis URL] [--prefix P] [--state-dir DIR]
+  Continues a failed, cancelled or interrupted run from its newest complete checkpoint.
+  --force also takes a run still marked running whose processes were all killed.`,
   status: `status <run> [--follow] [--json] [--redis URL] [--prefix P]
   Prints the run's state, config and per-epoch history; --follow attaches until it stops.`,
   list: `list [--limit 20] [--json] [--redis URL] [--prefix P]

@@ -8,12 +8,17 @@ import { publishDataset } from '../dataset-publisher.ts';
  * new generation; its workers continue from the newest complete checkpoint.
  */
 export async function resumeCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseFlags('resume', argv, { ...CLUSTER_FLAGS, follow: { type: 'boolean' } }, 1);
+  const { values, positionals } = parseFlags('resume', argv, { ...CLUSTER_FLAGS, follow: { type: 'boolean' }, force: { type: 'boolean' } }, 1);
   const runId = positionals[0];
   if (!runId) throw new RunError('RUN_ID_MISSING', 'resume needs a run id (see `coordinator list`)');
   const session = await openClusterSession(values);
   try {
-    const run = await session.client.runs.transition(runId, 'queued');
+    const { runs } = session.client;
+    // A run whose processes were all killed still reads `running`; --force says they are gone.
+    if (values.force === true && (await runs.get(runId)).state === 'running') {
+      await runs.transition(runId, 'interrupted', { from: 'running', error: 'its workers were lost (resume --force)' });
+    }
+    const run = await runs.transition(runId, 'queued');
     const enqueue = async () => {
       const dataset = await publishDataset(session.client.shards);
       await session.client.queue.enqueueGeneration(run, dataset);

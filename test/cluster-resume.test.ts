@@ -1,0 +1,78 @@
+import test from 'ava';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { identicalWeights, newestWeights } from './helpers/checkpoint-weights.ts';
+import { jsonLines, REPO_ROOT, runCli } from './helpers/cli.ts';
+import { startTestRedis, uniquePrefix, type TestRedis } from './helpers/redis-server.ts';
+import { listCheckpoints } from '../shared/train/checkpoint-store.ts';
+
+let redis: TestRedis;
+let scratch: string;
+test.before(async () => {
+  redis = await startTestRedis({ persist: true });
+  scratch = await mkdtemp(path.join(os.tmpdir(), 'fmnist-resume-'));
+});
+test.after.always(async () => {
+  await redis?.close();
+  await rm(scratch, { recursive: true, force: true });
+});
+
+/** 2 epochs of 10 steps, a checkpoint every 3 steps: the kill lands between checkpoints. */
+const FLAGS = ['--model', 'tiny-cnn', '--epochs', '2', '--batch-size', '32', '--resize', '28', '--limit-train', '320', '--limit-test', '100', '--seed', '5', '--backend', 'wasm', '--checkpoint-every', '3', '--json'];
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+test('a run whose processes were all killed resumes to the same weights as one never stopped', async (t) => {
+  const prefix = uniquePrefix('resume');
+  const straightDir = path.join(scratch, 'straight');
+  const straight = await runCli('coordinator', ['launch', '--local', '--workers', '2', ...FLAGS, '--redis', redis.url, '--prefix', `${prefix}-straight`, '--state-dir', straightDir]);
+  t.is(straight.code, 0, straight.stderr);
+  const straightRun = jsonLines(straight.stdout).at(-1)!.run as string;
+
+  // The same run again, killed (coordinator and workers, SIGKILL) once it checkpointed mid-epoch,
+  // and Redis crashes too (it restarts from its append-only file).
+  const stateDir = path.join(scratch, 'killed');
+  const launch = spawn(process.execPath, ['--import', 'tsx', 'coordinator/main.ts', 'launch', '--local', '--workers', '2', ...FLAGS, '--redis', redis.url, '--prefix', prefix, '--state-dir', stateDir], { cwd: REPO_ROOT, detached: true, stdio: 'ignore' });
+  const exited = new Promise((resolve) => launch.on('exit', resolve));
+  let checkpointDir = '';
+  await waitFor(async () => {
+    const ids = await readdir(path.join(stateDir, 'checkpoints')).catch(() => [] as string[]);
+    if (ids.length === 0) return false;
+    checkpointDir = path.join(stateDir, 'checkpoints', ids[0]!);
+    return (await listCheckpoints(checkpointDir)).length > 0;
+  }, 180_000);
+  process.kill(-launch.pid!, 'SIGKILL');
+  await exited;
+  await redis.restart({ mode: 'kill' });
+  const runId = path.basename(checkpointDir);
+  const killedAt = (await listCheckpoints(checkpointDir)).map((dir) => path.basename(dir));
+  t.log(`killed after checkpoints ${killedAt.join(', ')}`);
+
+  const resumed = await runCli('coordinator', ['resume', runId, '--force', '--local', '--json', '--redis', redis.url, '--prefix', prefix, '--state-dir', stateDir]);
+  t.is(resumed.code, 0, resumed.stderr);
+  const lines = jsonLines(resumed.stdout);
+  t.deepEqual(lines.at(-1), { run: runId, status: 'completed' });
+  t.true(identicalWeights(await newestWeights(checkpointDir), await newestWeights(path.join(straightDir, 'checkpoints', straightRun))), 'final weights are bit-identical');
+
+  const status = await runCli('coordinator', ['status', runId, '--json', '--redis', redis.url, '--prefix', prefix]);
+  const record = JSON.parse(status.stdout);
+  t.is(record.state, 'completed');
+  t.is(record.generation, 1);
+  t.is(record.history.length, 2);
+});
+
+test('status, cancel and resume of an unknown run fail with RUN_NOT_FOUND', async (t) => {
+  for (const command of ['status', 'cancel', 'resume']) {
+    const result = await runCli('coordinator', [command, 'run-nope', '--redis', redis.url, '--prefix', uniquePrefix('nope')]);
+    t.is(result.code, 1);
+    t.regex(result.stderr, /^error \[RUN_NOT_FOUND\]/);
+  }
+});
