@@ -31,8 +31,6 @@ export interface JobContext {
 
 /** Checkpoints kept per run (the newest ones). */
 const CHECKPOINTS_KEPT = 3;
-/** Shortest interval between two progress records, in ms. */
-const PROGRESS_INTERVAL_MS = 1000;
 
 async function loadRunData(shards: ShardCache, job: TrainJobData, config: CompiledRunConfig): Promise<TrainingData> {
   const train = await shards.load(job.dataset.train);
@@ -118,12 +116,11 @@ function jobHooks(ctx: JobContext, run: RunRecord, model: TrainableModel, rank: 
   const guard = { generation: run.generation };
   const hooks: TrainingHooks = { stopRequested: stop };
   if (rank !== 0) return hooks;
-  let lastProgress = 0;
+  // One record per step: a step takes far longer than a Redis write, and followers (progress
+  // bars, benchmarks, tests) get every step's loss and time split.
   hooks.onStep = (report) => {
-    const now = Date.now();
-    if (now - lastProgress < PROGRESS_INTERVAL_MS && report.step < report.stepsPerEpoch) return;
-    lastProgress = now;
-    const progress = { epoch: report.epoch, step: report.step, stepsPerEpoch: report.stepsPerEpoch, loss: report.loss, examplesPerSec: report.examplesPerSec };
+    const { epoch, step, stepsPerEpoch, loss, examplesPerSec, globalStep, timings } = report;
+    const progress = { epoch, step, stepsPerEpoch, loss, examplesPerSec, globalStep, timings };
     void ctx.runs.setProgress(run.id, progress, guard).catch((error: Error) => ctx.log(`progress not recorded: ${error.message}`));
   };
   hooks.onEpoch = async (record) => {

@@ -3,17 +3,17 @@ import type { ConvLayer } from './resnet18-architecture.ts';
 import type { ParameterSet } from './parameter-set.ts';
 import { defaultBiasBound, fillUniform, xavierBound, type UniformSource } from './parameter-init.ts';
 
-/** Convolution + bias with PyTorch's symmetric zero padding. */
-export function convolve(x: tf.Tensor4D, params: ParameterSet, layer: ConvLayer): tf.Tensor4D {
+/**
+ * Convolution + bias with PyTorch's symmetric zero padding. `inputIsData`: x is the images, whose
+ * gradient nobody needs; the fused op's gradient always computes it, the plain conv2d's does not.
+ */
+export function convolve(x: tf.Tensor4D, params: ParameterSet, layer: ConvLayer, inputIsData = false): tf.Tensor4D {
   const p = layer.padding;
   const pad: [[number, number], [number, number], [number, number], [number, number]] | 'valid' = p === 0 ? 'valid' : [[0, 0], [p, p], [p, p], [0, 0]];
-  return tf.fused.conv2d({
-    x,
-    filter: params.get(`${layer.name}/kernel`) as tf.Tensor4D,
-    bias: params.get(`${layer.name}/bias`),
-    strides: layer.stride,
-    pad,
-  });
+  const filter = params.get(`${layer.name}/kernel`) as tf.Tensor4D;
+  const bias = params.get(`${layer.name}/bias`);
+  if (inputIsData) return tf.add(tf.conv2d(x, filter, layer.stride, pad), bias);
+  return tf.fused.conv2d({ x, filter, bias, strides: layer.stride, pad });
 }
 
 /** x [n, in] times `<name>/kernel` [in, out] plus `<name>/bias`. */

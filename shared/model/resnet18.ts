@@ -43,7 +43,7 @@ export class ResNet18 implements TrainableModel {
    */
   forward(x: tf.Tensor4D, mode: ForwardMode, onStage?: (output: tf.Tensor) => void): tf.Tensor2D {
     const { stem, stages } = this.architecture;
-    let y = this.convolve(x, stem.conv);
+    let y = convolve(x, this.params, stem.conv, true);
     y = tf.relu(this.batchNorm(y, stem.bn, mode));
     const pool = stem.pool;
     y = tf.maxPool(y, pool.size, pool.stride, pool.padding);

@@ -30,7 +30,7 @@ export class TinyCnn implements TrainableModel {
   }
 
   forward(x: tf.Tensor4D, _mode: ForwardMode, onStage?: (output: tf.Tensor) => void): tf.Tensor2D {
-    const y1 = tf.relu(convolve(x, this.params, CONV1));
+    const y1 = tf.relu(convolve(x, this.params, CONV1, true));
     const y2 = tf.relu(convolve(y1, this.params, CONV2));
     const pooled = tf.mean(y2, [1, 2]) as tf.Tensor2D;
     const logits = dense(pooled, this.params, 'dense');

@@ -103,6 +103,10 @@ export interface RunProgress {
   loss: number;
   /** Recent throughput over all workers, in examples per second. */
   examplesPerSec: number;
+  /** Optimiser steps since the run started. */
+  globalStep?: number;
+  /** Where rank 0's last step spent its time, in ms. */
+  timings?: { dataMs: number; computeMs: number; allReduceMs: number; updateMs: number };
   /** When this record was written, in ms since the epoch. */
   updatedAt: number;
 }

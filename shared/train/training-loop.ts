@@ -28,7 +28,7 @@ export interface StepReport {
   step: number;
   stepsPerEpoch: number;
   globalStep: number;
-  /** Mean cross-entropy of this rank's slice of the batch, before the update. */
+  /** Mean cross-entropy over the whole global batch (all ranks), before the update. */
   loss: number;
   /** Examples of the global batch processed per second, this step. */
   examplesPerSec: number;
@@ -44,6 +44,12 @@ export interface TrainingHooks {
   /** This rank's wish to stop; the ranks agree on it and stop after the same step. */
   stopRequested?(): boolean;
 }
+
+/** Offsets, after the gradients, of the step buffer's extra slots. */
+const STOP_SLOT = 0;
+const LOSS_SLOT = 1;
+const COUNT_SLOT = 2;
+const EXTRA_SLOTS = 3;
 
 export type TrainingOutcome = { kind: 'completed' | 'stopped'; state: TrainingState };
 
@@ -73,8 +79,9 @@ export class TrainingLoop {
     private readonly hooks: TrainingHooks = {},
   ) {
     this.parameterCount = model.params.trainableCount;
-    // One extra slot carries the ranks' stop votes through the same all-reduce as the gradients.
-    this.stepBuffer = new Float32Array(this.parameterCount + 1);
+    // Three extra slots ride along with the gradients in the same all-reduce: the ranks' stop
+    // votes, and the batch's loss sum and example count (for the global batch's loss).
+    this.stepBuffer = new Float32Array(this.parameterCount + EXTRA_SLOTS);
   }
 
   get stepsPerEpoch(): number {
@@ -122,7 +129,9 @@ export class TrainingLoop {
     } else {
       this.stepBuffer.fill(0);
     }
-    this.stepBuffer[n] = this.hooks.stopRequested?.() ? 1 : 0;
+    this.stepBuffer[n + STOP_SLOT] = this.hooks.stopRequested?.() ? 1 : 0;
+    this.stepBuffer[n + LOSS_SLOT] = lossSum;
+    this.stepBuffer[n + COUNT_SLOT] = mine.length;
     const computeDone = performance.now();
     await this.collective.sumInPlace(this.stepBuffer, { step: state.globalStep, purpose: 'gradients' });
     const reduceDone = performance.now();
@@ -141,11 +150,11 @@ export class TrainingLoop {
       step: state.stepInEpoch,
       stepsPerEpoch,
       globalStep: state.globalStep,
-      loss: mine.length > 0 ? lossSum / mine.length : 0,
+      loss: this.stepBuffer[n + LOSS_SLOT]! / this.stepBuffer[n + COUNT_SLOT]!,
       examplesPerSec: globalBatch.length / seconds,
       timings: { dataMs: dataDone - started, computeMs: computeDone - dataDone, allReduceMs: reduceDone - computeDone, updateMs: finished - reduceDone },
     });
-    return this.stepBuffer[n]! > 0;
+    return this.stepBuffer[n + STOP_SLOT]! > 0;
   }
 
   /** Sums the epoch's figures over ranks, evaluates on the test set, records and checkpoints. */
