@@ -1,0 +1,81 @@
+/**
+ * `npm run bench -- scaling [--workers 1,2] [--batch-size 64] [--resize 28] [--steps 8]
+ * [--backend auto] [--threads 1]`: cluster examples/sec of real worker processes (launched as
+ * `launch --local` does) at the same global batch, with each step's time split into data,
+ * compute, all-reduce and update (rank 0's, from the run's progress events). The first step of
+ * each run is a warm-up and is not counted. Target: 2 workers >= 1.8x one worker.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ClusterClient } from '../coordinator/cluster-client.ts';
+import { CoordinatorService } from '../coordinator/coordinator-service.ts';
+import { LocalCluster } from '../coordinator/local-cluster.ts';
+import { followRun } from '../coordinator/run-follower.ts';
+import { ensureRedis } from '../shared/redis/local-redis.ts';
+import type { RunProgress } from '../shared/run/run-state.ts';
+
+interface ScalingResult {
+  workers: number;
+  examplesPerSec: number;
+  split: { dataMs: number; computeMs: number; allReduceMs: number; updateMs: number; stepMs: number };
+}
+
+const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+
+async function measure(redisUrl: string, scratch: string, workers: number, flags: { batchSize: number; resize: number; steps: number; backend: string; threads: number }): Promise<ScalingResult> {
+  const client = new ClusterClient(redisUrl, `bench-scaling-${workers}-${Date.now()}`);
+  const service = new CoordinatorService(client);
+  const dataset = await service.start();
+  const run = await client.runs.create({
+    workers, epochs: 1, batchSize: flags.batchSize, resize: flags.resize, lr: 0.05, seed: 0,
+    limitTrain: flags.batchSize * flags.steps, limitTest: 1, backend: flags.backend, threads: flags.threads,
+  });
+  const cluster = LocalCluster.start({ workers, redisUrl, prefix: client.keys.prefix, checkpointRoot: path.join(scratch, 'ckpt'), logDir: path.join(scratch, 'logs', run.id) });
+  const steps: RunProgress[] = [];
+  try {
+    await client.queue.enqueueGeneration(run, dataset);
+    const final = await followRun(client.runs, run.id, { onProgress: (p) => steps.push(p) });
+    if (final.state !== 'completed') throw new Error(`run ${run.id} ${final.state}: ${final.error ?? ''} (logs in ${cluster.options.logDir})`);
+  } finally {
+    await cluster.stop();
+    await service.close();
+    await client.close();
+  }
+  const timed = steps.filter((p) => (p.globalStep ?? 0) > 1 && p.timings);
+  const part = (key: keyof NonNullable<RunProgress['timings']>) => mean(timed.map((p) => p.timings![key]));
+  const split = { dataMs: part('dataMs'), computeMs: part('computeMs'), allReduceMs: part('allReduceMs'), updateMs: part('updateMs'), stepMs: 0 };
+  split.stepMs = split.dataMs + split.computeMs + split.allReduceMs + split.updateMs;
+  return { workers, examplesPerSec: (flags.batchSize / split.stepMs) * 1000, split };
+}
+
+export async function runBenchmark(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, strict: true, options: {
+    workers: { type: 'string', default: '1,2' }, 'batch-size': { type: 'string', default: '64' }, resize: { type: 'string', default: '28' },
+    steps: { type: 'string', default: '8' }, backend: { type: 'string', default: 'auto' }, threads: { type: 'string', default: '1' },
+  } });
+  const flags = { batchSize: Number(values['batch-size']), resize: Number(values.resize), steps: Number(values.steps), backend: values.backend!, threads: Number(values.threads) };
+  const counts = values.workers!.split(',').map(Number);
+  const redis = await ensureRedis({ probeUrl: 'redis://127.0.0.1:1' });
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'fmnist-bench-scaling-'));
+  const results: ScalingResult[] = [];
+  try {
+    for (const workers of counts) {
+      process.stderr.write(`scaling: ${workers} worker(s), global batch ${flags.batchSize} at ${flags.resize}x${flags.resize}, ${flags.steps} steps...\n`);
+      results.push(await measure(redis.url, scratch, workers, flags));
+    }
+  } finally {
+    await redis.close();
+    await rm(scratch, { recursive: true, force: true });
+  }
+  const base = results[0]!;
+  console.log(`\nscaling: ResNet-18, global batch ${flags.batchSize}, ${flags.resize}x${flags.resize}, backend ${flags.backend}, ${flags.threads} thread(s) per worker, ${os.cpus().length} cores`);
+  console.log('workers  examples/sec  vs first   step ms   data ms  compute ms  all-reduce ms  update ms');
+  for (const r of results) {
+    const s = r.split;
+    console.log(`${String(r.workers).padStart(7)}  ${r.examplesPerSec.toFixed(1).padStart(12)}  ${(r.examplesPerSec / base.examplesPerSec).toFixed(2).padStart(7)}x  ${s.stepMs.toFixed(0).padStart(8)}  ${s.dataMs.toFixed(1).padStart(8)}  ${s.computeMs.toFixed(0).padStart(10)}  ${s.allReduceMs.toFixed(0).padStart(13)}  ${s.updateMs.toFixed(0).padStart(9)}`);
+  }
+  const two = results.find((r) => r.workers === 2);
+  if (two && base.workers === 1) console.log(`target: 2 workers >= 1.8x one worker: ${(two.examplesPerSec / base.examplesPerSec).toFixed(2)}x`);
+}
