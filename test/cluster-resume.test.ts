@@ -76,3 +76,30 @@ test('status, cancel and resume of an unknown run fail with RUN_NOT_FOUND', asyn
     t.regex(result.stderr, /^error \[RUN_NOT_FOUND\]/);
   }
 });
+
+test('cancel stops a running run after the current step, once', async (t) => {
+  const prefix = uniquePrefix('cancel');
+  const stateDir = path.join(scratch, 'cancel');
+  const flags = ['--model', 'tiny-cnn', '--epochs', '30', '--batch-size', '32', '--resize', '28', '--limit-train', '320', '--limit-test', '32', '--backend', 'wasm', '--json'];
+  let runId = '';
+  const launch = runCli('coordinator', ['launch', '--local', '--workers', '2', ...flags, '--redis', redis.url, '--prefix', prefix, '--state-dir', stateDir], {
+    onStdoutLine: (line) => {
+      const parsed = JSON.parse(line) as { epoch?: number };
+      if (parsed.epoch === 1) void cancelSoon();
+    },
+  });
+  const cancelSoon = async () => {
+    const list = await runCli('coordinator', ['list', '--json', '--redis', redis.url, '--prefix', prefix]);
+    runId = (JSON.parse(list.stdout) as { run: string }[])[0]!.run;
+    const cancel = await runCli('coordinator', ['cancel', runId, '--redis', redis.url, '--prefix', prefix]);
+    t.is(cancel.code, 0, cancel.stderr);
+  };
+  const result = await launch;
+  t.is(result.code, 1, 'a cancelled run is not a success');
+  const final = jsonLines(result.stdout).at(-1)!;
+  t.is(final.status, 'cancelled');
+  const epochs = jsonLines(result.stdout).filter((line) => 'epoch' in line).length;
+  t.true(epochs < 30, `stopped after ${epochs} epochs`);
+  const again = await runCli('coordinator', ['cancel', runId, '--redis', redis.url, '--prefix', prefix]);
+  t.regex(again.stderr, /RUN_BAD_TRANSITION/, 'a cancelled run cannot be cancelled again');
+});
