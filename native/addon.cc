@@ -63,6 +63,13 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   return stats;
 }
 
+Napi::Value ConvolutionPlans(const Napi::CallbackInfo& info) {
+  auto lines = describeConvolutionPlans();
+  Napi::Array out = Napi::Array::New(info.Env(), lines.size());
+  for (size_t i = 0; i < lines.size(); i++) out.Set(static_cast<uint32_t>(i), lines[i]);
+  return out;
+}
+
 Napi::Value ReleaseCaches(const Napi::CallbackInfo& info) {
   clearConvolutionCache();
   releaseSharedBuffers();
@@ -262,6 +269,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("threads", Napi::Function::New(env, Threads));
   exports.Set("stats", Napi::Function::New(env, Stats));
+  exports.Set("convolutionPlans", Napi::Function::New(env, ConvolutionPlans));
   exports.Set("releaseCaches", Napi::Function::New(env, ReleaseCaches));
   exports.Set("conv2dForward", Napi::Function::New(env, Conv2dForward));
   exports.Set("conv2dBackwardData", Napi::Function::New(env, Conv2dBackwardData));

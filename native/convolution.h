@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <cstddef>
+#include <string>
+#include <vector>
 
 namespace onednn_addon {
 
@@ -37,6 +39,9 @@ void convolutionBackwardWeights(const ConvGeometry& g, const float* x, const flo
 
 // Number of cached primitive sets (one per distinct shape and direction).
 size_t convolutionCacheSize();
+
+// One line per cached plan: direction, geometry (after filter cropping) and oneDNN kernel.
+std::vector<std::string> describeConvolutionPlans();
 void clearConvolutionCache();
 
 }  // namespace onednn_addon

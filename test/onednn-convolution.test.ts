@@ -2,7 +2,8 @@
  * The onednn backend's convolution kernels against the pure-JavaScript cpu backend, on the
  * ResNet-18 layer shapes (28x28 Fashion-MNIST inputs at batch 2, and the first layers at
  * 96x96, batch 1) and on edge shapes: batch 1, odd sizes, stride 2 over odd inputs,
- * valid/same/explicit and asymmetric padding, ceil rounding, non-square filters, dilation.
+ * valid/same/explicit and asymmetric padding, ceil rounding, non-square filters, dilation, and
+ * filters with taps that only ever meet padding (which the native code crops away).
  *
  * Tolerance: max|onednn - cpu| / max|cpu| <= 1e-4. Both compute in float32 but sum in
  * different orders (oneDNN blocks over channels and spatial tiles); the difference of two
@@ -65,9 +66,15 @@ const EDGES: ConvCase[] = [
   { name: 'numeric pad 1 with ceil rounding', x: [1, 8, 8, 2], filter: [3, 3, 2, 3], strides: 2, pad: 1, rounding: 'ceil' },
   { name: 'filter larger than input, same', x: [2, 1, 1, 8], filter: [3, 3, 8, 4], strides: 1, pad: 'same' },
   { name: 'valid with unread trailing rows', x: [1, 8, 8, 3], filter: [3, 3, 3, 4], strides: 2, pad: 'valid' },
+  // Only some filter taps ever read input here: the native code crops the filter.
+  { name: '5x5 over 2x3 with pad 2, cropped taps', x: [3, 2, 3, 6], filter: [5, 5, 6, 5], strides: 1, pad: p(2) },
+  { name: '3x3/2 over 2x2, only the lower-right 2x2 taps read', x: [2, 2, 2, 8], filter: [3, 3, 8, 4], strides: 2, pad: p(1) },
 ];
 
-const DILATED: ConvCase = { name: 'dilation 2, same', x: [2, 9, 9, 3], filter: [3, 3, 3, 4], strides: 1, pad: 'same', dilations: 2 };
+const DILATED: ConvCase[] = [
+  { name: 'dilation 2, same', x: [2, 9, 9, 3], filter: [3, 3, 3, 4], strides: 1, pad: 'same', dilations: 2 },
+  { name: 'dilation 2 over 2x2: only the centre tap reads input', x: [2, 2, 2, 3], filter: [3, 3, 3, 4], strides: 1, pad: 'same', dilations: 2 },
+];
 
 function outputShape(c: ConvCase): number[] {
   const info = tf.backend_util.computeConv2DInfo(
@@ -98,14 +105,14 @@ test.after.always(async () => {
 const ALL = [...RESNET_28, ...RESNET_96, ...EDGES];
 
 test.serial('Conv2D matches the cpu backend on ResNet-18 and edge shapes', async (t) => {
-  for (const c of [...ALL, DILATED]) {
+  for (const c of [...ALL, ...DILATED]) {
     await assertClose(t, inputsFor(c, 11), (x, w) =>
       tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad, 'NHWC', c.dilations ?? 1, c.rounding));
   }
 });
 
 test.serial('FusedConv2D with bias and relu matches the cpu backend', async (t) => {
-  for (const c of [...ALL, DILATED]) {
+  for (const c of [...ALL, ...DILATED]) {
     const bias = seededInput([c.filter[3]!], 5, 0.5);
     for (const activation of ['relu', 'linear'] as const) {
       await assertClose(t, [...inputsFor(c, 21), bias], (x, w, b) =>

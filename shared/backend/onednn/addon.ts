@@ -27,6 +27,8 @@ export interface OnednnAddon {
   setThreads(threads: number): void;
   threads(): number;
   stats(): AddonStats;
+  /** One line per cached convolution plan: direction, geometry and the oneDNN kernel chosen. */
+  convolutionPlans(): string[];
   /** Drops cached primitives and scratch buffers (they are rebuilt on the next call). */
   releaseCaches(): void;
 

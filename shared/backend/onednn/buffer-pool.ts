@@ -7,6 +7,10 @@
 export class Float32ArrayPool {
   private readonly free = new Map<number, Float32Array[]>();
   private pooledBytes = 0;
+  /** Bytes handed out as fresh allocations (pool misses) since construction. */
+  freshBytes = 0;
+  /** Bytes handed out from the pool since construction. */
+  reusedBytes = 0;
 
   /**
    * @param maxPooledBytes upper bound on bytes kept for reuse; arrays released beyond it are
@@ -18,8 +22,12 @@ export class Float32ArrayPool {
   take(length: number): Float32Array {
     const list = this.free.get(length);
     const array = list?.pop();
-    if (array === undefined) return new Float32Array(length);
+    if (array === undefined) {
+      this.freshBytes += length * 4;
+      return new Float32Array(length);
+    }
     this.pooledBytes -= array.byteLength;
+    this.reusedBytes += array.byteLength;
     return array;
   }
 

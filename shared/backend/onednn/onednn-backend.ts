@@ -49,6 +49,11 @@ export class OnednnBackend extends MathBackendCPU {
     return this.pool.bytes;
   }
 
+  /** Output bytes native kernels got as fresh allocations and as recycled arrays, so far. */
+  get allocationStats(): { freshBytes: number; reusedBytes: number } {
+    return { freshBytes: this.pool.freshBytes, reusedBytes: this.pool.reusedBytes };
+  }
+
   override write(values: backend_util.BackendValues, shape: number[], dtype: DataType): DataId {
     this.escape(values);
     return super.write(values, shape, dtype);
