@@ -18,8 +18,8 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions", "-O2"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
-      "cflags": ["-O3", "-fopenmp"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-fopenmp", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags": ["-O3", "-fopenmp", "-ffp-contract=off"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-fopenmp", "-ffp-contract=off", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "libraries": ["-ldnnl", "-fopenmp"]
     }
   ]

@@ -4,14 +4,17 @@
  * same number of threads in the same run.
  *
  *   npx tsx bench/onednn-kernels.ts [--size 28] [--batch 64] [--steps 6] [--warmup 2]
- *       [--threads 1] [--variant model|fused-bn|both] [--no-torch] [--top 25]
+ *       [--threads 1] [--variant model|fused-bn|tuned|all] [--no-torch] [--top 25]
+ *       [--kernel-clock wall|cpu|none]
  *
  * Variants: `model` is shared/model/resnet18.ts as written (batch norm as tf.moments +
  * tf.batchNorm, ReLU separate); `fused-bn` is the same parameters and layers with batch norm
- * (and the ReLU after it) through batchNormTraining, the fused native op.
+ * (and the ReLU after it) through batchNormTraining, the fused native op; `tuned` is
+ * `fused-bn` with the step's two copies done by copyTensorInto and sgdUpdate.
  *
- * Each step is the trainer's: computeGradients (forward, backward, gradients copied to one
- * Float32Array) then applySgd. Examples/sec are reported from wall time and from this
+ * `model` and `fused-bn` steps are the trainer's: computeGradients (forward, backward,
+ * gradients copied to one Float32Array) then applySgd. `tuned` does the same work with
+ * copyTensorInto (gradients stay recyclable) and sgdUpdate (one native pass per parameter). Examples/sec are reported from wall time and from this
  * process's CPU time: on a shared machine the CPU-time figure is the one that compares
  * (with one thread both measure the same work when the machine is idle).
  */
@@ -22,6 +25,8 @@ import { parseArgs } from 'node:util';
 import { registerOnednnBackend, onednnUnavailableReason } from '../shared/backend/onednn/register.ts';
 import { batchNormTraining } from '../shared/backend/onednn/batch-norm-training.ts';
 import type { OnednnBackend } from '../shared/backend/onednn/onednn-backend.ts';
+import { copyTensorInto } from '../shared/backend/onednn/copy-into.ts';
+import { sgdUpdate } from '../shared/backend/onednn/sgd-update.ts';
 import { ResNet18 } from '../shared/model/resnet18.ts';
 import { BATCH_NORM_EPSILON, BATCH_NORM_MOMENTUM, type BatchNormLayer, type ResidualUnit } from '../shared/model/resnet18-architecture.ts';
 import { convolve, dense } from '../shared/model/layer-ops.ts';
@@ -37,10 +42,15 @@ interface Options {
   steps: number;
   warmup: number;
   threads: number;
-  variants: ('model' | 'fused-bn')[];
+  variants: Variant[];
   torch: boolean;
   top: number;
+  kernelClock: KernelClock;
 }
+
+type KernelClock = 'wall' | 'cpu' | 'none';
+type Variant = 'model' | 'fused-bn' | 'tuned';
+const VARIANTS: readonly Variant[] = ['model', 'fused-bn', 'tuned'];
 
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
@@ -51,23 +61,27 @@ function parseOptions(argv: string[]): Options {
       steps: { type: 'string', default: '6' },
       warmup: { type: 'string', default: '2' },
       threads: { type: 'string', default: '1' },
-      variant: { type: 'string', default: 'both' },
+      variant: { type: 'string', default: 'all' },
       'no-torch': { type: 'boolean', default: false },
       top: { type: 'string', default: '25' },
+      'kernel-clock': { type: 'string', default: 'wall' },
     },
   });
   const size = Number(values.size);
   const variant = values.variant!;
-  if (!['model', 'fused-bn', 'both'].includes(variant)) throw new Error(`--variant must be model, fused-bn or both (got ${variant})`);
+  if (variant !== 'all' && !VARIANTS.includes(variant as Variant)) throw new Error(`--variant must be ${VARIANTS.join(', ')} or all (got ${variant})`);
+  const kernelClock = values['kernel-clock']!;
+  if (!['wall', 'cpu', 'none'].includes(kernelClock)) throw new Error(`--kernel-clock must be wall, cpu or none (got ${kernelClock})`);
   return {
     size,
     batch: Number(values.batch ?? (size >= 64 ? 32 : 64)),
     steps: Number(values.steps),
     warmup: Number(values.warmup),
     threads: Number(values.threads),
-    variants: variant === 'both' ? ['model', 'fused-bn'] : [variant as 'model' | 'fused-bn'],
+    variants: variant === 'all' ? [...VARIANTS] : [variant as Variant],
     torch: !values['no-torch'],
     top: Number(values.top),
+    kernelClock: kernelClock as KernelClock,
   };
 }
 
@@ -135,13 +149,18 @@ class FusedBatchNormResNet18 implements TrainableModel {
 }
 
 /**
- * Per-kernel wall and CPU time, gathered by wrapping every kernel registered for `onednn`.
- * CPU time is the process's (all threads), so it equals the kernel's own only with one thread.
+ * Per-kernel time, gathered by wrapping every kernel registered for `onednn`. `wall` costs
+ * about 0.1 us a call; `cpu` (the process's CPU time, all threads: the kernel's own only with
+ * one thread) costs about 10 us a call, which then shows up as time outside kernels.
  */
 class KernelTimer {
-  readonly totals = new Map<string, { ms: number; cpuMs: number; calls: number }>();
+  readonly totals = new Map<string, { ms: number; calls: number }>();
+
+  constructor(readonly clock: KernelClock) {}
 
   install(): void {
+    if (this.clock === 'none') return;
+    const now = this.clock === 'cpu' ? cpuNowMs : () => performance.now();
     for (const config of tf.getKernelsForBackend('onednn')) {
       const inner = config.kernelFunc;
       const name = config.kernelName;
@@ -149,12 +168,10 @@ class KernelTimer {
       tf.registerKernel({
         ...config,
         kernelFunc: (args) => {
-          const start = performance.now();
-          const cpuStart = cpuNowMs();
+          const start = now();
           const result = inner(args);
-          const entry = this.totals.get(name) ?? { ms: 0, cpuMs: 0, calls: 0 };
-          entry.ms += performance.now() - start;
-          entry.cpuMs += cpuNowMs() - cpuStart;
+          const entry = this.totals.get(name) ?? { ms: 0, calls: 0 };
+          entry.ms += now() - start;
           entry.calls += 1;
           this.totals.set(name, entry);
           return result;
@@ -197,6 +214,36 @@ function timedStep(model: TrainableModel, batch: ImageBatch, out: Float32Array):
   return { wallMs: wall2 - wall0, cpuMs: cpuNowMs() - cpu0, gradMs: wall1 - wall0, sgdMs: wall2 - wall1 };
 }
 
+/** computeGradients + applySgd for one chunk, with the copies done by the onednn helpers. */
+function tunedStep(model: TrainableModel, batch: ImageBatch, out: Float32Array): StepFigures {
+  const wall0 = performance.now();
+  const cpu0 = cpuNowMs();
+  const variables = model.params.trainable.map((p) => p.variable);
+  tf.tidy(() => {
+    const x = tf.tensor4d(batch.x, [batch.count, batch.size, batch.size, 1]);
+    const labels = tf.tensor1d(batch.labels, 'int32');
+    const oneHot = tf.oneHot(labels, model.classes);
+    const { value, grads } = tf.variableGrads(() => {
+      const logits = model.forward(x, 'train');
+      return tf.div(tf.neg(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)))), batch.count) as tf.Scalar;
+    }, variables);
+    value.dataSync();
+    let offset = 0;
+    for (const v of variables) {
+      copyTensorInto(grads[v.name]!, out, offset);
+      offset += v.size;
+    }
+  });
+  const wall1 = performance.now();
+  let offset = 0;
+  for (const v of variables) {
+    sgdUpdate(v, out.subarray(offset, offset + v.size), 0.01);
+    offset += v.size;
+  }
+  const wall2 = performance.now();
+  return { wallMs: wall2 - wall0, cpuMs: cpuNowMs() - cpu0, gradMs: wall1 - wall0, sgdMs: wall2 - wall1 };
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)]!;
@@ -205,20 +252,17 @@ function median(values: number[]): number {
 const CONVOLUTION_KERNELS = new Set(['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter']);
 
 function printKernelTable(timer: KernelTimer, steps: number, step: { wallMs: number; cpuMs: number }, top: number): void {
-  const rows = [...timer.totals.entries()].sort((a, b) => b[1].cpuMs - a[1].cpuMs);
-  const sum = (filter: (name: string) => boolean, key: 'ms' | 'cpuMs') =>
-    rows.filter(([k]) => filter(k)).reduce((total, [, v]) => total + v[key], 0) / steps;
-  const isConv = (k: string) => CONVOLUTION_KERNELS.has(k);
-  const all = () => true;
-  for (const [label, key, stepMs] of [['wall', 'ms', step.wallMs], ['CPU', 'cpuMs', step.cpuMs]] as const) {
-    const kernels = sum(all, key);
-    const conv = sum(isConv, key);
-    console.log(`  ${label.padEnd(4)}: step ${stepMs.toFixed(1)} ms = convolutions ${conv.toFixed(1)} + other kernels ${(kernels - conv).toFixed(1)} + outside kernels ${(stepMs - kernels).toFixed(1)}`);
-  }
-  console.log(`  ${'kernel'.padEnd(28)}${'CPU ms'.padStart(9)}${'share'.padStart(8)}${'wall ms'.padStart(9)}${'calls'.padStart(7)}`);
+  if (timer.clock === 'none') return;
+  const stepMs = timer.clock === 'cpu' ? step.cpuMs : step.wallMs;
+  const rows = [...timer.totals.entries()].sort((a, b) => b[1].ms - a[1].ms);
+  const sum = (filter: (name: string) => boolean) => rows.filter(([k]) => filter(k)).reduce((total, [, v]) => total + v.ms, 0) / steps;
+  const kernels = sum(() => true);
+  const conv = sum((k) => CONVOLUTION_KERNELS.has(k));
+  console.log(`  ${timer.clock} time: step ${stepMs.toFixed(1)} ms = convolutions ${conv.toFixed(1)} + other kernels ${(kernels - conv).toFixed(1)} + outside kernels ${(stepMs - kernels).toFixed(1)}`);
+  console.log(`  ${'kernel'.padEnd(28)}${'ms/step'.padStart(9)}${'share'.padStart(8)}${'calls'.padStart(7)}`);
   for (const [name, v] of rows.slice(0, top)) {
-    const cpu = v.cpuMs / steps;
-    console.log(`  ${name.padEnd(28)}${cpu.toFixed(2).padStart(9)}${`${((100 * cpu) / step.cpuMs).toFixed(1)}%`.padStart(8)}${(v.ms / steps).toFixed(2).padStart(9)}${String(v.calls / steps).padStart(7)}`);
+    const ms = v.ms / steps;
+    console.log(`  ${name.padEnd(28)}${ms.toFixed(2).padStart(9)}${`${((100 * ms) / stepMs).toFixed(1)}%`.padStart(8)}${String(v.calls / steps).padStart(7)}`);
   }
 }
 
@@ -228,18 +272,19 @@ interface VariantResult {
   cpuExamplesPerSec: number;
 }
 
-async function benchVariant(variant: 'model' | 'fused-bn', options: Options, timer: KernelTimer): Promise<VariantResult> {
+async function benchVariant(variant: Variant, options: Options, timer: KernelTimer): Promise<VariantResult> {
   const base = ResNet18.create(benchRng(12345));
   const model: TrainableModel = variant === 'model' ? base : new FusedBatchNormResNet18(base);
+  const step = variant === 'tuned' ? tunedStep : timedStep;
   const batch = syntheticBatch(options.size, options.batch);
   // The trainer reuses one gradient buffer across steps; so does the bench.
   const out = new Float32Array(model.params.trainableCount);
-  for (let i = 0; i < options.warmup; i++) timedStep(model, batch, out);
+  for (let i = 0; i < options.warmup; i++) step(model, batch, out);
   timer.reset();
   const backend = tf.backend() as OnednnBackend;
   const allocated = backend.allocationStats;
   const figures: StepFigures[] = [];
-  for (let i = 0; i < options.steps; i++) figures.push(timedStep(model, batch, out));
+  for (let i = 0; i < options.steps; i++) figures.push(step(model, batch, out));
   const fresh = (backend.allocationStats.freshBytes - allocated.freshBytes) / options.steps / 2 ** 20;
   const reused = (backend.allocationStats.reusedBytes - allocated.reusedBytes) / options.steps / 2 ** 20;
   const wall = median(figures.map((f) => f.wallMs));
@@ -321,7 +366,7 @@ export async function runBenchmark(argv: string[]): Promise<void> {
   }
   await tf.setBackend('onednn');
   console.log(`ResNet-18 training step, ${options.size}x${options.size} images, batch ${options.batch}, ${options.threads} thread(s), ${options.steps} timed steps after ${options.warmup} warm-up`);
-  const timer = new KernelTimer();
+  const timer = new KernelTimer(options.kernelClock);
   timer.install();
   const results: VariantResult[] = [];
   for (const variant of options.variants) results.push(await benchVariant(variant, options, timer));
@@ -329,7 +374,7 @@ export async function runBenchmark(argv: string[]): Promise<void> {
   console.log('\nexamples/sec (wall | CPU time):');
   for (const r of results) {
     const ratio = torch ? `  = ${(r.wallExamplesPerSec / torch.wallExamplesPerSec).toFixed(2)} | ${(r.cpuExamplesPerSec / torch.cpuExamplesPerSec).toFixed(2)} x PyTorch` : '';
-    console.log(`  onednn ${r.variant.padEnd(9)} ${r.wallExamplesPerSec.toFixed(1).padStart(7)} | ${r.cpuExamplesPerSec.toFixed(1).padStart(7)}${ratio}`);
+    console.log(`  onednn ${r.variant.padEnd(9)}${r.wallExamplesPerSec.toFixed(1).padStart(7)} | ${r.cpuExamplesPerSec.toFixed(1).padStart(7)}${ratio}`);
   }
   if (torch) console.log(`  pytorch ${torch.version.padEnd(8)} ${torch.wallExamplesPerSec.toFixed(1).padStart(7)} | ${torch.cpuExamplesPerSec.toFixed(1).padStart(7)}`);
 }

@@ -154,6 +154,17 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
   return guarded(info, [&] { unary(static_cast<UnaryOp>(op), x, out, static_cast<int64_t>(n), alpha); });
 }
 
+// scaledAdd(x, g, alpha, out): out = x + alpha * g; out may be x.
+Napi::Value ScaledAdd(const Napi::CallbackInfo& info) {
+  auto x_array = typedArrayArg(info, 0, napi_float32_array, "Float32Array");
+  size_t n = x_array.ElementLength();
+  const float* x = floatArg(info, 0, n);
+  const float* g = floatArg(info, 1, n);
+  float alpha = static_cast<float>(numberArg(info, 2));
+  float* out = floatArg(info, 3, n);
+  return guarded(info, [&] { scaledAdd(x, g, alpha, out, static_cast<int64_t>(n)); });
+}
+
 // reduceSum(x, out, outer, reduce, inner, scale)
 Napi::Value ReduceSum(const Napi::CallbackInfo& info) {
   int64_t outer = intArg(info, 2), reduce = intArg(info, 3), inner = intArg(info, 4);
@@ -276,6 +287,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("conv2dBackwardWeights", Napi::Function::New(env, Conv2dBackwardWeights));
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("unary", Napi::Function::New(env, Unary));
+  exports.Set("scaledAdd", Napi::Function::New(env, ScaledAdd));
   exports.Set("reduceSum", Napi::Function::New(env, ReduceSum));
   exports.Set("maxPoolForward", Napi::Function::New(env, MaxPoolForward));
   exports.Set("maxPoolBackward", Napi::Function::New(env, MaxPoolBackward));

@@ -128,7 +128,21 @@ void unaryParallel(const float* x, float* out, int64_t n, float alpha) {
   });
 }
 
+ONEDNN_ADDON_CLONES void scaledAddLoop(const float* x, const float* g, float alpha, float* out,
+                                       int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    float step = alpha * g[i];
+    out[i] = x[i] + step;
+  }
+}
+
 }  // namespace
+
+void scaledAdd(const float* x, const float* g, float alpha, float* out, int64_t n) {
+  parallelChunks(n, kMinElementsPerThread, [&](int64_t begin, int64_t end) {
+    scaledAddLoop(x + begin, g + begin, alpha, out + begin, end - begin);
+  });
+}
 
 void binaryBroadcast(BinaryOp op, int rank, const int64_t* dims, const int64_t* a_strides,
                      const int64_t* b_strides, const float* a, const float* b, float* out) {

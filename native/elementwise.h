@@ -39,4 +39,8 @@ enum class UnaryOp : int {
 
 void unary(UnaryOp op, const float* x, float* out, int64_t n, float alpha);
 
+// out = x + alpha * g, rounded after the product and after the sum (no fused multiply-add),
+// which is what tfjs's add(x, mul(g, alpha)) computes. out may be x itself.
+void scaledAdd(const float* x, const float* g, float alpha, float* out, int64_t n);
+
 }  // namespace onednn_addon

@@ -1,8 +1,9 @@
 /**
  * Training on the onednn backend: the fused batch-norm op against its composite definition on
  * the cpu backend (outputs and every gradient), a small residual conv net's gradients against
- * the cpu backend, and a 50-step loop whose tensor count stays flat and whose process memory
- * stays bounded (arrays released by disposed tensors are recycled, native caches stop growing).
+ * the cpu backend, a 50-step loop whose tensor count stays flat and whose process memory
+ * stays bounded (arrays released by disposed tensors are recycled, native caches stop growing),
+ * and the SGD update and gradient copy helpers.
  *
  * Tolerance 1e-4 (max error over the tensor's max magnitude): the composite path rounds some
  * fifteen intermediate tensors to float32 and sums in a different order; gradients through a
@@ -12,6 +13,8 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { registerOnednnBackend, onednnUnavailableReason } from '../shared/backend/onednn/register.ts';
 import { batchNormTraining } from '../shared/backend/onednn/batch-norm-training.ts';
+import { sgdUpdate } from '../shared/backend/onednn/sgd-update.ts';
+import { copyTensorInto } from '../shared/backend/onednn/copy-into.ts';
 import { compareBackends, seededInput, seededValues, type InputSpec } from '../shared/backend/onednn/backend-comparison.ts';
 import { loadAddon } from '../shared/backend/onednn/addon.ts';
 import type { OnednnBackend } from '../shared/backend/onednn/onednn-backend.ts';
@@ -181,4 +184,48 @@ test.serial('a native kernel given a wrong-length array throws instead of writin
   t.true(error instanceof RangeError);
   const geometry = new Int32Array(17).fill(1);
   t.throws(() => addon.conv2dForward(geometry, new Float32Array(1), new Float32Array(1), null, false, new Float32Array(0)), { instanceOf: RangeError });
+});
+
+test.serial('sgdUpdate matches assign(sub(p, mul(g, lr))) bit for bit, in place only when nothing else sees p', async (t) => {
+  const size = 5000;
+  const initial = seededValues(size, 40);
+  const gradients = [1, 2, 3, 4].map((i) => seededValues(size, 40 + i));
+  // Reference: the composite update on the cpu backend.
+  await tf.setBackend('cpu');
+  const reference = tf.variable(tf.tensor1d(initial));
+  for (const g of gradients) tf.tidy(() => reference.assign(tf.sub(reference, tf.mul(tf.tensor1d(g), 0.05))));
+  const expected = reference.dataSync().slice();
+  reference.dispose();
+
+  await tf.setBackend('onednn');
+  const backend = tf.backend() as OnednnBackend;
+  const p = tf.variable(tf.tensor1d(initial));
+  sgdUpdate(p, gradients[0]!, 0.05); // p's first array came from JavaScript: updated out of place
+  const idAfterFirst = p.dataId;
+  t.not(backend.exclusiveFloat32(p.dataId), null);
+  sgdUpdate(p, gradients[1]!, 0.05); // now p owns a native array: in place
+  t.is(p.dataId, idAfterFirst);
+  const snapshot = p.clone(); // shares p's data: the next update must not write into it
+  const snapshotValues = Float32Array.from(snapshot.dataSync());
+  sgdUpdate(p, gradients[2]!, 0.05);
+  t.deepEqual(Float32Array.from(snapshot.dataSync()), snapshotValues);
+  const exposed = p.dataSync(); // JavaScript now holds p's array: the next update copies
+  const exposedValues = Float32Array.from(exposed);
+  sgdUpdate(p, gradients[3]!, 0.05);
+  t.deepEqual(Float32Array.from(exposed), exposedValues);
+  t.deepEqual(Float32Array.from(p.dataSync()), expected);
+  tf.dispose([p, snapshot]);
+});
+
+test.serial('copyTensorInto copies values and leaves native arrays recyclable', async (t) => {
+  await tf.setBackend('onednn');
+  const backend = tf.backend() as OnednnBackend;
+  const a = tf.tidy(() => tf.mul(tf.tensor1d(seededValues(100, 50)), 2));
+  const out = new Float32Array(110);
+  copyTensorInto(a, out, 10);
+  t.not(backend.exclusiveFloat32(a.dataId), null);
+  t.deepEqual(out.subarray(10), Float32Array.from(a.dataSync()));
+  t.is(backend.exclusiveFloat32(a.dataId), null);
+  t.throws(() => copyTensorInto(a, out, 20), { instanceOf: RangeError });
+  a.dispose();
 });

@@ -39,6 +39,8 @@ export interface OnednnAddon {
   /** `geometry`: [rank, dims x6, aStrides x6, bStrides x6] (native/elementwise.h). */
   binary(op: number, geometry: Int32Array, a: Float32Array, b: Float32Array, out: Float32Array): void;
   unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
+  /** out = x + alpha * g (alpha rounded to float32; no fused multiply-add); out may be x. */
+  scaledAdd(x: Float32Array, g: Float32Array, alpha: number, out: Float32Array): void;
   /** out[outer, inner] = scale * sum over the middle axis of x[outer, reduce, inner]. */
   reduceSum(x: Float32Array, out: Float32Array, outer: number, reduce: number, inner: number, scale: number): void;
   /** `geometry`: the 12 integers of native/max-pool.h's PoolGeometry. */

@@ -54,6 +54,29 @@ export class OnednnBackend extends MathBackendCPU {
     return { freshBytes: this.pool.freshBytes, reusedBytes: this.pool.reusedBytes };
   }
 
+  /**
+   * The Float32Array behind `dataId` when nothing but this one tensor can see it (reference
+   * count 1, filled by a native kernel, never read by JavaScript), so it may be updated in
+   * place; otherwise null.
+   */
+  exclusiveFloat32(dataId: DataId): Float32Array | null {
+    if (!this.data.has(dataId)) return null;
+    const entry = this.data.get(dataId);
+    const values = entry.values;
+    if (entry.refCount !== 1 || !(values instanceof Float32Array) || !this.recyclable.has(values.buffer)) return null;
+    return values;
+  }
+
+  /** Copies a tensor's data into `out` at `offset` without exposing the backend's array. */
+  copyInto(dataId: DataId, out: Float32Array, offset: number): void {
+    const values = this.data.get(dataId).values;
+    if (values instanceof Float32Array) {
+      out.set(values, offset);
+    } else {
+      out.set(this.readSync(dataId) as ArrayLike<number>, offset);
+    }
+  }
+
   override write(values: backend_util.BackendValues, shape: number[], dtype: DataType): DataId {
     this.escape(values);
     return super.write(values, shape, dtype);
