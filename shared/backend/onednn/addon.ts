@@ -1,6 +1,6 @@
 /**
  * Loads the native addon (`build/Release/onednn_backend.node`, built by node-gyp from
- * binding.gyp) and describes its functions. Every kernel function is synchronous, reads and
+ * binding.gyp, or the file named by ONEDNN_ADDON_PATH) and describes its functions. Every kernel function is synchronous, reads and
  * writes the Float32Arrays it is given in place, checks their lengths against the geometry,
  * and keeps no reference to them after returning.
  */
@@ -9,7 +9,12 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** Where node-gyp puts the addon, relative to the repository root. */
-export const ADDON_PATH = fileURLToPath(new URL('../../../build/Release/onednn_backend.node', import.meta.url));
+export const DEFAULT_ADDON_PATH = fileURLToPath(new URL('../../../build/Release/onednn_backend.node', import.meta.url));
+
+/** The addon file to load: ONEDNN_ADDON_PATH when set (a prebuilt copy), else the build output. */
+export function addonPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.ONEDNN_ADDON_PATH || DEFAULT_ADDON_PATH;
+}
 
 /** Counters the addon keeps, for tests that check native memory stays bounded. */
 export interface AddonStats {
@@ -68,12 +73,13 @@ let loadError: unknown;
 export function loadAddon(threads?: number): OnednnAddon | null {
   if (cached !== undefined) return cached;
   if (threads !== undefined) process.env.OMP_NUM_THREADS = String(threads);
-  if (!existsSync(ADDON_PATH)) {
+  const path = addonPath();
+  if (!existsSync(path)) {
     cached = null;
     return cached;
   }
   try {
-    cached = createRequire(import.meta.url)(ADDON_PATH) as OnednnAddon;
+    cached = createRequire(import.meta.url)(path) as OnednnAddon;
   } catch (error) {
     loadError = error;
     cached = null;

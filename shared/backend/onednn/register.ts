@@ -1,37 +1,56 @@
 /**
  * The `onednn` TensorFlow.js backend: native CPU kernels on oneDNN (Intel's deep-learning
- * primitives library, Debian package libdnnl-dev) for the operations that dominate a ResNet
- * training step, and the pure-JavaScript cpu backend for everything else.
+ * primitives library; Debian package libdnnl-dev, 2.x C++ API) for the operations that take
+ * the time in a ResNet training step, and the pure-JavaScript cpu backend for everything else.
  *
  * Design
- * - Storage. `OnednnBackend` subclasses `MathBackendCPU` from @tensorflow/tfjs-backend-cpu, so
- *   tensors are typed arrays in the cpu backend's DataStorage. The addon reads and writes those
- *   arrays in place (no copies across the boundary), and every cpu kernel runs unchanged on
- *   this backend's data.
+ * - Storage. `OnednnBackend` (onednn-backend.ts) subclasses `MathBackendCPU` from
+ *   @tensorflow/tfjs-backend-cpu, so tensors are typed arrays in the cpu backend's DataStorage.
+ *   The addon (native/*.cc, built into build/Release/onednn_backend.node) reads and writes those
+ *   arrays in place: no copies cross the boundary, and every cpu kernel runs unchanged on this
+ *   backend's data. Calls are synchronous on the JavaScript thread (about 1 us each); the work
+ *   runs on OpenMP threads.
  * - Kernels. Registration copies every cpu kernel config to backend name `onednn`
- *   (`getKernelsForBackend('cpu')`), so any model runs, then overrides the hot kernels with
- *   native ones: convolutions (Conv2D, FusedConv2D with bias and ReLU, Conv2DBackpropInput,
- *   Conv2DBackpropFilter). Each native kernel falls back to the cpu kernel for inputs outside
- *   what it handles (NCHW, other dtypes, unusual activations).
- * - Convolutions use oneDNN primitives with NHWC activations and HWIO filters (TensorFlow's
- *   layouts). oneDNN picks the filter layout (`format_tag::any`) and filters are reordered on
- *   each call; plain HWIO filters would select a GEMM path 1.3-1.9x slower. Primitives are
- *   cached per shape in the addon; scratchpads and reordered filters live in growable shared
- *   buffers, so a step allocates nothing natively once every shape has been seen.
- * - Output arrays are recycled: a disposed tensor's Float32Array goes back to a pool when no
- *   JavaScript code can still see it (see onednn-backend.ts), because fresh large arrays cost
- *   milliseconds each.
- * - Threads come from OpenMP (libgomp, shared by oneDNN and the addon's own loops). OpenMP
- *   reads OMP_NUM_THREADS when it loads, so `threads` is put in the environment before the
- *   addon is loaded, and also applied with omp_set_num_threads.
- * - Calls are synchronous on the JavaScript thread; crossing into the addon costs about 1 us.
+ *   (`getKernelsForBackend('cpu')`), so any model runs, then overrides the hot ones:
+ *   convolutions (Conv2D, FusedConv2D with bias and optional ReLU, Conv2DBackpropInput,
+ *   Conv2DBackpropFilter) on oneDNN primitives; BatchMatMul on oneDNN's sgemm; and, as
+ *   vectorised C++ loops, element-wise binary ops under any broadcast (Add, Sub, Multiply,
+ *   RealDiv, SquaredDifference, Maximum, Minimum), unary ops (Relu, Step, Neg, Square, Sqrt,
+ *   Rsqrt, Abs, Reciprocal), broadcast Tile, Sum and Mean over contiguous axes, MaxPool and
+ *   MaxPoolGrad, and FusedBatchNorm. Each falls back to the cpu kernel for inputs it does not
+ *   handle (NCHW, int32, a reduction over non-adjacent axes, an activation other than ReLU).
+ * - Fused training ops, for models that opt in: `batchNormTraining` (batch-norm-training.ts:
+ *   statistics, normalisation and ReLU in two passes, its gradient in two more, instead of
+ *   the ~30 element-wise passes of tf.moments + tf.batchNorm and their gradients),
+ *   `sgdUpdate` (sgd-update.ts: one pass, in place when nothing else sees the weights) and
+ *   `copyTensorInto` (copy-into.ts: reads gradients without exposing recyclable arrays). On
+ *   other backends they compute the same thing with ordinary ops.
+ * - Convolutions use NHWC activations and HWIO filters (TensorFlow's layouts). oneDNN picks
+ *   the filter layout (`format_tag::any`; plain HWIO makes it fall back to a GEMM path
+ *   1.3-1.9x slower) and filters are reordered on each call. Filter taps that only ever meet
+ *   padding (a 3x3 filter over a 1x1 map) are cropped away. Among oneDNN's implementations the
+ *   addon prefers, by fixed rules on the shape (never by timing, so every process rounds the
+ *   same way), direct JIT kernels on maps 4 pixels wide or less and the GEMM kernel for
+ *   backward data with under 8 input channels. Plans are cached per shape and direction;
+ *   scratchpads and reordered filters live in growable shared buffers.
+ * - Element-wise code is built with -O3 and GCC function multiversioning (AVX-512, AVX2 or
+ *   baseline x86-64 chosen at load time) and -ffp-contract=off, so results round exactly as
+ *   tfjs's do whatever the CPU (+ - * / are bit-identical to the cpu backend).
+ * - Output arrays are recycled: a disposed tensor's Float32Array goes back to a pool (1 GiB cap)
+ *   when no JavaScript code can still see it (see onednn-backend.ts), because fresh large
+ *   arrays cost milliseconds each (on this VM a first touch costs ~30 us per 4 KiB page).
+ * - Threads come from OpenMP (libgomp, shared by oneDNN and the addon's loops). OpenMP reads
+ *   OMP_NUM_THREADS when it loads, so `threads` is put in the environment before the addon is
+ *   loaded, and also applied with omp_set_num_threads (so a later call can change it).
  *
- * Building: `node-gyp rebuild` (binding.gyp, C++17, -ldnnl -fopenmp) into build/Release.
- * Without the addon, `registerOnednnBackend` resolves to false and nothing is registered.
+ * Building: `node scripts/build-native.mjs` runs node-gyp on binding.gyp (C++17, exceptions,
+ * -ldnnl -fopenmp). Without the addon, `registerOnednnBackend` resolves to false and registers
+ * nothing. ONEDNN_ADDON_PATH points at a prebuilt addon elsewhere.
  */
 import '@tensorflow/tfjs-backend-cpu';
 import { getKernelsForBackend, registerBackend, registerKernel, type KernelConfig } from '@tensorflow/tfjs-core';
-import { addonLoadError, loadAddon, type OnednnAddon } from './addon.ts';
+import { ConfigError } from '../../errors.ts';
+import { addonLoadError, addonPath, loadAddon, type OnednnAddon } from './addon.ts';
 import { batchNormKernels } from './batch-norm-kernels.ts';
 import { convolutionKernels } from './convolution-kernels.ts';
 import { elementwiseKernels } from './elementwise-kernels.ts';
@@ -86,7 +105,7 @@ export function onednnAvailable(): boolean {
 export function onednnUnavailableReason(): string {
   const error = addonLoadError();
   if (error !== undefined) return error instanceof Error ? error.message : String(error);
-  return 'build/Release/onednn_backend.node is missing (build it with node-gyp; needs libdnnl-dev)';
+  return `${addonPath()} is missing (build it with \`node scripts/build-native.mjs\`; needs libdnnl-dev)`;
 }
 
 /**
@@ -96,6 +115,13 @@ export function onednnUnavailableReason(): string {
  * omp_set_num_threads.
  */
 export async function registerOnednnBackend(options: OnednnBackendOptions = {}): Promise<boolean> {
+  const { threads, maxPooledBytes } = options;
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
+    throw new ConfigError(`onednn threads must be a positive integer (got ${threads})`);
+  }
+  if (maxPooledBytes !== undefined && (!Number.isFinite(maxPooledBytes) || maxPooledBytes < 0)) {
+    throw new ConfigError(`onednn maxPooledBytes must be a non-negative number (got ${maxPooledBytes})`);
+  }
   const addon: OnednnAddon | null = loadAddon(options.threads);
   if (addon === null) return false;
   if (options.threads !== undefined) addon.setThreads(options.threads);
@@ -105,3 +131,7 @@ export async function registerOnednnBackend(options: OnednnBackendOptions = {}):
   registered = true;
   return true;
 }
+
+export { batchNormTraining, type BatchNormTrainingOptions, type BatchNormTrainingResult } from './batch-norm-training.ts';
+export { sgdUpdate } from './sgd-update.ts';
+export { copyTensorInto } from './copy-into.ts';
