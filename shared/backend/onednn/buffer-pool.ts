@@ -3,9 +3,17 @@
  * typed array costs milliseconds (the allocator zeroes it and the kernel then page-faults it
  * in); a training step allocates the same sizes every time, so arrays released by disposed
  * tensors are handed out again. Contents of a recycled array are undefined.
+ *
+ * Memory is bounded by `maxPooledBytes`. When a release would exceed it, whole size classes
+ * are dropped, least recently taken first (sizes from a finished phase, such as evaluation
+ * batches, make room for the current ones); an array that still does not fit is left to the
+ * garbage collector.
  */
 export class Float32ArrayPool {
   private readonly free = new Map<number, Float32Array[]>();
+  /** Per size: the value of `clock` when an array of that size was last taken. */
+  private readonly lastTaken = new Map<number, number>();
+  private clock = 0;
   private pooledBytes = 0;
   /** Bytes handed out as fresh allocations (pool misses) since construction. */
   freshBytes = 0;
@@ -13,15 +21,15 @@ export class Float32ArrayPool {
   reusedBytes = 0;
 
   /**
-   * @param maxPooledBytes upper bound on bytes kept for reuse; arrays released beyond it are
-   *   left to the garbage collector. Default 1 GiB.
+   * @param maxPooledBytes upper bound on bytes kept for reuse. Default 1 GiB.
    */
   constructor(private readonly maxPooledBytes = 1 << 30) {}
 
   /** An array of exactly `length` elements, recycled when one is free. */
   take(length: number): Float32Array {
-    const list = this.free.get(length);
-    const array = list?.pop();
+    this.clock += 1;
+    this.lastTaken.set(length, this.clock);
+    const array = this.free.get(length)?.pop();
     if (array === undefined) {
       this.freshBytes += length * 4;
       return new Float32Array(length);
@@ -33,6 +41,7 @@ export class Float32ArrayPool {
 
   /** Gives `array` back; the caller must hold no other reference that is still used. */
   release(array: Float32Array): void {
+    if (this.pooledBytes + array.byteLength > this.maxPooledBytes) this.evictStale(array.length, array.byteLength);
     if (this.pooledBytes + array.byteLength > this.maxPooledBytes) return;
     let list = this.free.get(array.length);
     if (list === undefined) {
@@ -50,6 +59,18 @@ export class Float32ArrayPool {
 
   clear(): void {
     this.free.clear();
+    this.lastTaken.clear();
     this.pooledBytes = 0;
+  }
+
+  /** Drops size classes other than `keep`, least recently taken first, until `needed` fits. */
+  private evictStale(keep: number, needed: number): void {
+    const classes = [...this.free.keys()].filter((length) => length !== keep);
+    classes.sort((a, b) => (this.lastTaken.get(a) ?? 0) - (this.lastTaken.get(b) ?? 0));
+    for (const length of classes) {
+      if (this.pooledBytes + needed <= this.maxPooledBytes) return;
+      for (const array of this.free.get(length) ?? []) this.pooledBytes -= array.byteLength;
+      this.free.delete(length);
+    }
   }
 }

@@ -106,8 +106,14 @@ export class OnednnBackend extends MathBackendCPU {
     return released;
   }
 
-  override dispose(): void {
+  /** Drops pooled arrays and the addon's cached plans and scratch buffers (rebuilt on demand). */
+  releaseMemory(): void {
     this.pool.clear();
+    this.addon.releaseCaches();
+  }
+
+  override dispose(): void {
+    this.releaseMemory();
     super.dispose();
   }
 
