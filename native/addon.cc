@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <dnnl.hpp>
+#include <mutex>
 #include <string>
 
 #include "batch-norm.h"
@@ -19,16 +20,24 @@
 namespace onednn_addon {
 namespace {
 
-// Turns oneDNN's status errors into JavaScript errors carrying the status name.
+// The plan cache and shared buffers are process-wide; this serialises kernels should several
+// JavaScript threads (worker_threads) load the addon. Uncontended, it costs nanoseconds.
+std::mutex kernel_mutex;
+
+// Runs a kernel under the lock and turns C++ errors into JavaScript errors (oneDNN's carry
+// their status code).
 template <typename Fn>
 Napi::Value guarded(const Napi::CallbackInfo& info, Fn&& fn) {
   try {
+    std::lock_guard<std::mutex> lock(kernel_mutex);
     fn();
   } catch (const dnnl::error& e) {
     throw Napi::Error::New(info.Env(), std::string("oneDNN: ") + e.what() + " (status " +
                                            std::to_string(static_cast<int>(e.status)) + ")");
   } catch (const std::bad_alloc&) {
     throw Napi::Error::New(info.Env(), "oneDNN backend: out of memory");
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), std::string("oneDNN backend: ") + e.what());
   }
   return info.Env().Undefined();
 }
@@ -71,9 +80,10 @@ Napi::Value ConvolutionPlans(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ReleaseCaches(const Napi::CallbackInfo& info) {
-  clearConvolutionCache();
-  releaseSharedBuffers();
-  return info.Env().Undefined();
+  return guarded(info, [] {
+    clearConvolutionCache();
+    releaseSharedBuffers();
+  });
 }
 
 // conv2dForward(geometry: Int32Array(17), x, w, bias | null, relu: boolean, y)
