@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ConfigError, RunError } from '../errors.ts';
+import type { EpochRecord } from '../train/training-state.ts';
 import { compileTrainingOptions, type CompiledTrainingOptions, type TrainingOptions } from '../config/training-options.ts';
 
 /**
@@ -73,23 +74,8 @@ export function parseRunState(value: string): RunState {
   return value as RunState;
 }
 
-/** One finished epoch. */
-export interface EpochEntry {
-  /** Epoch number, from 1. */
-  epoch: number;
-  /** Mean training loss over the epoch. */
-  loss: number;
-  /** Training accuracy over the epoch, in [0, 1]. */
-  trainAcc: number;
-  /** Test accuracy after the epoch, in [0, 1]. */
-  testAcc: number;
-  /** Training throughput over all workers, in examples per second. */
-  examplesPerSec: number;
-  /** Wall-clock duration of the epoch, in seconds. */
-  seconds: number;
-  /** The TensorFlow.js backend the workers trained on. */
-  backend?: string;
-}
+/** One finished epoch: the training loop's record plus the backend the workers trained on. */
+export type EpochEntry = EpochRecord & { backend?: string };
 
 /** Where a running run is now. */
 export interface RunProgress {
