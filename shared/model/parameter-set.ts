@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { copyTensorInto } from '../backend/onednn/copy-into.ts';
 import { layersInOrder, type ResNet18Architecture } from './resnet18-architecture.ts';
 import type { UniformSource } from './parameter-init.ts';
 import { addConvParameters, addDenseParameters } from './layer-ops.ts';
@@ -35,7 +36,9 @@ export class ParameterSet {
   }
 
   add(name: string, values: Float32Array, shape: number[], trainable: boolean): void {
-    const variable = tf.variable(tf.tensor(values, shape, 'float32'), trainable, uniqueVariableName(name));
+    const initial = tf.tensor(values, shape, 'float32');
+    const variable = tf.variable(initial, trainable, uniqueVariableName(name));
+    initial.dispose();
     const entry = { name, variable };
     (trainable ? this.trainable : this.runningStats).push(entry);
     this.byName.set(name, variable);
@@ -82,7 +85,7 @@ export function totalSize(entries: NamedVariable[]): number {
 export function flattenValues(entries: NamedVariable[], out = new Float32Array(totalSize(entries))): Float32Array {
   let offset = 0;
   for (const { variable } of entries) {
-    out.set(variable.dataSync() as Float32Array, offset);
+    copyTensorInto(variable, out, offset);
     offset += variable.size;
   }
   return out;

@@ -12,6 +12,7 @@ import { initialParameters, type ParameterSet } from './parameter-set.ts';
 import type { UniformSource } from './parameter-init.ts';
 import { buildLayersMirror } from './layers-mirror.ts';
 import { convolve, dense } from './layer-ops.ts';
+import { batchNormTraining } from '../backend/onednn/batch-norm-training.ts';
 import type { ForwardMode, TrainableModel } from './trainable-model.ts';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
@@ -44,7 +45,7 @@ export class ResNet18 implements TrainableModel {
   forward(x: tf.Tensor4D, mode: ForwardMode, onStage?: (output: tf.Tensor) => void): tf.Tensor2D {
     const { stem, stages } = this.architecture;
     let y = convolve(x, this.params, stem.conv, true);
-    y = tf.relu(this.batchNorm(y, stem.bn, mode));
+    y = this.batchNorm(y, stem.bn, mode, true);
     const pool = stem.pool;
     y = tf.maxPool(y, pool.size, pool.stride, pool.padding);
     onStage?.(y);
@@ -72,8 +73,8 @@ export class ResNet18 implements TrainableModel {
   }
 
   private residual(x: tf.Tensor4D, unit: ResidualUnit, mode: ForwardMode): tf.Tensor4D {
-    let y = tf.relu(this.batchNorm(this.convolve(x, unit.conv1), unit.bn1, mode));
-    y = this.batchNorm(this.convolve(y, unit.conv2), unit.bn2, mode);
+    let y = this.batchNorm(this.convolve(x, unit.conv1), unit.bn1, mode, true);
+    y = this.batchNorm(this.convolve(y, unit.conv2), unit.bn2, mode, false);
     const shortcut = unit.shortcut ? this.convolve(x, unit.shortcut) : x;
     return tf.relu(tf.add(y, shortcut)) as tf.Tensor4D;
   }
@@ -83,18 +84,21 @@ export class ResNet18 implements TrainableModel {
   }
 
 
-  private batchNorm(x: tf.Tensor4D, layer: BatchNormLayer, mode: ForwardMode): tf.Tensor4D {
+  /** Batch norm, then ReLU when `relu`; in train mode one fused op (native on onednn). */
+  private batchNorm(x: tf.Tensor4D, layer: BatchNormLayer, mode: ForwardMode, relu: boolean): tf.Tensor4D {
     const gamma = this.params.get(`${layer.name}/gamma`) as tf.Tensor1D;
     const beta = this.params.get(`${layer.name}/beta`) as tf.Tensor1D;
     const movingMean = this.params.get(`${layer.name}/moving_mean`);
     const movingVariance = this.params.get(`${layer.name}/moving_variance`);
     if (mode === 'eval') {
-      return tf.batchNorm(x, movingMean as tf.Tensor1D, movingVariance as tf.Tensor1D, beta, gamma, BATCH_NORM_EPSILON);
+      const y = tf.batchNorm(x, movingMean as tf.Tensor1D, movingVariance as tf.Tensor1D, beta, gamma, BATCH_NORM_EPSILON);
+      return relu ? tf.relu(y) : y;
     }
-    const { mean, variance } = tf.moments(x, [0, 1, 2]);
+    const { y, mean, variance } = batchNormTraining(x, gamma, beta, BATCH_NORM_EPSILON, { relu });
     updateRunningStats(movingMean, movingVariance, mean, variance, x.size / layer.channels);
-    return tf.batchNorm(x, mean as tf.Tensor1D, variance as tf.Tensor1D, beta, gamma, BATCH_NORM_EPSILON);
+    return y as tf.Tensor4D;
   }
+
 
   private dense(x: tf.Tensor2D): tf.Tensor2D {
     return dense(x, this.params, this.architecture.dense.name);

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import './register-gradients.ts';
+import { copyTensorInto } from '../backend/onednn/copy-into.ts';
 import type { TrainableModel } from '../model/trainable-model.ts';
 
 /** A batch of NHWC images [count, size, size, 1] in [0, 1] and their class labels. */
@@ -93,7 +94,7 @@ export function computeGradients(model: TrainableModel, batch: ImageBatch, optio
   const out = options.out ?? new Float32Array(model.params.trainableCount);
   let offset = 0;
   for (const { variable } of model.params.trainable) {
-    out.set(total.grads[variable.name]!.dataSync() as Float32Array, offset);
+    copyTensorInto(total.grads[variable.name]!, out, offset);
     offset += variable.size;
   }
   const result = { gradients: out, lossSum: total.lossSum.dataSync()[0]!, correct: total.correct.dataSync()[0]!, count: batch.count };

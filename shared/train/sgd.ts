@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import { sgdUpdate } from '../backend/onednn/sgd-update.ts';
 import type { TrainableModel } from '../model/trainable-model.ts';
 
 /**
@@ -12,11 +12,7 @@ export function applySgd(model: TrainableModel, gradients: Float32Array, learnin
   }
   let offset = 0;
   for (const { variable } of model.params.trainable) {
-    const size = variable.size;
-    tf.tidy(() => {
-      const g = tf.tensor(gradients.subarray(offset, offset + size), variable.shape, 'float32');
-      variable.assign(tf.sub(variable, tf.mul(g, learningRate)));
-    });
-    offset += size;
+    sgdUpdate(variable, gradients.subarray(offset, offset + variable.size), learningRate);
+    offset += variable.size;
   }
 }
