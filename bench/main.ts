@@ -3,7 +3,7 @@
  * Every benchmark prints ratios measured side by side in the same run, because these machines
  * are noisy: absolute figures from different runs are not comparable.
  */
-const BENCHMARKS = ['step', 'allreduce', 'scaling'] as const;
+const BENCHMARKS = ['step', 'allreduce', 'scaling', 'onednn-kernels'] as const;
 type BenchmarkName = (typeof BENCHMARKS)[number];
 
 function isBenchmark(name: string | undefined): name is BenchmarkName {

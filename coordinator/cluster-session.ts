@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { ensureRedis, type LocalRedis } from '../shared/redis/local-redis.ts';
 import { DEFAULT_KEY_PREFIX } from '../shared/redis/keys.ts';
@@ -91,7 +92,8 @@ export async function runToEnd(session: ClusterSession, run: RunRecord, options:
         prefix: client.keys.prefix,
         checkpointRoot: path.join(dir, 'checkpoints'),
         logDir: path.join(dir, 'logs', run.id),
-        workerArgs: options.workerArgs,
+        workerArgs: [...options.workerArgs, ...threadArgs(run)],
+        env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env },
       })
     : undefined;
   const follow = new AbortController();
@@ -123,6 +125,16 @@ export async function runToEnd(session: ClusterSession, run: RunRecord, options:
     await cluster?.stop();
     await service?.close();
   }
+}
+
+/**
+ * Local workers share this machine's cores: unless the run says otherwise, each gets
+ * cores / N threads (at least 1), so N workers do not oversubscribe the CPU. OpenMP threads
+ * wait passively, so an idle worker's spinning does not slow its neighbours.
+ */
+function threadArgs(run: RunRecord): string[] {
+  if (run.config.threads !== undefined) return [];
+  return ['--threads', String(Math.max(1, Math.floor(os.availableParallelism() / run.config.workers)))];
 }
 
 /** After local workers were stopped: a run they left queued or running is marked so it can be resumed. */
