@@ -39,3 +39,13 @@ test('a wrong flag or value is a one-line error and a non-zero exit', async (t) 
     t.regex(lines[0]!, /^error/);
   }
 });
+
+test('resuming from a checkpoint of another model fails with CHECKPOINT_MISMATCH naming the file', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'fmnist-mismatch-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const tiny = await runCli('coordinator', ['train', '--model', 'tiny-cnn', '--epochs', '1', '--batch-size', '64', '--resize', '28', '--limit-train', '64', '--limit-test', '16', '--backend', 'wasm', '--checkpoint-dir', dir, '--json']);
+  t.is(tiny.code, 0, tiny.stderr);
+  const resnet = await runCli('coordinator', ['train', '--epochs', '2', '--resize', '28', '--limit-train', '64', '--limit-test', '16', '--backend', 'wasm', '--checkpoint-dir', dir, '--resume']);
+  t.is(resnet.code, 1);
+  t.regex(resnet.stderr, /^error \[CHECKPOINT_MISMATCH\]: .*model\.json does not fit the model/);
+});
