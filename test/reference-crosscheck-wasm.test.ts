@@ -1,7 +1,6 @@
 /**
  * The PyTorch cross-check (reference-crosscheck.test.ts) on the wasm backend, which the
- * workers use where no native backend loads. onednn needs its native addon built, so it is run
- * on demand instead: `CROSSCHECK_BACKEND=onednn npx ava test/reference-crosscheck.test.ts`.
+ * workers use where no native backend loads (reference-crosscheck-onednn.test.ts does onednn).
  */
 process.env.CROSSCHECK_BACKEND = 'wasm';
 await import('./reference-crosscheck.test.ts');
