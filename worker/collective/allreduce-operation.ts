@@ -74,6 +74,9 @@ export interface OperationSetup {
   settled(operation: AllReduceOperation, failed: boolean): void;
 }
 
+/** How long an early end of the left neighbour's stream waits for a cancellation to show (ms). */
+const CANCEL_GRACE_MS = 200;
+
 type OperationState = 'created' | 'running' | 'succeeded' | 'failed';
 
 /** A chunk to send: ring step g, chunk j of the segment sent at that step. */
@@ -295,12 +298,23 @@ export class AllReduceOperation implements RoutedOperation {
   }
 
   private onIncomingEnd(): void {
-    if (this.receiveLeft > 0) {
-      const reason = `stream ended after ${this.chunksReceived} of ${this.chunksReceived + this.receiveLeft} chunks`;
-      this.fail(collectiveError('COLLECTIVE_MALFORMED', `left neighbour ${this.setup.leftPeer}: ${reason}`), { code: status.INVALID_ARGUMENT, details: reason });
+    const incoming = this.incoming!;
+    if (this.receiveLeft === 0) {
+      incoming.succeed({ chunks_received: this.chunksReceived, bytes_received: String(this.bytesReceived) });
       return;
     }
-    this.incoming?.succeed({ chunks_received: this.chunksReceived, bytes_received: String(this.bytesReceived) });
+    // A cancelled stream also ends, and gRPC may report the end before the cancellation: give
+    // the cancellation a moment before taking the early end for the sender's mistake.
+    const judge = () => {
+      if (incoming.isBroken) {
+        this.fail(collectiveError('COLLECTIVE_PEER_LOST', `left neighbour ${this.setup.leftPeer}: its stream broke off`));
+        return;
+      }
+      const reason = `stream ended after ${this.chunksReceived} of ${this.chunksReceived + this.receiveLeft} chunks`;
+      this.fail(collectiveError('COLLECTIVE_MALFORMED', `left neighbour ${this.setup.leftPeer}: ${reason}`), { code: status.INVALID_ARGUMENT, details: reason });
+    };
+    if (incoming.isBroken) judge();
+    else setTimeout(judge, CANCEL_GRACE_MS).unref();
   }
 
   private finishIfDone(): void {

@@ -70,6 +70,8 @@ export class ExchangeRouter {
       const order = compareKeys(keyOfChunk(first), operation.key);
       if (order > 0) continue;
       this.held.delete(id);
+      // Its sender gave up while it waited here (deadline): nothing more will come on it.
+      if (incoming.isBroken) continue;
       if (order === 0) {
         operation.attach(incoming, first);
         incoming.release();
@@ -85,10 +87,13 @@ export class ExchangeRouter {
     this.last = { key: operation.key, failed };
   }
 
-  /** A new ring (connect): forget the previous ring's history and refuse its waiting streams. */
+  /**
+   * A new ring (connect): forget the previous ring's history. Waiting streams stay: a neighbour
+   * that connected first may already have started the new ring's first all-reduce. A leftover of
+   * the old ring is refused when an all-reduce starts (or dropped, once its sender gave up).
+   */
   reset(): void {
     this.last = null;
-    this.refuseAllWaiting(status.INVALID_ARGUMENT, 'the receiver joined a new ring');
   }
 
   /** Refuses every waiting stream (shutdown). */

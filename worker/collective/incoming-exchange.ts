@@ -40,6 +40,14 @@ export class IncomingExchange {
     return this.call.getPeer();
   }
 
+  /**
+   * Whether the sender is known to be gone: the call was cancelled or is past its deadline. A
+   * cancelled stream also ends, and gRPC may report the end before the cancellation.
+   */
+  get isBroken(): boolean {
+    return this.call.cancelled || Number(this.call.getDeadline()) <= Date.now();
+  }
+
   /** Whether a reply (success or error) has been sent. */
   get isAnswered(): boolean {
     return this.answered;

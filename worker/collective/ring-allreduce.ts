@@ -208,7 +208,7 @@ export class RingMember {
     const client = new Collective(peers[right]!, credentials.createInsecure(), channelOptions(this.options.chunkBytes));
     this.client = client;
     const reply = await new Promise<PingResponse__Output>((resolve, reject) => {
-      const deadline = new Date(Date.now() + this.options.timeoutMs);
+      const deadline = new Date(Date.now() + this.options.connectTimeoutMs);
       // The neighbour's server may still be starting: wait for it rather than fail at once.
       const metadata = this.metadata.clone();
       metadata.setOptions({ waitForReady: true });

@@ -35,12 +35,18 @@ export interface RingOptions {
    */
   chunkBytes?: number;
   /**
-   * Longest one all-reduce (and `connect`) may take, in ms, counted from this rank's call;
+   * Longest one all-reduce may take, in ms, counted from this rank's call;
    * it must cover the wait for the slowest rank to arrive. Past it the call fails with
    * CollectiveError COLLECTIVE_TIMEOUT.
    * @default 30000
    */
   timeoutMs?: number;
+  /**
+   * Longest `connect` may wait for the right neighbour to answer, in ms (its server may still be
+   * starting, and a first connection on a busy machine takes a while).
+   * @default the larger of timeoutMs and 10000
+   */
+  connectTimeoutMs?: number;
 }
 
 /** {@link RingOptions} with every default filled in and every value checked. */
@@ -53,10 +59,13 @@ export interface CompiledRingOptions {
   readonly authToken: string | undefined;
   readonly chunkBytes: number;
   readonly timeoutMs: number;
+  readonly connectTimeoutMs: number;
 }
 
 export const DEFAULT_CHUNK_BYTES = 1 << 20;
 export const DEFAULT_TIMEOUT_MS = 30_000;
+const MIN_CONNECT_TIMEOUT_MS = 10_000;
+const MAX_TIMEOUT_MS = 24 * 3600_000;
 const MIN_CHUNK_BYTES = 4 << 10;
 const MAX_CHUNK_BYTES = 64 << 20;
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]', '']);
@@ -69,6 +78,7 @@ export function compileRingOptions(options: RingOptions): CompiledRingOptions {
   const listenHost = options.listenHost ?? '127.0.0.1';
   const chunkBytes = integerIn('chunkBytes', options.chunkBytes ?? DEFAULT_CHUNK_BYTES, MIN_CHUNK_BYTES, MAX_CHUNK_BYTES);
   if (chunkBytes % 4 !== 0) throw new ConfigError(`chunkBytes must be a multiple of 4 (float32), got ${chunkBytes}`);
+  const timeoutMs = integerIn('timeoutMs', options.timeoutMs ?? DEFAULT_TIMEOUT_MS, 1, MAX_TIMEOUT_MS);
   if (options.authToken === '') throw new ConfigError('authToken must not be empty; leave it undefined to turn authentication off');
   return {
     rank,
@@ -78,7 +88,8 @@ export function compileRingOptions(options: RingOptions): CompiledRingOptions {
     advertiseHost: options.advertiseHost ?? (WILDCARD_HOSTS.has(listenHost) ? '127.0.0.1' : listenHost),
     authToken: options.authToken,
     chunkBytes,
-    timeoutMs: integerIn('timeoutMs', options.timeoutMs ?? DEFAULT_TIMEOUT_MS, 1, 24 * 3600_000),
+    timeoutMs,
+    connectTimeoutMs: integerIn('connectTimeoutMs', options.connectTimeoutMs ?? Math.max(timeoutMs, MIN_CONNECT_TIMEOUT_MS), 1, MAX_TIMEOUT_MS),
   };
 }
 

@@ -63,7 +63,8 @@ export class RingProcessHandle {
   /** Asks the child to close its member and exit; kills it if it has not after `graceMs`. */
   async stop(graceMs = 3000): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    if (this.child.connected) this.child.send({ type: 'close' } satisfies RingProcessCommand);
+    // A child that is dying already may refuse the message; the kill below covers it.
+    if (this.child.connected) this.child.send({ type: 'close' } satisfies RingProcessCommand, () => {});
     const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
     await this.exitCode;
     clearTimeout(timer);

@@ -1,0 +1,213 @@
+/**
+ * `npm run bench -- allreduce [--ranks 2,3,4] [--elements 11178378] [--repeats 5]
+ * [--chunk-bytes 1048576] [--tcp-bytes N]`
+ *
+ * Ring all-reduce (sum) of one ResNet-18 gradient (11,178,378 float32) among 2, 3 and 4 worker
+ * processes on loopback, beside the raw TCP throughput between two Node processes measured in
+ * the same run (before and after the rings, to bracket the machine's noise). Figures follow
+ * nccl-tests: time = the slowest rank's all-reduce time (median over repeats), algbw =
+ * bytes / time, busbw = algbw * 2(n-1)/n, the traffic each rank's link carries; busbw / TCP says
+ * how much of what the loopback gives the ring uses.
+ */
+import { fork } from 'node:child_process';
+import { availableParallelism, loadavg } from 'node:os';
+import net from 'node:net';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { AllReduceTimings } from '../worker/collective/ring-allreduce.ts';
+import { RingProcessHandle } from '../worker/collective/ring-process-handle.ts';
+
+const RESNET18_PARAMETERS = 11_178_378;
+const TCP_WRITE_BYTES = 4 << 20;
+
+interface BenchOptions {
+  ranks: number[];
+  elements: number;
+  repeats: number;
+  chunkBytes: number;
+  tcpBytes: number;
+}
+
+interface RingFigures {
+  ranks: number;
+  /** Per repeat, the slowest rank's all-reduce time (ms). */
+  timesMs: number[];
+  medianMs: number;
+  algbw: number;
+  busbw: number;
+  rank0: AllReduceTimings;
+}
+
+export async function runBenchmark(argv: string[]): Promise<void> {
+  const options = parseOptions(argv);
+  const bytes = options.elements * 4;
+  print(`all-reduce of ${options.elements} float32 (${(bytes / 1e6).toFixed(1)} MB), chunks of ${options.chunkBytes} B, ${options.repeats} repeats after 1 warm-up`);
+  print(`machine: ${availableParallelism()} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  const tcpBefore = await measureTcp(options.tcpBytes);
+  print(`raw TCP loopback, 2 processes, ${options.tcpBytes} B in ${TCP_WRITE_BYTES} B writes: ${gbps(tcpBefore)} GB/s`);
+  const rings: RingFigures[] = [];
+  for (const ranks of options.ranks) {
+    const figures = await measureRing(ranks, options);
+    rings.push(figures);
+    print(`  n=${ranks}: ${figures.timesMs.map((t) => t.toFixed(0)).join(' ')} ms`);
+  }
+  const tcpAfter = await measureTcp(options.tcpBytes);
+  const tcp = (tcpBefore + tcpAfter) / 2;
+  print(`raw TCP again: ${gbps(tcpAfter)} GB/s; mean ${gbps(tcp)} GB/s`);
+  print(`load average now ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  printTable(rings, tcp);
+}
+
+function parseOptions(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ranks: { type: 'string', default: '2,3,4' },
+      elements: { type: 'string', default: String(RESNET18_PARAMETERS) },
+      repeats: { type: 'string', default: '5' },
+      'chunk-bytes': { type: 'string', default: String(1 << 20) },
+      'tcp-bytes': { type: 'string' },
+    },
+  });
+  const elements = positiveInteger('--elements', values.elements);
+  return {
+    ranks: values.ranks.split(',').map((r) => positiveInteger('--ranks', r)),
+    elements,
+    repeats: positiveInteger('--repeats', values.repeats),
+    chunkBytes: positiveInteger('--chunk-bytes', values['chunk-bytes']),
+    tcpBytes: values['tcp-bytes'] === undefined ? 4 * elements * 4 : positiveInteger('--tcp-bytes', values['tcp-bytes']),
+  };
+}
+
+function positiveInteger(flag: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${flag} wants a positive integer, got ${JSON.stringify(text)}`);
+  return value;
+}
+
+async function measureRing(ranks: number, options: BenchOptions): Promise<RingFigures> {
+  const processes = Array.from({ length: ranks }, () => RingProcessHandle.fork());
+  try {
+    const ringOptions = (rank: number) => ({ rank, worldSize: ranks, chunkBytes: options.chunkBytes, authToken: 'bench', timeoutMs: 120_000 });
+    const started = await Promise.all(processes.map((p, rank) => p.request({ type: 'start', options: ringOptions(rank) }, 'started')));
+    const peers = started.map((s) => s.address);
+    await Promise.all(processes.map((p) => p.request({ type: 'connect', peers }, 'connected')));
+    await allReduceEverywhere(processes, options.elements, 0, 1);
+    const results = await allReduceEverywhere(processes, options.elements, 1, options.repeats);
+    const timesMs = results[0]!.map((_, i) => Math.max(...results.map((perRank) => perRank[i]!.totalMs)));
+    const medianMs = median(timesMs);
+    const algbw = (options.elements * 4) / (medianMs / 1000);
+    const rank0 = results[0]![timesMs.indexOf(medianMs)]!;
+    return { ranks, timesMs, medianMs, algbw, busbw: (algbw * 2 * (ranks - 1)) / ranks, rank0 };
+  } finally {
+    await Promise.all(processes.map((p) => p.stop()));
+  }
+}
+
+/** Runs `repeats` all-reduces on every rank; per rank, its timings. */
+async function allReduceEverywhere(processes: RingProcessHandle[], length: number, step: number, repeats: number): Promise<AllReduceTimings[][]> {
+  const tag = { runId: 'bench', generation: 0, step, purpose: 'gradients' };
+  processes.forEach((p, rank) => p.send({ type: 'all-reduce', length, seed: rank + 1, tag, repeats }));
+  return Promise.all(
+    processes.map(async (p) => {
+      await p.next(); // all-reduce-started
+      const reply = await p.next();
+      if (reply.type !== 'all-reduced') throw new Error(`all-reduce failed: ${JSON.stringify(reply)}`);
+      return reply.timings;
+    }),
+  );
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+function printTable(rings: RingFigures[], tcp: number): void {
+  print('');
+  print('ranks  time ms  algbw GB/s  busbw GB/s  busbw/TCP   rank 0: reduce-scatter / all-gather / apply ms');
+  for (const r of rings) {
+    const t = r.rank0;
+    print(
+      `${String(r.ranks).padStart(5)}  ${r.medianMs.toFixed(1).padStart(7)}  ${gbps(r.algbw).padStart(10)}  ${gbps(r.busbw).padStart(10)}  ${(r.busbw / tcp).toFixed(3).padStart(9)}   ` +
+        `${t.reduceScatterMs.toFixed(0)} / ${t.allGatherMs.toFixed(0)} / ${t.applyMs.toFixed(0)}`,
+    );
+  }
+}
+
+function gbps(bytesPerSecond: number): string {
+  return (bytesPerSecond / 1e9).toFixed(3);
+}
+
+function print(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+// ---- raw TCP between two processes ----
+
+const SELF = fileURLToPath(import.meta.url);
+
+/** Bytes per second from a source process to a sink process over loopback TCP (median of 3). */
+async function measureTcp(totalBytes: number): Promise<number> {
+  const rates: number[] = [];
+  for (let i = 0; i < 3; i += 1) rates.push(await tcpOnce(totalBytes));
+  return median(rates);
+}
+
+async function tcpOnce(totalBytes: number): Promise<number> {
+  const sink = fork(SELF, ['tcp-sink'], { execArgv: ['--import', 'tsx'] });
+  try {
+    const port = await new Promise<number>((resolve) => sink.once('message', (m: { port: number }) => resolve(m.port)));
+    const result = new Promise<{ bytes: number; ms: number }>((resolve) => sink.once('message', resolve));
+    const source = fork(SELF, ['tcp-source', String(port), String(totalBytes)], { execArgv: ['--import', 'tsx'] });
+    const { bytes, ms } = await result;
+    await new Promise((resolve) => source.once('exit', resolve));
+    if (bytes !== totalBytes) throw new Error(`TCP sink got ${bytes} of ${totalBytes} bytes`);
+    return bytes / (ms / 1000);
+  } finally {
+    sink.kill();
+  }
+}
+
+/** Counts bytes from the first one received to the end of the stream. */
+function runTcpSink(): void {
+  const server = net.createServer((socket) => {
+    let bytes = 0;
+    let first = 0;
+    socket.on('data', (chunk: Buffer) => {
+      if (bytes === 0) first = performance.now();
+      bytes += chunk.length;
+    });
+    socket.on('end', () => {
+      process.send?.({ bytes, ms: performance.now() - first });
+      server.close();
+    });
+  });
+  server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as net.AddressInfo).port }));
+}
+
+/** Writes `total` bytes in big writes, respecting backpressure. */
+function runTcpSource(port: number, total: number): void {
+  const block = Buffer.alloc(TCP_WRITE_BYTES, 1);
+  const socket = net.connect(port, '127.0.0.1', () => {
+    let sent = 0;
+    const pump = (): void => {
+      while (sent < total) {
+        const piece = Math.min(block.length, total - sent);
+        sent += piece;
+        if (!socket.write(piece === block.length ? block : block.subarray(0, piece))) {
+          socket.once('drain', pump);
+          return;
+        }
+      }
+      socket.end(() => process.exit(0));
+    };
+    pump();
+  });
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [role, port, total] = process.argv.slice(2);
+  if (role === 'tcp-sink') runTcpSink();
+  else if (role === 'tcp-source') runTcpSource(Number(port), Number(total));
+}

@@ -1,0 +1,134 @@
+/**
+ * The ring across real processes: each rank is its own `node --import tsx` child
+ * (worker/collective/ring-member-process.ts). A full ResNet-18 gradient comes out bit-identical
+ * on every rank and equal to the ring-order sum computed here; a rank killed or frozen in the
+ * middle of an all-reduce makes the others fail with a CollectiveError within the timeout.
+ */
+import test from 'ava';
+import type { RingOptions } from '../worker/collective/ring-allreduce.ts';
+import { digestValues, seededValues, type RingProcessReply } from '../worker/collective/ring-member-process.ts';
+import { RingProcessHandle } from '../worker/collective/ring-process-handle.ts';
+
+const RESNET18_PARAMETERS = 11_178_378;
+
+/** Forks `worldSize` rank processes and forms their ring. */
+async function startRingProcesses(worldSize: number, options: Partial<RingOptions> = {}): Promise<RingProcessHandle[]> {
+  const processes = Array.from({ length: worldSize }, () => RingProcessHandle.fork());
+  try {
+    const started = await Promise.all(
+      processes.map((p, rank) => p.request({ type: 'start', options: { rank, worldSize, authToken: 'process-test', ...options } }, 'started')),
+    );
+    const peers = started.map((reply) => reply.address);
+    await Promise.all(processes.map((p) => p.request({ type: 'connect', peers }, 'connected')));
+    return processes;
+  } catch (error) {
+    await stopAll(processes);
+    throw error;
+  }
+}
+
+async function stopAll(processes: RingProcessHandle[]): Promise<void> {
+  await Promise.all(processes.map((p) => p.stop()));
+}
+
+/** Tells every rank to all-reduce `length` values seeded `seed + rank`; resolves once all have begun. */
+async function beginAllReduce(processes: RingProcessHandle[], length: number, seed: number): Promise<void> {
+  processes.forEach((p, rank) => p.send({ type: 'all-reduce', length, seed: seed + rank, tag: { runId: 'proc', generation: 0, step: 0 } }));
+  const started = await Promise.all(processes.map((p) => p.next()));
+  for (const reply of started) if (reply.type !== 'all-reduce-started') throw new Error(JSON.stringify(reply));
+}
+
+/** The same ring-order float32 sum as the ring's (see collective-ring.test.ts). */
+function ringOrderSum(inputs: Float32Array[]): Float32Array {
+  const n = inputs.length;
+  const length = inputs[0]!.length;
+  const out = new Float32Array(length);
+  for (let k = 0; k < n; k += 1) {
+    const end = Math.floor(((k + 1) * length) / n);
+    for (let i = Math.floor((k * length) / n); i < end; i += 1) {
+      let sum = inputs[k]![i]!;
+      for (let s = 1; s < n; s += 1) sum = Math.fround(sum + inputs[(k + s) % n]![i]!);
+      out[i] = sum;
+    }
+  }
+  return out;
+}
+
+test.serial('three rank processes reduce a full ResNet-18 gradient to the same bits', async (t) => {
+  const processes = await startRingProcesses(3);
+  try {
+    await beginAllReduce(processes, RESNET18_PARAMETERS, 100);
+    const replies = await Promise.all(processes.map((p) => p.next()));
+    const expected = digestValues(ringOrderSum([0, 1, 2].map((rank) => seededValues(RESNET18_PARAMETERS, 100 + rank))));
+    for (const reply of replies) {
+      t.is(reply.type, 'all-reduced', JSON.stringify(reply));
+      if (reply.type !== 'all-reduced') continue;
+      t.is(reply.sha256, expected);
+      t.like(reply.timings[0], { bytesSent: Math.round(((2 * 2) / 3) * RESNET18_PARAMETERS * 4) });
+    }
+  } finally {
+    await stopAll(processes);
+  }
+});
+
+test.serial('three rank processes reduce small vectors exactly, values shipped back', async (t) => {
+  const processes = await startRingProcesses(3, { chunkBytes: 4096 });
+  try {
+    const length = 30_011;
+    processes.forEach((p, rank) => p.send({ type: 'all-reduce', length, seed: 7 + rank, tag: { runId: 'small', generation: 4, step: 2 }, returnValues: true }));
+    const replies = await Promise.all(processes.map(async (p) => (await p.next(), p.next())));
+    const inputs = [0, 1, 2].map((rank) => seededValues(length, 7 + rank));
+    const exact = inputs[0]!.map((_, i) => inputs[0]![i]! + inputs[1]![i]! + inputs[2]![i]!);
+    for (const reply of replies) {
+      if (reply.type !== 'all-reduced' || reply.values === undefined) return t.fail(JSON.stringify(reply));
+      const buffer = Buffer.from(reply.values, 'base64');
+      const values = new Float32Array(buffer.buffer, buffer.byteOffset, length);
+      t.is(reply.sha256, digestValues(ringOrderSum(inputs)));
+      t.true(values.every((value, i) => Math.abs(value - exact[i]!) <= 2 * 2 ** -24 * 3));
+    }
+  } finally {
+    await stopAll(processes);
+  }
+});
+
+function failureCode(reply: RingProcessReply): string {
+  return reply.type === 'failed' ? reply.error.code : `no failure: ${reply.type}`;
+}
+
+test.serial('a rank process killed during an all-reduce makes the others fail well within the timeout', async (t) => {
+  const timeoutMs = 20_000;
+  const processes = await startRingProcesses(3, { timeoutMs });
+  try {
+    await beginAllReduce(processes, RESNET18_PARAMETERS, 1);
+    const killedAt = performance.now();
+    processes[1]!.child.kill('SIGKILL');
+    const survivors = await Promise.all([processes[0]!.next(), processes[2]!.next()]);
+    const elapsed = performance.now() - killedAt;
+    for (const reply of survivors) t.true(['COLLECTIVE_PEER_LOST', 'COLLECTIVE_PEER_ABORTED'].includes(failureCode(reply)), JSON.stringify(reply));
+    t.log(`survivors failed ${elapsed.toFixed(0)} ms after the kill`);
+    t.true(elapsed < timeoutMs / 2, `${elapsed} ms`);
+    t.is(await processes[1]!.exited(), null);
+  } finally {
+    await stopAll(processes);
+  }
+});
+
+test.serial('a rank process frozen during an all-reduce makes the others time out', async (t) => {
+  const timeoutMs = 2_000;
+  const processes = await startRingProcesses(3, { timeoutMs });
+  try {
+    await beginAllReduce(processes, RESNET18_PARAMETERS, 1);
+    const frozenAt = performance.now();
+    processes[2]!.child.kill('SIGSTOP');
+    const survivors = await Promise.all([processes[0]!.next(), processes[1]!.next()]);
+    const elapsed = performance.now() - frozenAt;
+    const codes = survivors.map(failureCode);
+    t.true(codes.includes('COLLECTIVE_TIMEOUT'), codes.join());
+    for (const code of codes) t.true(['COLLECTIVE_TIMEOUT', 'COLLECTIVE_PEER_LOST', 'COLLECTIVE_PEER_ABORTED'].includes(code), code);
+    t.log(`survivors failed ${elapsed.toFixed(0)} ms after the freeze: ${codes.join(', ')}`);
+    t.true(elapsed < timeoutMs + 3_000, `${elapsed} ms`);
+  } finally {
+    processes[2]!.child.kill('SIGKILL');
+    await stopAll(processes);
+  }
+});

@@ -1,0 +1,211 @@
+/**
+ * The ring all-reduce between real gRPC servers on loopback (port 0), all ranks in this process:
+ * sums of odd lengths for 2, 3 and 4 ranks are right to float32 rounding, bit-identical on every
+ * rank, and equal to the sum taken in the ring's fixed order.
+ */
+import test from 'ava';
+import { RingMember, type AllReduceTag, type RingOptions } from '../worker/collective/ring-allreduce.ts';
+import { seededValues } from '../worker/collective/ring-member-process.ts';
+
+const RESNET18_PARAMETERS = 11_178_378;
+const TOKEN = 'ring-test-token';
+
+async function startRing(worldSize: number, options: Partial<RingOptions> = {}): Promise<RingMember[]> {
+  const members = await Promise.all(Array.from({ length: worldSize }, (_, rank) => RingMember.start({ rank, worldSize, authToken: TOKEN, ...options })));
+  const peers = members.map((member) => member.address);
+  try {
+    await Promise.all(members.map((member) => member.connect(peers)));
+  } catch (error) {
+    await Promise.all(members.map((member) => member.close()));
+    throw error;
+  }
+  return members;
+}
+
+async function closeRing(members: RingMember[]): Promise<void> {
+  await Promise.all(members.map((member) => member.close()));
+}
+
+function inputsFor(worldSize: number, length: number, seed: number): Float32Array[] {
+  return Array.from({ length: worldSize }, (_, rank) => seededValues(length, seed * 100 + rank));
+}
+
+/**
+ * The ring's result, computed independently: segment k = [floor(kL/N), floor((k+1)L/N)) is
+ * summed in float32 starting with rank k's values and adding rank k+1's, k+2's ... in ring order.
+ */
+function ringOrderSum(inputs: Float32Array[]): Float32Array {
+  const n = inputs.length;
+  const length = inputs[0]!.length;
+  const out = new Float32Array(length);
+  for (let k = 0; k < n; k += 1) {
+    const end = Math.floor(((k + 1) * length) / n);
+    for (let i = Math.floor((k * length) / n); i < end; i += 1) {
+      let sum = inputs[k]![i]!;
+      for (let s = 1; s < n; s += 1) sum = Math.fround(sum + inputs[(k + s) % n]![i]!);
+      out[i] = sum;
+    }
+  }
+  return out;
+}
+
+/** Largest |result - exact| / allowed, where allowed is (N-1) float32 roundings of sum |x|. */
+function worstRoundingRatio(result: Float32Array, inputs: Float32Array[]): number {
+  let worst = 0;
+  for (let i = 0; i < result.length; i += 1) {
+    let exact = 0;
+    let magnitude = 0;
+    for (const values of inputs) {
+      exact += values[i]!;
+      magnitude += Math.abs(values[i]!);
+    }
+    const allowed = (inputs.length - 1) * 2 ** -24 * magnitude + Number.MIN_VALUE;
+    worst = Math.max(worst, Math.abs(result[i]! - exact) / allowed);
+  }
+  return worst;
+}
+
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+}
+
+/** Runs one all-reduce on every rank over copies of `inputs`; returns every rank's result. */
+async function allReduce(members: RingMember[], inputs: Float32Array[], tag: AllReduceTag): Promise<Float32Array[]> {
+  const data = inputs.map((values) => values.slice());
+  await Promise.all(members.map((member, rank) => member.allReduceSum(data[rank]!, tag)));
+  return data;
+}
+
+for (const worldSize of [2, 3, 4]) {
+  test.serial(`${worldSize} ranks sum odd lengths (some shorter than the ring) bit-identically on every rank`, async (t) => {
+    const members = await startRing(worldSize, { chunkBytes: 4096 });
+    try {
+      const lengths = [1, worldSize - 1, 5, 1025, 100_003].filter((length) => length >= 1);
+      for (const [step, length] of lengths.entries()) {
+        const inputs = inputsFor(worldSize, length, step + 1);
+        const results = await allReduce(members, inputs, { runId: 'odd', generation: 1, step });
+        const expected = ringOrderSum(inputs);
+        for (const [rank, result] of results.entries()) t.true(sameBits(result, expected), `rank ${rank}, length ${length}`);
+        t.true(worstRoundingRatio(results[0]!, inputs) <= 1, `length ${length}`);
+      }
+    } finally {
+      await closeRing(members);
+    }
+  });
+}
+
+test.serial('four ranks reduce a full ResNet-18 gradient (11,178,378 values) in 1 MiB chunks', async (t) => {
+  const members = await startRing(4);
+  try {
+    const inputs = inputsFor(4, RESNET18_PARAMETERS, 7);
+    const results = await allReduce(members, inputs, { runId: 'full', generation: 0, step: 0, purpose: 'gradients' });
+    const expected = ringOrderSum(inputs);
+    for (const result of results) t.true(sameBits(result, expected));
+    t.true(worstRoundingRatio(results[2]!, inputs) <= 1);
+  } finally {
+    await closeRing(members);
+  }
+});
+
+test.serial('the same inputs give the same bits run after run', async (t) => {
+  const members = await startRing(3, { chunkBytes: 8192 });
+  try {
+    const inputs = inputsFor(3, 50_001, 3);
+    const first = await allReduce(members, inputs, { runId: 'repeat', generation: 0, step: 0 });
+    const second = await allReduce(members, inputs, { runId: 'repeat', generation: 0, step: 1 });
+    for (let rank = 0; rank < 3; rank += 1) t.true(sameBits(first[rank]!, second[rank]!));
+    t.false(sameBits(first[0]!, inputs[0]!));
+  } finally {
+    await closeRing(members);
+  }
+});
+
+test.serial('several all-reduces of one step, one after another, stay apart', async (t) => {
+  const members = await startRing(3, { chunkBytes: 4096 });
+  try {
+    const gradients = inputsFor(3, 9_001, 11);
+    const stats = inputsFor(3, 301, 12);
+    const tag = { runId: 'multi', generation: 2, step: 40 };
+    const results = await Promise.all(
+      members.map(async (member, rank) => {
+        const g = gradients[rank]!.slice();
+        const s = stats[rank]!.slice();
+        await member.allReduceSum(g, { ...tag, purpose: 'gradients' });
+        await member.allReduceSum(s, { ...tag, purpose: 'bn-stats' });
+        return { g, s };
+      }),
+    );
+    for (const { g, s } of results) {
+      t.true(sameBits(g, ringOrderSum(gradients)));
+      t.true(sameBits(s, ringOrderSum(stats)));
+    }
+  } finally {
+    await closeRing(members);
+  }
+});
+
+test.serial('a rank that starts late is waited for, and its neighbours report the wait', async (t) => {
+  const members = await startRing(3, { chunkBytes: 4096 });
+  try {
+    const inputs = inputsFor(3, 20_001, 5);
+    const data = inputs.map((values) => values.slice());
+    const tag = { runId: 'late', generation: 0, step: 0 };
+    const early = [0, 1].map((rank) => members[rank]!.allReduceSum(data[rank]!, tag));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const late = members[2]!.allReduceSum(data[2]!, tag);
+    const timings = await Promise.all([...early, late]);
+    for (const result of data) t.true(sameBits(result, ringOrderSum(inputs)));
+    // Rank 0's left neighbour is rank 2: its first chunk came after the 300 ms delay.
+    t.true(timings[0]!.firstChunkMs >= 250, `rank 0 first chunk after ${timings[0]!.firstChunkMs} ms`);
+    t.true(timings[2]!.totalMs < timings[0]!.totalMs);
+  } finally {
+    await closeRing(members);
+  }
+});
+
+test.serial('a neighbour that connects and starts first is waited for by a member not yet connected', async (t) => {
+  const members = await Promise.all([0, 1].map((rank) => RingMember.start({ rank, worldSize: 2, authToken: TOKEN, chunkBytes: 4096 })));
+  try {
+    const peers = members.map((member) => member.address);
+    const inputs = inputsFor(2, 7_001, 4);
+    const data = inputs.map((values) => values.slice());
+    const tag = { runId: 'connect', generation: 0, step: 0 };
+    await members[0]!.connect(peers);
+    const first = members[0]!.allReduceSum(data[0]!, tag);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await members[1]!.connect(peers);
+    await Promise.all([first, members[1]!.allReduceSum(data[1]!, tag)]);
+    for (const result of data) t.true(sameBits(result, ringOrderSum(inputs)));
+  } finally {
+    await closeRing(members);
+  }
+});
+
+test.serial('timings count the chunks and bytes each rank sent and received', async (t) => {
+  const members = await startRing(2, { chunkBytes: 4096 });
+  try {
+    const data = inputsFor(2, 10_000, 9);
+    const timings = await Promise.all(members.map((member, rank) => member.allReduceSum(data[rank]!, { runId: 't', generation: 0, step: 0 })));
+    for (const timing of timings) {
+      // Each rank sends both halves once (5000 values = 5 chunks of <= 1024 each) and receives both.
+      t.like(timing, { bytesSent: 40_000, bytesReceived: 40_000, chunksSent: 10, chunksReceived: 10 });
+      t.true(timing.totalMs >= timing.reduceScatterMs + timing.allGatherMs);
+      t.true(timing.applyMs > 0 && timing.applyMs <= timing.totalMs);
+    }
+  } finally {
+    await closeRing(members);
+  }
+});
+
+test.serial('a ring of one leaves the values alone', async (t) => {
+  const [member] = await startRing(1);
+  try {
+    const values = seededValues(1001, 1);
+    const data = values.slice();
+    const timings = await member!.allReduceSum(data, { runId: 'solo', generation: 0, step: 0 });
+    t.true(sameBits(data, values));
+    t.is(timings.bytesSent, 0);
+  } finally {
+    await member!.close();
+  }
+});
