@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- allreduce [--ranks 2,3,4] [--elements 11178378] [--repeats 5]
- * [--chunk-bytes 1048576] [--tcp-bytes N]`
+ * [--chunk-bytes 1048576] [--tcp-bytes N] [--untuned]`
  *
  * Ring all-reduce (sum) of one ResNet-18 gradient (11,178,378 float32) among 2, 3 and 4 worker
  * processes on loopback, beside the raw TCP throughput between two Node processes measured in
@@ -8,12 +8,16 @@
  * nccl-tests: time = the slowest rank's all-reduce time (median over repeats), algbw =
  * bytes / time, busbw = algbw * 2(n-1)/n, the traffic each rank's link carries; busbw / TCP says
  * how much of what the loopback gives the ring uses.
+ *
+ * Every process (ring ranks and TCP ends alike) starts with the settings of process-tuning.ts
+ * unless `--untuned` is given.
  */
 import { fork } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
 import net from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { RING_NODE_FLAGS, RING_PROCESS_ENV } from '../worker/collective/process-tuning.ts';
 import type { AllReduceTimings } from '../worker/collective/ring-allreduce.ts';
 import { RingProcessHandle } from '../worker/collective/ring-process-handle.ts';
 
@@ -26,6 +30,8 @@ interface BenchOptions {
   repeats: number;
   chunkBytes: number;
   tcpBytes: number;
+  /** How every child process starts. */
+  launch: { nodeFlags: readonly string[]; env: NodeJS.ProcessEnv };
 }
 
 interface RingFigures {
@@ -43,7 +49,9 @@ export async function runBenchmark(argv: string[]): Promise<void> {
   const bytes = options.elements * 4;
   print(`all-reduce of ${options.elements} float32 (${(bytes / 1e6).toFixed(1)} MB), chunks of ${options.chunkBytes} B, ${options.repeats} repeats after 1 warm-up`);
   print(`machine: ${availableParallelism()} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-  const tcpBefore = await measureTcp(options.tcpBytes);
+  const tuning = options.launch.nodeFlags.length > 0 ? `node ${options.launch.nodeFlags.join(' ')}, GLIBC_TUNABLES=${options.launch.env.GLIBC_TUNABLES}` : 'none (--untuned)';
+  print(`process tuning: ${tuning}`);
+  const tcpBefore = await measureTcp(options.tcpBytes, options.launch);
   print(`raw TCP loopback, 2 processes, ${options.tcpBytes} B in ${TCP_WRITE_BYTES} B writes: ${gbps(tcpBefore)} GB/s`);
   const rings: RingFigures[] = [];
   for (const ranks of options.ranks) {
@@ -51,7 +59,7 @@ export async function runBenchmark(argv: string[]): Promise<void> {
     rings.push(figures);
     print(`  n=${ranks}: ${figures.timesMs.map((t) => t.toFixed(0)).join(' ')} ms`);
   }
-  const tcpAfter = await measureTcp(options.tcpBytes);
+  const tcpAfter = await measureTcp(options.tcpBytes, options.launch);
   const tcp = (tcpBefore + tcpAfter) / 2;
   print(`raw TCP again: ${gbps(tcpAfter)} GB/s; mean ${gbps(tcp)} GB/s`);
   print(`load average now ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
@@ -67,6 +75,7 @@ function parseOptions(argv: string[]): BenchOptions {
       repeats: { type: 'string', default: '5' },
       'chunk-bytes': { type: 'string', default: String(1 << 20) },
       'tcp-bytes': { type: 'string' },
+      untuned: { type: 'boolean', default: false },
     },
   });
   const elements = positiveInteger('--elements', values.elements);
@@ -76,6 +85,7 @@ function parseOptions(argv: string[]): BenchOptions {
     repeats: positiveInteger('--repeats', values.repeats),
     chunkBytes: positiveInteger('--chunk-bytes', values['chunk-bytes']),
     tcpBytes: values['tcp-bytes'] === undefined ? 4 * elements * 4 : positiveInteger('--tcp-bytes', values['tcp-bytes']),
+    launch: values.untuned ? { nodeFlags: [], env: process.env } : { nodeFlags: RING_NODE_FLAGS, env: { ...process.env, ...RING_PROCESS_ENV } },
   };
 }
 
@@ -86,7 +96,7 @@ function positiveInteger(flag: string, text: string): number {
 }
 
 async function measureRing(ranks: number, options: BenchOptions): Promise<RingFigures> {
-  const processes = Array.from({ length: ranks }, () => RingProcessHandle.fork());
+  const processes = Array.from({ length: ranks }, () => RingProcessHandle.fork(options.launch.nodeFlags, options.launch.env));
   try {
     const ringOptions = (rank: number) => ({ rank, worldSize: ranks, chunkBytes: options.chunkBytes, authToken: 'bench', timeoutMs: 120_000 });
     const started = await Promise.all(processes.map((p, rank) => p.request({ type: 'start', options: ringOptions(rank) }, 'started')));
@@ -148,18 +158,19 @@ function print(line: string): void {
 const SELF = fileURLToPath(import.meta.url);
 
 /** Bytes per second from a source process to a sink process over loopback TCP (median of 3). */
-async function measureTcp(totalBytes: number): Promise<number> {
+async function measureTcp(totalBytes: number, launch: BenchOptions['launch']): Promise<number> {
   const rates: number[] = [];
-  for (let i = 0; i < 3; i += 1) rates.push(await tcpOnce(totalBytes));
+  for (let i = 0; i < 3; i += 1) rates.push(await tcpOnce(totalBytes, launch));
   return median(rates);
 }
 
-async function tcpOnce(totalBytes: number): Promise<number> {
-  const sink = fork(SELF, ['tcp-sink'], { execArgv: ['--import', 'tsx'] });
+async function tcpOnce(totalBytes: number, launch: BenchOptions['launch']): Promise<number> {
+  const spawnOptions = { execArgv: ['--import', 'tsx', ...launch.nodeFlags], env: launch.env };
+  const sink = fork(SELF, ['tcp-sink'], spawnOptions);
   try {
     const port = await new Promise<number>((resolve) => sink.once('message', (m: { port: number }) => resolve(m.port)));
     const result = new Promise<{ bytes: number; ms: number }>((resolve) => sink.once('message', resolve));
-    const source = fork(SELF, ['tcp-source', String(port), String(totalBytes)], { execArgv: ['--import', 'tsx'] });
+    const source = fork(SELF, ['tcp-source', String(port), String(totalBytes)], spawnOptions);
     const { bytes, ms } = await result;
     await new Promise((resolve) => source.once('exit', resolve));
     if (bytes !== totalBytes) throw new Error(`TCP sink got ${bytes} of ${totalBytes} bytes`);

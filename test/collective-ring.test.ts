@@ -4,6 +4,8 @@
  * rank, and equal to the sum taken in the ring's fixed order.
  */
 import test from 'ava';
+import http2 from 'node:http2';
+import { FLOW_CONTROL_WINDOW_BYTES } from '../worker/collective/grpc-tuning.ts';
 import { RingMember, type AllReduceTag, type RingOptions } from '../worker/collective/ring-allreduce.ts';
 import { seededValues } from '../worker/collective/ring-member-process.ts';
 
@@ -207,5 +209,24 @@ test.serial('a ring of one leaves the values alone', async (t) => {
     t.is(timings.bytesSent, 0);
   } finally {
     await member!.close();
+  }
+});
+
+test.serial('a member offers its senders the large HTTP/2 receive window', async (t) => {
+  const member = await RingMember.start({ rank: 0, worldSize: 2 });
+  const session = http2.connect(`http://${member.address}`);
+  try {
+    // The server's first SETTINGS frame has Node's defaults; the widened window follows it.
+    const window = await new Promise<number | undefined>((resolve, reject) => {
+      session.on('remoteSettings', (settings) => {
+        if (settings.initialWindowSize === FLOW_CONTROL_WINDOW_BYTES) resolve(settings.initialWindowSize);
+      });
+      session.on('error', reject);
+      setTimeout(() => resolve(session.remoteSettings.initialWindowSize), 2000).unref();
+    });
+    t.is(window, FLOW_CONTROL_WINDOW_BYTES);
+  } finally {
+    session.destroy();
+    await member.close();
   }
 });

@@ -10,8 +10,7 @@
  * status), and never waits longer than its timeout.
  */
 import { status, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
-import type { ExchangeChunk } from '../../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
-import type { ExchangeChunk__Output } from '../../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
+import type { ExchangeChunk, ExchangeChunk__Output } from '../../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
 import type { CollectiveError } from '../../shared/errors.ts';
 import { checkChunk, type AcceptedChunk, type ChunkExpectation } from './chunk-check.ts';
 import { collectiveError, errorFromStatus, statusForFailure } from './collective-status.ts';
@@ -243,8 +242,10 @@ export class AllReduceOperation implements RoutedOperation {
       ring_step: this.plan.ringStepOf(g),
       chunk_index: j,
       offset,
-      // A view of the caller's array: gRPC serialises it during write(), and the causal order of
-      // the ring means these values are not overwritten before then.
+      // A view of the caller's array, serialised when gRPC gets to this message. Until then the
+      // values stay put: the ring only overwrites a range here after it has gone round the ring
+      // from this very send, and the all-reduce does not return before the right neighbour has
+      // acknowledged every message.
       payload: payloadView(this.setup.data, offset, length),
     };
   }

@@ -1,8 +1,8 @@
 /**
  * Pairs incoming `Exchange` streams with this member's all-reduces. The left neighbour may start
  * an all-reduce before this worker does (its gradient was ready first) or after; a stream that
- * comes early is held (not read, so HTTP/2 flow control stops the sender) until the matching
- * all-reduce starts here. Streams are matched by (run, generation, sequence); one that is older
+ * comes early is held (not read: once the HTTP/2 window is full, flow control stops the sender)
+ * until the matching all-reduce starts here. Streams are matched by (run, generation, sequence); one that is older
  * than the all-reduce running here, or from another run, means the two workers are out of step:
  * it is refused with INVALID_ARGUMENT and the all-reduce here fails too.
  */

@@ -101,7 +101,8 @@ export class RingMember {
    * Forms the ring: `peers[k]` is rank k's address (this member's own entry included). Opens the
    * channel to the right neighbour and pings it, checking its rank, ring size and the token.
    * Call it again with the new list for each new generation; all-reduce sequence numbers
-   * restart at 0 on every rank.
+   * restart at 0 on every rank. No barrier is needed after it: a neighbour that connected first
+   * and already started the new ring's first all-reduce is held until this member joins in.
    * @throws CollectiveError COLLECTIVE_TIMEOUT, _UNAUTHENTICATED, _PEER_MISMATCH, _PEER_LOST, _BAD_ARGUMENT, _BUSY, _CLOSED
    */
   async connect(peers: readonly string[]): Promise<void> {
