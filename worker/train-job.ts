@@ -77,9 +77,6 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
   try {
     const group = await joinRendezvous(ctx.redis, ctx.keys, { runId: job.runId, generation: job.generation, worldSize: job.worldSize, address: ring.address, rank, timeoutMs: ctx.options.collectiveTimeoutMs });
     await ring.connect(group.peers.map((peer) => peer.address));
-    // A member forgets streams held from before its own connect(), so nobody may send before
-    // everybody is connected: a second rendezvous is the barrier.
-    await joinRendezvous(ctx.redis, ctx.keys, { runId: `${job.runId}/connected`, generation: job.generation, worldSize: job.worldSize, address: ring.address, rank, timeoutMs: ctx.options.collectiveTimeoutMs });
     if (rank === 0) await ctx.runs.transition(job.runId, 'running', { from: 'queued' });
     ctx.log(`run ${job.runId} generation ${job.generation}: rank ${rank} of ${job.worldSize} on ${backend.name}`);
     model = createSeededModel(config.model, config.seed);
