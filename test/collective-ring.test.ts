@@ -199,6 +199,26 @@ test.serial('timings count the chunks and bytes each rank sent and received', as
   }
 });
 
+test.serial('a view into a larger buffer is reduced in place and nothing around it changes', async (t) => {
+  const members = await startRing(3, { chunkBytes: 4096 });
+  try {
+    const length = 5_003;
+    const inputs = inputsFor(3, length, 21);
+    const backings = inputs.map((values) => {
+      const backing = new Float32Array(length + 3).fill(-7);
+      backing.set(values, 1);
+      return backing;
+    });
+    await Promise.all(members.map((member, rank) => member.allReduceSum(backings[rank]!.subarray(1, 1 + length), { runId: 'view', generation: 0, step: 0 })));
+    for (const backing of backings) {
+      t.true(sameBits(backing.subarray(1, 1 + length), ringOrderSum(inputs)));
+      t.deepEqual([backing[0], backing[length + 1], backing[length + 2]], [-7, -7, -7]);
+    }
+  } finally {
+    await closeRing(members);
+  }
+});
+
 test.serial('a ring of one leaves the values alone', async (t) => {
   const [member] = await startRing(1);
   try {
