@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { RING_NODE_FLAGS, RING_PROCESS_ENV } from '../worker/collective/process-tuning.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const WORKER_MAIN = path.join(REPO_ROOT, 'worker', 'main.ts');
@@ -50,7 +51,9 @@ export class LocalCluster {
   private spawnWorker(k: number): void {
     const { redisUrl, prefix, checkpointRoot, workerArgs = [] } = this.options;
     const args = ['--import', 'tsx', WORKER_MAIN, '--redis', redisUrl, '--prefix', prefix, '--checkpoint-root', checkpointRoot, '--name', `local-${k}`, ...workerArgs];
-    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: this.options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The ring's launch settings (see worker/collective/process-tuning.ts) only act at start-up.
+    const env = { ...RING_PROCESS_ENV, ...(this.options.env ?? process.env) };
+    const child = spawn(process.execPath, [...RING_NODE_FLAGS, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const log = createWriteStream(path.join(this.options.logDir, `worker-${k}.log`), { flags: 'a' });
     child.stdout?.pipe(log, { end: false });
     child.stderr?.pipe(log, { end: false });
