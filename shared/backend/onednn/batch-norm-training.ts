@@ -4,17 +4,27 @@
  *
  * On the `onednn` backend it runs as one native kernel (two passes over x) with a native
  * gradient (two passes over x and dy), instead of the ten-odd element-wise kernels and their
- * gradients that `tf.moments` + `tf.batchNorm` + `tf.relu` record on the tape. On any other
- * backend it is exactly that composition, so results agree everywhere (to float rounding).
+ * gradients that `tf.moments` + `tf.batchNorm` + `tf.relu` record on the tape. On `wasm` the
+ * same two kernels run as JS loops over the wasm heap once registerWasmTrainingKernels() has
+ * registered them (shared/backend/wasm-kernels). On any other backend it is exactly that
+ * composition, so results agree everywhere (to float rounding).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD } from './batch-norm-kernels.ts';
 
 /** Backend name on which the fused kernels exist (kept here to avoid an import cycle). */
 const NATIVE_BACKEND = 'onednn';
+/** Backend on which the fused kernels exist once the project's wasm kernels are registered. */
+const WASM_BACKEND = 'wasm';
+
+/** Whether the current backend runs the fused kernels (else the composite ops are used). */
+function fusedKernelsAvailable(): boolean {
+  const backend = tf.getBackend();
+  return backend === NATIVE_BACKEND || (backend === WASM_BACKEND && tf.getKernel(BATCH_NORM_TRAINING, WASM_BACKEND) !== undefined);
+}
 
 export interface BatchNormTrainingOptions {
-  /** Apply ReLU to the output (fused on `onednn`). Default false. */
+  /** Apply ReLU to the output (fused on `onednn` and `wasm`). Default false. */
   relu?: boolean;
 }
 
@@ -66,7 +76,7 @@ export function batchNormTraining(
   options: BatchNormTrainingOptions = {},
 ): BatchNormTrainingResult {
   const relu = options.relu === true;
-  if (tf.getBackend() !== NATIVE_BACKEND || x.dtype !== 'float32' || x.size === 0) {
+  if (!fusedKernelsAvailable() || x.dtype !== 'float32' || x.size === 0) {
     return composite(x, scale, offset, epsilon, relu);
   }
   const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_TRAINING, { x, scale, offset }, { epsilon, relu }) as tf.Tensor[];

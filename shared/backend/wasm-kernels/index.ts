@@ -1,7 +1,10 @@
 import { engine, getKernel, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
+import { batchNormTrainingConfig } from './batch-norm-training.ts';
+import { batchNormTrainingGradConfig } from './batch-norm-training-grad.ts';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.ts';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input.ts';
+import { identityConfig } from './identity.ts';
 import { maxPoolGradConfig } from './max-pool-grad.ts';
 import { meanConfig } from './mean.ts';
 import { sumConfig } from './sum.ts';
@@ -20,6 +23,9 @@ export const wasmTrainingKernels: readonly KernelConfig[] = [
   tileConfig,
   sumConfig,
   meanConfig,
+  identityConfig,
+  batchNormTrainingConfig,
+  batchNormTrainingGradConfig,
 ];
 
 /**
