@@ -5,26 +5,16 @@
  * state say so. Every failure is a CollectiveError with a stable code.
  */
 import test from 'ava';
+import { startRing, TEST_TOKEN } from './helpers/ring.ts';
 import { credentials, Metadata, Server, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
 import type { CollectiveClient } from '../proto/generated/fmnist/cluster/v1/Collective.ts';
 import type { ExchangeChunk } from '../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
 import { CollectiveError, ConfigError } from '../shared/errors.ts';
 import { loadClusterProto } from '../shared/grpc/cluster-proto.ts';
-import { RingMember, type RingOptions } from '../worker/collective/ring-allreduce.ts';
+import { RingMember } from '../worker/collective/ring-allreduce.ts';
 
-const TOKEN = 'failure-test-token';
+const TOKEN = TEST_TOKEN;
 
-async function startRing(worldSize: number, options: Partial<RingOptions> = {}): Promise<RingMember[]> {
-  const members = await Promise.all(Array.from({ length: worldSize }, (_, rank) => RingMember.start({ rank, worldSize, authToken: TOKEN, ...options })));
-  const peers = members.map((member) => member.address);
-  try {
-    await Promise.all(members.map((member) => member.connect(peers)));
-  } catch (error) {
-    await Promise.all(members.map((member) => member.close()));
-    throw error;
-  }
-  return members;
-}
 
 function client(address: string): CollectiveClient {
   const { Collective } = loadClusterProto().fmnist.cluster.v1;

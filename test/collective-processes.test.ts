@@ -5,6 +5,7 @@
  * middle of an all-reduce makes the others fail with a CollectiveError within the timeout.
  */
 import test from 'ava';
+import { ringOrderSum } from './helpers/ring.ts';
 import type { RingOptions } from '../worker/collective/ring-allreduce.ts';
 import { digestValues, seededValues, type RingProcessReply } from '../worker/collective/ring-member-process.ts';
 import { RingProcessHandle } from '../worker/collective/ring-process-handle.ts';
@@ -38,21 +39,6 @@ async function beginAllReduce(processes: RingProcessHandle[], length: number, se
   for (const reply of started) if (reply.type !== 'all-reduce-started') throw new Error(JSON.stringify(reply));
 }
 
-/** The same ring-order float32 sum as the ring's (see collective-ring.test.ts). */
-function ringOrderSum(inputs: Float32Array[]): Float32Array {
-  const n = inputs.length;
-  const length = inputs[0]!.length;
-  const out = new Float32Array(length);
-  for (let k = 0; k < n; k += 1) {
-    const end = Math.floor(((k + 1) * length) / n);
-    for (let i = Math.floor((k * length) / n); i < end; i += 1) {
-      let sum = inputs[k]![i]!;
-      for (let s = 1; s < n; s += 1) sum = Math.fround(sum + inputs[(k + s) % n]![i]!);
-      out[i] = sum;
-    }
-  }
-  return out;
-}
 
 test.serial('three rank processes reduce a full ResNet-18 gradient to the same bits', async (t) => {
   const processes = await startRingProcesses(3);

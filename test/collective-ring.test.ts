@@ -4,25 +4,15 @@
  * rank, and equal to the sum taken in the ring's fixed order.
  */
 import test from 'ava';
+import { ringOrderSum, startRing, TEST_TOKEN } from './helpers/ring.ts';
 import http2 from 'node:http2';
 import { FLOW_CONTROL_WINDOW_BYTES } from '../worker/collective/grpc-tuning.ts';
-import { RingMember, type AllReduceTag, type RingOptions } from '../worker/collective/ring-allreduce.ts';
+import { RingMember, type AllReduceTag } from '../worker/collective/ring-allreduce.ts';
 import { seededValues } from '../worker/collective/ring-member-process.ts';
 
 const RESNET18_PARAMETERS = 11_178_378;
-const TOKEN = 'ring-test-token';
+const TOKEN = TEST_TOKEN;
 
-async function startRing(worldSize: number, options: Partial<RingOptions> = {}): Promise<RingMember[]> {
-  const members = await Promise.all(Array.from({ length: worldSize }, (_, rank) => RingMember.start({ rank, worldSize, authToken: TOKEN, ...options })));
-  const peers = members.map((member) => member.address);
-  try {
-    await Promise.all(members.map((member) => member.connect(peers)));
-  } catch (error) {
-    await Promise.all(members.map((member) => member.close()));
-    throw error;
-  }
-  return members;
-}
 
 async function closeRing(members: RingMember[]): Promise<void> {
   await Promise.all(members.map((member) => member.close()));
@@ -32,24 +22,6 @@ function inputsFor(worldSize: number, length: number, seed: number): Float32Arra
   return Array.from({ length: worldSize }, (_, rank) => seededValues(length, seed * 100 + rank));
 }
 
-/**
- * The ring's result, computed independently: segment k = [floor(kL/N), floor((k+1)L/N)) is
- * summed in float32 starting with rank k's values and adding rank k+1's, k+2's ... in ring order.
- */
-function ringOrderSum(inputs: Float32Array[]): Float32Array {
-  const n = inputs.length;
-  const length = inputs[0]!.length;
-  const out = new Float32Array(length);
-  for (let k = 0; k < n; k += 1) {
-    const end = Math.floor(((k + 1) * length) / n);
-    for (let i = Math.floor((k * length) / n); i < end; i += 1) {
-      let sum = inputs[k]![i]!;
-      for (let s = 1; s < n; s += 1) sum = Math.fround(sum + inputs[(k + s) % n]![i]!);
-      out[i] = sum;
-    }
-  }
-  return out;
-}
 
 /** Largest |result - exact| / allowed, where allowed is (N-1) float32 roundings of sum |x|. */
 function worstRoundingRatio(result: Float32Array, inputs: Float32Array[]): number {
