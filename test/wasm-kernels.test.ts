@@ -52,6 +52,18 @@ const CONV_CASES: ConvCase[] = [
   { x: [2, 12, 12, 16], kernel: [7, 7], outChannels: 4, stride: 2, pad: 'same' },
   { x: [1, 9, 8, 16], kernel: [3, 3], outChannels: 4, stride: 2, pad: explicit(2, 0, 0, 1) },
   { x: [2, 8, 8, 20], kernel: [3, 3], outChannels: 4, stride: 2, pad: 'valid' },
+  // Small images: taps that only meet padding are dropped (1x1 and 2x2 inputs, as ResNet's
+  // last stage at 28x28), and dy is smaller than the weights (the swapped-roles input
+  // gradient, with dilation 2 for stride 2).
+  { x: [2, 1, 1, 24], kernel: [3, 3], outChannels: 20, stride: 1, pad: explicit(1, 1, 1, 1) },
+  { x: [3, 2, 2, 16], kernel: [3, 3], outChannels: 24, stride: 2, pad: explicit(1, 1, 1, 1) },
+  { x: [1, 2, 2, 16], kernel: [3, 3], outChannels: 8, stride: 1, pad: explicit(1, 1, 1, 1) },
+  { x: [2, 3, 3, 32], kernel: [3, 3], outChannels: 32, stride: 1, pad: explicit(1, 1, 1, 1) },
+  { x: [2, 6, 6, 16], kernel: [3, 3], outChannels: 32, stride: 2, pad: explicit(1, 1, 1, 1) },
+  { x: [1, 1, 3, 17], kernel: [3, 3], outChannels: 9, stride: 1, pad: 'same' },
+  // 1x1 filters (a matMul for the filter gradient): padded, odd channel counts.
+  { x: [2, 5, 5, 16], kernel: [1, 1], outChannels: 8, stride: 2, pad: explicit(1, 1, 1, 1) },
+  { x: [1, 3, 3, 7], kernel: [1, 1], outChannels: 5, stride: 1, pad: 'valid' },
 ];
 
 const describe = (c: ConvCase) => `x ${c.x.join('x')}, ${c.kernel.join('x')}x${c.outChannels}, stride ${c.stride}, pad ${JSON.stringify(c.pad)}`;
@@ -75,6 +87,17 @@ test.serial('registering the kernels again keeps exactly one registration of eac
 for (const c of CONV_CASES) {
   const filterShape = [...c.kernel, c.x[3], c.outChannels];
   const attrs: tf.NamedAttrMap = { strides: c.stride, pad: c.pad, dataFormat: 'NHWC' };
+
+  test.serial(`Conv2D and FusedConv2D (bias, relu) match cpu: ${describe(c)}`, async (t) => {
+    const inputs = [seededInput(c.x, 11), seededInput(filterShape, 12), seededInput([c.outChannels], 13)];
+    const { error, shapesMatch, reference } = await compareBackends('wasm', 'cpu', inputs, (x, filter, bias) => [
+      tf.conv2d(x as tf.Tensor4D, filter as tf.Tensor4D, c.stride, c.pad),
+      tf.fused.conv2d({ x: x as tf.Tensor4D, filter: filter as tf.Tensor4D, bias, strides: c.stride, pad: c.pad, activation: 'relu' }),
+    ]);
+    t.true(shapesMatch);
+    t.deepEqual(reference.shapes[0], convOutputShape(c));
+    t.true(error <= TOLERANCE, `scaled error ${error}`);
+  });
 
   test.serial(`Conv2DBackpropInput matches cpu: ${describe(c)}`, async (t) => {
     const inputs = [seededInput(convOutputShape(c), 1), seededInput(filterShape, 2)];

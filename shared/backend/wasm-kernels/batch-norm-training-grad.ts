@@ -14,52 +14,98 @@ interface GradientViews {
   dx: number;
 }
 
+/** Rows per sweep over the channels: 256 rows of 64 floats stay in the L2 cache. */
+const ROWS_PER_CHUNK = 256;
+
 /**
  * Per channel, the sum of g and of g * (x - mean) over all rows in float64, where g is dy
  * masked by y > 0 when ReLU was fused. The mask is a multiply by +(y > 0), which V8 compiles
  * without a branch (a branch mispredicts on half the elements: 8.4 ns per element against 3.6).
+ * Four channels at a time in locals over chunks of rows, as in the forward moments.
  */
 function gradientSums(v: GradientViews, rows: number, channels: number, mean: Float64Array): { sumG: Float64Array; sumGx: Float64Array } {
-  const { heap } = v;
   const sumG = new Float64Array(channels);
   const sumGx = new Float64Array(channels);
-  for (let r = 0, offset = 0; r < rows; r++, offset += channels) {
-    const x = v.x + offset;
-    const dy = v.dy + offset;
-    if (v.y >= 0) {
-      const y = v.y + offset;
-      for (let c = 0; c < channels; c++) {
-        const g = heap[dy + c]! * +(heap[y + c]! > 0);
-        sumG[c] += g;
-        sumGx[c] += g * (heap[x + c]! - mean[c]!);
-      }
-    } else {
-      for (let c = 0; c < channels; c++) {
-        const g = heap[dy + c]!;
-        sumG[c] += g;
-        sumGx[c] += g * (heap[x + c]! - mean[c]!);
-      }
-    }
+  const blocked = channels - (channels % 4);
+  for (let first = 0; first < rows; first += ROWS_PER_CHUNK) {
+    const last = Math.min(first + ROWS_PER_CHUNK, rows);
+    for (let c = 0; c < blocked; c += 4) sumFourChannels(v, first, last, channels, c, mean, sumG, sumGx);
+    for (let c = blocked; c < channels; c++) sumOneChannel(v, first, last, channels, c, mean, sumG, sumGx);
   }
   return { sumG, sumGx };
 }
 
-/** dx = k1 * g - k2 * (x - mean) - k3 per channel, g masked as in gradientSums. */
-function writeDx(v: GradientViews, rows: number, channels: number, mean: Float64Array, k1: Float64Array, k2: Float64Array, k3: Float64Array): void {
+function sumFourChannels(v: GradientViews, first: number, last: number, channels: number, c: number, mean: Float64Array, sumG: Float64Array, sumGx: Float64Array): void {
   const { heap } = v;
-  for (let r = 0, offset = 0; r < rows; r++, offset += channels) {
+  const m0 = mean[c]!, m1 = mean[c + 1]!, m2 = mean[c + 2]!, m3 = mean[c + 3]!;
+  let g0 = 0, g1 = 0, g2 = 0, g3 = 0, h0 = 0, h1 = 0, h2 = 0, h3 = 0;
+  const masked = v.y >= 0;
+  for (let r = first, offset = first * channels + c; r < last; r++, offset += channels) {
     const x = v.x + offset;
     const dy = v.dy + offset;
-    const dx = v.dx + offset;
-    if (v.y >= 0) {
-      const y = v.y + offset;
-      for (let c = 0; c < channels; c++) {
-        const g = heap[dy + c]! * +(heap[y + c]! > 0);
-        heap[dx + c] = k1[c]! * g - k2[c]! * (heap[x + c]! - mean[c]!) - k3[c]!;
+    const y = v.y + offset;
+    const a0 = masked ? heap[dy]! * +(heap[y]! > 0) : heap[dy]!;
+    const a1 = masked ? heap[dy + 1]! * +(heap[y + 1]! > 0) : heap[dy + 1]!;
+    const a2 = masked ? heap[dy + 2]! * +(heap[y + 2]! > 0) : heap[dy + 2]!;
+    const a3 = masked ? heap[dy + 3]! * +(heap[y + 3]! > 0) : heap[dy + 3]!;
+    g0 += a0; g1 += a1; g2 += a2; g3 += a3;
+    h0 += a0 * (heap[x]! - m0); h1 += a1 * (heap[x + 1]! - m1); h2 += a2 * (heap[x + 2]! - m2); h3 += a3 * (heap[x + 3]! - m3);
+  }
+  sumG[c] += g0; sumG[c + 1] += g1; sumG[c + 2] += g2; sumG[c + 3] += g3;
+  sumGx[c] += h0; sumGx[c + 1] += h1; sumGx[c + 2] += h2; sumGx[c + 3] += h3;
+}
+
+function sumOneChannel(v: GradientViews, first: number, last: number, channels: number, c: number, mean: Float64Array, sumG: Float64Array, sumGx: Float64Array): void {
+  const { heap } = v;
+  let g = 0;
+  let h = 0;
+  for (let r = first, offset = first * channels + c; r < last; r++, offset += channels) {
+    const a = v.y >= 0 ? heap[v.dy + offset]! * +(heap[v.y + offset]! > 0) : heap[v.dy + offset]!;
+    g += a;
+    h += a * (heap[v.x + offset]! - mean[c]!);
+  }
+  sumG[c] += g;
+  sumGx[c] += h;
+}
+
+/**
+ * dx = k1 * g - k2 * (x - mean) - k3 per channel, g masked as in gradientSums: rewritten as
+ * k1 * g - k2 * x + (k2 * mean - k3), with four channels' constants in locals per sweep.
+ */
+function writeDx(v: GradientViews, rows: number, channels: number, mean: Float64Array, k1: Float64Array, k2: Float64Array, k3: Float64Array): void {
+  const blocked = channels - (channels % 4);
+  const k0 = Float64Array.from(mean, (m, c) => k2[c]! * m - k3[c]!);
+  for (let first = 0; first < rows; first += ROWS_PER_CHUNK) {
+    const last = Math.min(first + ROWS_PER_CHUNK, rows);
+    for (let c = 0; c < blocked; c += 4) dxFourChannels(v, first, last, channels, c, k1, k2, k0);
+    for (let c = blocked; c < channels; c++) {
+      for (let r = first, offset = first * channels + c; r < last; r++, offset += channels) {
+        const g = v.y >= 0 ? v.heap[v.dy + offset]! * +(v.heap[v.y + offset]! > 0) : v.heap[v.dy + offset]!;
+        v.heap[v.dx + offset] = k1[c]! * g - k2[c]! * v.heap[v.x + offset]! + k0[c]!;
       }
-    } else {
-      for (let c = 0; c < channels; c++) heap[dx + c] = k1[c]! * heap[dy + c]! - k2[c]! * (heap[x + c]! - mean[c]!) - k3[c]!;
     }
+  }
+}
+
+function dxFourChannels(v: GradientViews, first: number, last: number, channels: number, c: number, k1: Float64Array, k2: Float64Array, k0: Float64Array): void {
+  const { heap } = v;
+  const a0 = k1[c]!, a1 = k1[c + 1]!, a2 = k1[c + 2]!, a3 = k1[c + 3]!;
+  const b0 = k2[c]!, b1 = k2[c + 1]!, b2 = k2[c + 2]!, b3 = k2[c + 3]!;
+  const e0 = k0[c]!, e1 = k0[c + 1]!, e2 = k0[c + 2]!, e3 = k0[c + 3]!;
+  const masked = v.y >= 0;
+  for (let r = first, offset = first * channels + c; r < last; r++, offset += channels) {
+    const x = v.x + offset;
+    const dy = v.dy + offset;
+    const y = v.y + offset;
+    const dx = v.dx + offset;
+    const g0 = masked ? heap[dy]! * +(heap[y]! > 0) : heap[dy]!;
+    const g1 = masked ? heap[dy + 1]! * +(heap[y + 1]! > 0) : heap[dy + 1]!;
+    const g2 = masked ? heap[dy + 2]! * +(heap[y + 2]! > 0) : heap[dy + 2]!;
+    const g3 = masked ? heap[dy + 3]! * +(heap[y + 3]! > 0) : heap[dy + 3]!;
+    heap[dx] = a0 * g0 - b0 * heap[x]! + e0;
+    heap[dx + 1] = a1 * g1 - b1 * heap[x + 1]! + e1;
+    heap[dx + 2] = a2 * g2 - b2 * heap[x + 2]! + e2;
+    heap[dx + 3] = a3 * g3 - b3 * heap[x + 3]! + e3;
   }
 }
 

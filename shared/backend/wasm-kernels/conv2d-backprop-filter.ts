@@ -2,6 +2,7 @@ import {
   backend_util,
   Conv2D,
   Conv2DBackpropFilter,
+  Reshape,
   Slice,
   Transpose,
   type Conv2DBackpropFilterAttrs,
@@ -11,11 +12,11 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { croppedFilterShape, effectiveTaps, embedTaps } from './effective-taps.ts';
+import { filterGradientAsMatMul } from './pointwise-filter-gradient.ts';
 import { disposeAll, runWasmKernel } from './wasm-kernel-call.ts';
 
 /**
- * Filter gradient of an NHWC conv2d, which tfjs-backend-wasm 4.22 lacks.
- *
  * dW[kh, kw, ci, co] = sum over n, oh, ow of x[n, oh*s + kh - pad, ow*s + kw - pad, ci] *
  * dy[n, oh, ow, co]. Read with ci as the batch, (kh, kw) as the output pixel, dy's pixels as
  * filter taps spaced s apart and n as the channel being summed, that is itself a conv2d:
@@ -23,15 +24,7 @@ import { disposeAll, runWasmKernel } from './wasm-kernel-call.ts';
  * forward padding at top/left. So the work runs in the backend's own XNNPACK Conv2D instead of
  * a scalar loop.
  */
-function conv2dBackpropFilter(args: { inputs: Conv2DBackpropFilterInputs; backend: BackendWasm; attrs: Conv2DBackpropFilterAttrs }): TensorInfo {
-  const { backend } = args;
-  const x = args.inputs.x as TensorInfo;
-  const dy = args.inputs.dy as TensorInfo;
-  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = args.attrs;
-  const info = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad,
-    dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
-  if (info.dataFormat !== 'channelsLast') throw new Error('wasm Conv2DBackpropFilter supports NHWC only');
-
+function filterGradientAsConv(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
   const { inHeight, inWidth, outHeight, outWidth, filterHeight, filterWidth, strideHeight, strideWidth, padInfo } = info;
   // Bottom/right padding that makes the dilated "filter" end exactly filterHeight-1 rows past
   // the last needed input row; when the forward pass never read the last rows it is negative,
@@ -54,6 +47,37 @@ function conv2dBackpropFilter(args: { inputs: Conv2DBackpropFilterInputs; backen
     : full;
   const dW = runWasmKernel(backend, Transpose, { x: cropped }, { perm: [1, 2, 0, 3] });
   disposeAll(backend, cropped === full ? [full] : [full, cropped]);
+  return dW;
+}
+
+/** The gradient of a filter whose taps all meet real pixels: a matMul for 1x1 filters. */
+function filterGradient(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
+  if (info.filterHeight !== 1 || info.filterWidth !== 1) return filterGradientAsConv(backend, x, dy, info);
+  const gradient = filterGradientAsMatMul(backend, x, dy, info);
+  const shaped = runWasmKernel(backend, Reshape, { x: gradient }, { shape: [1, 1, info.inChannels, info.outChannels] });
+  backend.disposeData(gradient.dataId);
+  return shaped;
+}
+
+/**
+ * Filter gradient of an NHWC conv2d, which tfjs-backend-wasm 4.22 lacks. Taps that only ever
+ * read padding (small images; see effective-taps.ts) get a zero gradient without any work.
+ */
+function conv2dBackpropFilter(args: { inputs: Conv2DBackpropFilterInputs; backend: BackendWasm; attrs: Conv2DBackpropFilterAttrs }): TensorInfo {
+  const { backend } = args;
+  const x = args.inputs.x as TensorInfo;
+  const dy = args.inputs.dy as TensorInfo;
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = args.attrs;
+  const info = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad,
+    dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
+  if (info.dataFormat !== 'channelsLast') throw new Error('wasm Conv2DBackpropFilter supports NHWC only');
+  const window = effectiveTaps(info);
+  if (window === null) return filterGradient(backend, x, dy, info);
+  const croppedInfo = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], croppedFilterShape(window, filterShape),
+    strides, 1, window.pad);
+  const croppedGradient = filterGradient(backend, x, dy, croppedInfo);
+  const dW = embedTaps(backend, croppedGradient, window, filterShape);
+  backend.disposeData(croppedGradient.dataId);
   return dW;
 }
 

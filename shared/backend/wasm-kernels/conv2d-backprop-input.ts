@@ -11,6 +11,8 @@ import {
 } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { conv2dBackpropInputCol2im } from './conv2d-backprop-input-col2im.ts';
+import { cachedCroppedFilter, effectiveTaps } from './effective-taps.ts';
+import { inputGradientBySwappedRoles, prefersSwappedRoles } from './input-gradient-by-swapped-roles.ts';
 import { heapFloatIndex, heapFloats, runWasmKernel } from './wasm-kernel-call.ts';
 
 /**
@@ -169,10 +171,18 @@ function backpropInputByPhases(backend: BackendWasm, dy: TensorInfo, filter: Ten
   return dx;
 }
 
+/** The input gradient by whichever route suits the shapes; all taps meet real pixels. */
+function inputGradient(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
+  if (info.inChannels < FEW_INPUT_CHANNELS) return conv2dBackpropInputCol2im(backend, dy, filter, info);
+  if (prefersSwappedRoles(info)) return inputGradientBySwappedRoles(backend, dy, filter, info);
+  return backpropInputByPhases(backend, dy, filter, info);
+}
+
 /**
  * Input gradient of an NHWC conv2d built from the backend's own XNNPACK Conv2D. The stock
  * wasm kernel is a scalar loop that took two thirds of a training step (8.4 s of ResNet-18's
- * backward pass at 96x96, batch 32).
+ * backward pass at 96x96, batch 32). Taps that only ever read padding (small images; see
+ * effective-taps.ts) are left out first, with the same cropped filter as the forward conv.
  */
 function conv2dBackpropInput(args: { inputs: Conv2DBackpropInputInputs; backend: BackendWasm; attrs: Conv2DBackpropInputAttrs }): TensorInfo {
   const { backend } = args;
@@ -182,9 +192,11 @@ function conv2dBackpropInput(args: { inputs: Conv2DBackpropInputInputs; backend:
   const info = backend_util.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number], strides, 1, pad,
     dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
   if (info.dataFormat !== 'channelsLast') throw new Error('wasm Conv2DBackpropInput supports NHWC only');
-  return info.inChannels < FEW_INPUT_CHANNELS
-    ? conv2dBackpropInputCol2im(backend, dy, filter, info)
-    : backpropInputByPhases(backend, dy, filter, info);
+  const window = effectiveTaps(info);
+  if (window === null) return inputGradient(backend, dy, filter, info);
+  const cropped = cachedCroppedFilter(backend, filter, window);
+  const croppedInfo = backend_util.computeConv2DInfo(inputShape, cropped.shape as [number, number, number, number], strides, 1, window.pad);
+  return inputGradient(backend, dy, cropped, croppedInfo);
 }
 
 /** Registration record for `registerKernel`; replaces the stock wasm kernel. */

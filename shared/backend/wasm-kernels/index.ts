@@ -2,6 +2,7 @@ import { engine, getKernel, registerKernel, unregisterKernel, type KernelConfig 
 import '@tensorflow/tfjs-backend-wasm';
 import { batchNormTrainingConfig } from './batch-norm-training.ts';
 import { batchNormTrainingGradConfig } from './batch-norm-training-grad.ts';
+import { conv2DConfig, fusedConv2DConfig } from './conv2d.ts';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.ts';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input.ts';
 import { identityConfig } from './identity.ts';
@@ -17,6 +18,8 @@ import { tileConfig } from './tile.ts';
  * at 96x96, batch 32; the others replace stock kernels that were slow there.
  */
 export const wasmTrainingKernels: readonly KernelConfig[] = [
+  conv2DConfig,
+  fusedConv2DConfig,
   conv2dBackpropFilterConfig,
   conv2dBackpropInputConfig,
   maxPoolGradConfig,
