@@ -15,7 +15,15 @@ import { tileConfig } from './tile.ts';
  * Kernels this project adds to or replaces in tfjs-backend-wasm 4.22 so that a ResNet-18
  * training step runs on wasm, and runs fast. Found by training a net with every op the model
  * uses (only Conv2DBackpropFilter was missing) and profiling each kernel of a ResNet-18 step
- * at 96x96, batch 32; the others replace stock kernels that were slow there.
+ * at 96x96, batch 32 and 28x28, batch 64; the others replace stock kernels that were slow
+ * there:
+ * - Conv2D, FusedConv2D: the stock kernels, run without the filter taps that only read padding
+ *   (effective-taps.ts; ResNet's last stage at 28x28);
+ * - Conv2DBackpropFilter, Conv2DBackpropInput: XNNPACK GEMMs and convs with the roles of the
+ *   operands chosen per shape (see each file);
+ * - OnednnBatchNormTraining and its gradient: the fused training batch norm that
+ *   shared/backend/onednn/batch-norm-training.ts runs on wasm once these are registered;
+ * - Identity (a shared buffer instead of a copy), MaxPoolGrad, Tile, Sum, Mean.
  */
 export const wasmTrainingKernels: readonly KernelConfig[] = [
   conv2DConfig,
