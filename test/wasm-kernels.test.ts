@@ -225,3 +225,27 @@ test.serial('a training step of a net with every model op runs on wasm with grad
   await compareBackends('wasm', 'cpu', inputs, grads);
   t.is(tf.memory().numTensors, before, 'no tensors leak from a step');
 });
+
+test.serial('cropped filters are cached while their weights live and freed after', async (t) => {
+  await tf.setBackend('wasm');
+  const backend = tf.backend() as unknown as { numDataIds(): number };
+  const other = tf.tensor4d(seededValues(9 * 4 * 4, 31), [3, 3, 4, 4]);
+  const x = tf.tensor4d(seededValues(2 * 4, 32), [2, 1, 1, 4]);
+  const baseline = backend.numDataIds();
+  const weights = tf.tensor4d(seededValues(9 * 4 * 4, 33), [3, 3, 4, 4]);
+  // A 1x1 image under a padded 3x3 filter: only the centre tap is used, and cached.
+  const step = (w: tf.Tensor4D) => tf.tidy(() => {
+    const dy = tf.ones([2, 1, 1, 4]);
+    tf.conv2d(x, w, 1, 'same').dataSync();
+    (tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: x.shape }) as tf.Tensor).dataSync();
+  });
+  step(weights);
+  const withCache = backend.numDataIds();
+  t.is(withCache, baseline + 2, 'the weights and their one cached crop');
+  step(weights);
+  t.is(backend.numDataIds(), withCache, 'a second pass reuses the crop');
+  weights.dispose();
+  step(other);
+  t.is(backend.numDataIds(), baseline + 1, "the disposed weights' crop is freed, the other filter's cached");
+  tf.dispose([x, other]);
+});
