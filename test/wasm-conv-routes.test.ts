@@ -8,6 +8,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { effectiveTaps } from '../shared/backend/wasm-kernels/effective-taps.ts';
 import { prefersSwappedRoles } from '../shared/backend/wasm-kernels/input-gradient-by-swapped-roles.ts';
+import { prefersSwappedForward } from '../shared/backend/wasm-kernels/forward-by-swapped-roles.ts';
 
 const pad1: tf.backend_util.ExplicitPadding = [[0, 0], [1, 1], [1, 1], [0, 0]];
 
@@ -60,4 +61,19 @@ test('the input gradient swaps roles where dy is small next to the weights and d
   t.false(prefersSwappedRoles(info([32, 24, 24, 64], 3, 64, 1)));
   t.false(prefersSwappedRoles(info([32, 12, 12, 128], 3, 128, 1)));
   t.false(prefersSwappedRoles(info([64, 7, 7, 64], 3, 64, 1)));
+});
+
+test('a forward conv with new weights swaps roles on activations no larger than the filter', (t) => {
+  // 96x96, batch 32: the 3x3 convs on 3x3 activations; 28x28, batch 64: stage 4's 2x2 and
+  // stage 5 cropped to its centre tap (or the 2x2 taps of its stride-2 conv).
+  t.true(prefersSwappedForward(info([32, 3, 3, 512], 3, 512, 1)));
+  t.true(prefersSwappedForward(info([64, 2, 2, 256], 3, 256, 1)));
+  t.true(prefersSwappedForward(tf.backend_util.computeConv2DInfo([64, 1, 1, 512], [1, 1, 512, 512], 1, 1, 'valid')));
+  t.true(prefersSwappedForward(tf.backend_util.computeConv2DInfo([64, 2, 2, 256], [2, 2, 256, 512], 2, 1, 'valid')));
+  // Larger activations keep the stock conv.
+  t.false(prefersSwappedForward(info([32, 6, 6, 256], 3, 256, 1)));
+  t.false(prefersSwappedForward(info([32, 12, 12, 128], 3, 128, 1)));
+  t.false(prefersSwappedForward(info([32, 24, 24, 64], 3, 64, 1)));
+  t.false(prefersSwappedForward(info([64, 7, 7, 64], 3, 64, 1)));
+  t.false(prefersSwappedForward(info([32, 96, 96, 1], 7, 64, 2, [[0, 0], [2, 2], [2, 2], [0, 0]])));
 });

@@ -1,6 +1,5 @@
 import {
   backend_util,
-  Conv2D,
   Conv2DBackpropFilter,
   Reshape,
   Slice,
@@ -12,6 +11,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { runStockConv2D } from './stock-conv2d.ts';
 import { croppedFilterShape, effectiveTaps, embedTaps } from './effective-taps.ts';
 import { filterGradientAsMatMul } from './pointwise-filter-gradient.ts';
 import { filterGradientByTapRows } from './filter-gradient-by-tap-rows.ts';
@@ -35,7 +35,7 @@ function filterGradientAsConv(backend: BackendWasm, x: TensorInfo, dy: TensorInf
 
   const xByChannel = runWasmKernel(backend, Transpose, { x }, { perm: [3, 1, 2, 0] });
   const dyAsFilter = runWasmKernel(backend, Transpose, { x: dy }, { perm: [1, 2, 0, 3] });
-  const full = runWasmKernel(backend, Conv2D, { x: xByChannel, filter: dyAsFilter }, {
+  const full = runStockConv2D(backend, { x: xByChannel, filter: dyAsFilter }, {
     strides: 1,
     dilations: [strideHeight, strideWidth],
     pad: [[0, 0], [padInfo.top, Math.max(padBottom, 0)], [padInfo.left, Math.max(padRight, 0)], [0, 0]],

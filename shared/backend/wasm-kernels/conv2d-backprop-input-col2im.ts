@@ -1,5 +1,6 @@
-import { Conv2D, Reshape, Transpose, backend_util, type TensorInfo } from '@tensorflow/tfjs-core';
+import { Reshape, Transpose, backend_util, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { runStockConv2D } from './stock-conv2d.ts';
 import { disposeAll, heapFloatIndex, heapFloats, runWasmKernel } from './wasm-kernel-call.ts';
 
 /**
@@ -15,7 +16,7 @@ export function conv2dBackpropInputCol2im(backend: BackendWasm, dy: TensorInfo, 
   const taps = filterHeight * filterWidth * inChannels;
   const filterOi = runWasmKernel(backend, Transpose, { x: filter }, { perm: [3, 0, 1, 2] });
   const gemmFilter = runWasmKernel(backend, Reshape, { x: filterOi }, { shape: [1, 1, outChannels, taps] });
-  const cols = runWasmKernel(backend, Conv2D, { x: dy, filter: gemmFilter }, { strides: 1, dilations: 1, pad: 'valid', dataFormat: 'NHWC' });
+  const cols = runStockConv2D(backend, { x: dy, filter: gemmFilter }, { strides: 1, dilations: 1, pad: 'valid', dataFormat: 'NHWC' });
   disposeAll(backend, [filterOi, gemmFilter]);
   const dx = backend.makeOutput(info.inShape, 'float32');
   scatterAddColumns(backend, cols, dx, info);

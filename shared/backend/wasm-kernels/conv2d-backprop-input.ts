@@ -1,6 +1,5 @@
 import {
   backend_util,
-  Conv2D,
   Conv2DBackpropInput,
   type Conv2DBackpropInputAttrs,
   type Conv2DBackpropInputInputs,
@@ -9,10 +8,11 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { runStockConv2D } from './stock-conv2d.ts';
 import { conv2dBackpropInputCol2im } from './conv2d-backprop-input-col2im.ts';
 import { cachedCroppedFilter, effectiveTaps } from './effective-taps.ts';
 import { inputGradientBySwappedRoles, prefersSwappedRoles } from './input-gradient-by-swapped-roles.ts';
-import { heapFloatIndex, heapFloats, runWasmKernel } from './wasm-kernel-call.ts';
+import { heapFloatIndex, heapFloats } from './wasm-kernel-call.ts';
 
 /**
  * Below this many input channels the col2im path is used. Measured at the ResNet stem (7x7,
@@ -140,7 +140,7 @@ function phaseConvolutions(backend: BackendWasm, dy: TensorInfo, filter: TensorI
     for (const colPhase of colPhases) {
       if (rowPhase.taps === 0 || colPhase.taps === 0) continue;
       const phaseW = phaseFilter(backend, filter, filterWidth, strideHeight, strideWidth, rowPhase, colPhase);
-      const out = runWasmKernel(backend, Conv2D, { x: dy, filter: phaseW }, {
+      const out = runStockConv2D(backend, { x: dy, filter: phaseW }, {
         strides: 1,
         dilations: 1,
         pad: [[0, 0], [rowPhase.padBefore, rowPhase.padAfter], [colPhase.padBefore, colPhase.padAfter], [0, 0]],

@@ -1,6 +1,9 @@
-import { Conv2D, Transpose, backend_util, type TensorInfo } from '@tensorflow/tfjs-core';
+import { Transpose, backend_util, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { disposeAll, heapFloatIndex, heapFloats, runWasmKernel } from './wasm-kernel-call.ts';
+import { runStockConv2D } from './stock-conv2d.ts';
+import { NS_PER_MULTIPLY_ADD, NS_PER_PACKED_VALUE, NS_PER_TRANSPOSED_ACTIVATION, NS_PER_TRANSPOSED_WEIGHT } from './conv-costs.ts';
+import { activationAsFlippedFilter } from './flipped-activation-filter.ts';
+import { disposeAll, runWasmKernel } from './wasm-kernel-call.ts';
 
 /**
  * Padding (top, bottom, left, right) of the swapped-roles conv below, null where some side
@@ -14,17 +17,6 @@ function swappedPadding(info: backend_util.Conv2DInfo): [number, number, number,
   ];
   return pad.every((p) => p >= 0) ? pad : null;
 }
-
-/**
- * Rough costs on the SIMD build, one thread (measured on ResNet-18's layers): XNNPACK's conv
- * runs about 17 G multiply-adds per second; it packs the filter (after the backend's own
- * transpose to OHWI) at some 20 ns a value; the wasm Transpose that puts a filter's output
- * channels first costs about 9 ns a value, other transposes here 1 to 5.
- */
-const NS_PER_MULTIPLY_ADD = 0.057;
-const NS_PER_PACKED_VALUE = 20;
-const NS_PER_TRANSPOSED_WEIGHT = 9;
-const NS_PER_TRANSPOSED_ACTIVATION = 5;
 
 /**
  * Whether the swapped-roles input gradient applies and is expected to beat the phase
@@ -48,25 +40,6 @@ export function prefersSwappedRoles(info: backend_util.Conv2DInfo): boolean {
   return swapped < phases;
 }
 
-/** dy [n, oh, ow, co] as a filter [oh, ow, co, n], flipped in both spatial axes. */
-function flippedDyFilter(backend: BackendWasm, dy: TensorInfo): TensorInfo {
-  const [, outHeight, outWidth, outChannels] = dy.shape as [number, number, number, number];
-  const byPixel = runWasmKernel(backend, Transpose, { x: dy }, { perm: [1, 2, 3, 0] });
-  const block = outChannels * dy.shape[0]!;
-  const flipped = backend.makeOutput(byPixel.shape.slice(), 'float32');
-  const heap = heapFloats(backend);
-  const from = heapFloatIndex(backend, byPixel);
-  const to = heapFloatIndex(backend, flipped);
-  const pixels = outHeight * outWidth;
-  // Flipping both axes reverses the row-major pixel order.
-  for (let p = 0; p < pixels; p++) {
-    const source = from + (pixels - 1 - p) * block;
-    heap.copyWithin(to + p * block, source, source + block);
-  }
-  backend.disposeData(byPixel.dataId);
-  return flipped;
-}
-
 /**
  * Input gradient of an NHWC conv2d with the roles of weights and dy swapped:
  * dx[n, ih, iw, ci] = sum over oh, ow, co of W[ih + pt - s*oh, iw + pl - s*ow, ci, co] *
@@ -79,8 +52,8 @@ function flippedDyFilter(backend: BackendWasm, dy: TensorInfo): TensorInfo {
 export function inputGradientBySwappedRoles(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
   const [top, bottom, left, right] = swappedPadding(info)!;
   const image = runWasmKernel(backend, Transpose, { x: filter }, { perm: [2, 0, 1, 3] });
-  const dyFilter = flippedDyFilter(backend, dy);
-  const byChannel = runWasmKernel(backend, Conv2D, { x: image, filter: dyFilter }, {
+  const dyFilter = activationAsFlippedFilter(backend, dy);
+  const byChannel = runStockConv2D(backend, { x: image, filter: dyFilter }, {
     strides: 1,
     dilations: [info.strideHeight, info.strideWidth],
     pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
