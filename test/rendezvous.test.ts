@@ -15,13 +15,17 @@ test.after.always(() => redis?.close());
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Worker i of a test: its own connection, address and pid, joining after `delayMs`. */
-async function joinAs(keys: RedisKeys, i: number, options: Partial<JoinOptions> & { delayMs?: number }): Promise<Rendezvous> {
-  await sleep(options.delayMs ?? 0);
+/** Worker i of a test: its own connection, address and pid. */
+function joinAs(keys: RedisKeys, i: number, options: Partial<JoinOptions>): Promise<Rendezvous> {
   return joinRendezvous(redis.connect(`worker-${i}`), keys, {
     runId: 'run-x', generation: 0, worldSize: 3, address: `127.0.0.1:${50_000 + i}`, pid: 1_000 + i, host: 'test-host', timeoutMs: 5_000, pollMs: 10,
     ...options,
   });
+}
+
+/** Resolves once `count` members of generation 0 are in Redis, so the next join comes after them. */
+async function untilMembers(keys: RedisKeys, count: number): Promise<void> {
+  while ((await rendezvousMembers(client, keys, 'run-x', 0)).length < count) await sleep(5);
 }
 
 async function expectRunError(t: import('ava').ExecutionContext, promise: Promise<unknown>, code: string): Promise<void> {
@@ -32,10 +36,15 @@ async function expectRunError(t: import('ava').ExecutionContext, promise: Promis
 
 test('three workers joining one after another get ranks 0..2 in join order and the same address list', async (t) => {
   const keys = new RedisKeys(uniquePrefix('rdv'));
-  const joined = await Promise.all([2, 0, 1].map((i, order) => joinAs(keys, i, { delayMs: order * 40 })));
-  t.deepEqual(joined.map((r) => r.rank), [0, 1, 2]);
+  const joined: Promise<Rendezvous>[] = [];
+  for (const [order, i] of [2, 0, 1].entries()) {
+    joined.push(joinAs(keys, i, {}));
+    await untilMembers(keys, order + 1);
+  }
+  const formed = await Promise.all(joined);
+  t.deepEqual(formed.map((r) => r.rank), [0, 1, 2]);
   const expected = ['127.0.0.1:50002', '127.0.0.1:50000', '127.0.0.1:50001'];
-  for (const r of joined) {
+  for (const r of formed) {
     t.deepEqual(r.addresses, expected);
     t.deepEqual(r.peers.map((p) => [p.rank, p.pid]), [[0, 1002], [1, 1000], [2, 1001]]);
     t.is(r.worldSize, 3);
@@ -80,10 +89,12 @@ test('a new generation ignores the members of the old one', async (t) => {
 test('a requested rank is honoured, a taken one refused, and a re-join gets its old rank', async (t) => {
   const keys = new RedisKeys(uniquePrefix('rdv-rank'));
   const pinned = joinAs(keys, 0, { rank: 2 });
-  await sleep(30);
+  await untilMembers(keys, 1);
   await expectRunError(t, joinAs(keys, 9, { rank: 2, timeoutMs: 100 }), 'RUN_RENDEZVOUS_RANK_TAKEN');
   const rejoin = joinAs(keys, 0, { rank: 2 });
-  const others = [joinAs(keys, 1, { delayMs: 20 }), joinAs(keys, 2, { delayMs: 60 })];
+  const others = [joinAs(keys, 1, {})];
+  await untilMembers(keys, 2);
+  others.push(joinAs(keys, 2, {}));
   const [first, again, a, b] = await Promise.all([pinned, rejoin, ...others]);
   t.deepEqual([first.rank, again.rank, a.rank, b.rank], [2, 2, 0, 1]);
   t.deepEqual(first.addresses, ['127.0.0.1:50001', '127.0.0.1:50002', '127.0.0.1:50000']);
