@@ -118,3 +118,26 @@ test.serial('a rank process frozen during an all-reduce makes the others time ou
     await stopAll(processes);
   }
 });
+
+test.serial('a rank that goes straight back to compute after an all-reduce does not hold its neighbour back', async (t) => {
+  // Compute blocks a worker's event loop; the answer that its left neighbour's all-reduce waits
+  // for must be on the wire before that, or the neighbour loses a whole step to waiting.
+  const busyAfterMs = 1_000;
+  const processes = await startRingProcesses(2, { chunkBytes: 1 << 20 });
+  try {
+    processes.forEach((p, rank) => p.send({ type: 'all-reduce', length: 1_000_000, seed: 7 + rank, tag: { runId: 'busy', generation: 0, step: 0 }, repeats: 3, busyAfterMs }));
+    for (const p of processes) t.is((await p.next()).type, 'all-reduce-started');
+    const replies = await Promise.all(processes.map((p) => p.next()));
+    for (const [rank, reply] of replies.entries()) {
+      if (reply.type !== 'all-reduced') return t.fail(JSON.stringify(reply));
+      for (const [i, timing] of reply.timings.entries()) {
+        t.true(timing.acknowledgeMs < busyAfterMs / 2, `rank ${rank} all-reduce ${i} waited ${timing.acknowledgeMs.toFixed(0)} ms for its acknowledgement`);
+      }
+      for (const [i, timing] of reply.timings.slice(1).entries()) {
+        t.true(timing.firstChunkMs < busyAfterMs / 2, `rank ${rank} all-reduce ${i + 1} waited ${timing.firstChunkMs.toFixed(0)} ms for its first chunk`);
+      }
+    }
+  } finally {
+    await stopAll(processes);
+  }
+});

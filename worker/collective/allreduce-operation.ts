@@ -294,14 +294,24 @@ export class AllReduceOperation implements RoutedOperation {
     if (g < this.plan.worldSize - 1 && --this.reduceScatterLeft === 0) this.reduceScatterDoneAt = now;
     if (--this.receiveLeft === 0) {
       this.receiveDoneAt = now;
+      this.acknowledgeIncoming();
       this.finishIfDone();
     }
+  }
+
+  /**
+   * Answers the left neighbour as soon as every chunk is here, without waiting for its half-close:
+   * its all-reduce waits for this answer, and once this rank returns to training its event loop
+   * may be blocked by compute for seconds.
+   */
+  private acknowledgeIncoming(): void {
+    this.incoming?.succeed({ chunks_received: this.chunksReceived, bytes_received: String(this.bytesReceived) });
   }
 
   private onIncomingEnd(): void {
     const incoming = this.incoming!;
     if (this.receiveLeft === 0) {
-      incoming.succeed({ chunks_received: this.chunksReceived, bytes_received: String(this.bytesReceived) });
+      this.acknowledgeIncoming();
       return;
     }
     // A cancelled stream also ends, and gRPC may report the end before the cancellation: give
@@ -323,7 +333,10 @@ export class AllReduceOperation implements RoutedOperation {
     this.state = 'succeeded';
     clearTimeout(this.timer);
     this.setup.settled(this, false);
-    this.resolveResult(this.timings());
+    const timings = this.timings();
+    // The answer to the left neighbour is written over a few event-loop turns (message, then
+    // status); resolving first would let the caller's compute hold it back for a whole step.
+    setImmediate(() => setImmediate(() => this.resolveResult(timings)));
   }
 
   private timings(): AllReduceTimings {

@@ -25,6 +25,8 @@ export type RingProcessCommand =
       repeats?: number;
       /** Send the whole result back (base64), not only its digest. @default false */
       returnValues?: boolean;
+      /** Keep the event loop busy this long after each all-reduce, as a training step's compute does. @default 0 */
+      busyAfterMs?: number;
     }
   | { type: 'close' };
 
@@ -87,7 +89,8 @@ class RingProcess {
     send({ type: 'all-reduce-started' });
     for (let i = 0; i < (command.repeats ?? 1); i += 1) {
       data.set(original);
-      timings.push(await member.allReduceSum(data, command.tag));
+      timings.push(await member.allReduceSum(data, { ...command.tag, step: command.tag.step + i }));
+      busyWait(command.busyAfterMs ?? 0);
     }
     const values = command.returnValues ? Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64') : undefined;
     return { type: 'all-reduced', timings, sha256: digestValues(data), values };
@@ -97,6 +100,11 @@ class RingProcess {
     if (this.member === null) throw new Error('send a start command first');
     return this.member;
   }
+}
+
+function busyWait(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
 }
 
 function send(reply: RingProcessReply): void {
