@@ -26,7 +26,7 @@ import { registerOnednnBackend, onednnUnavailableReason } from '../shared/backen
 import { batchNormTraining } from '../shared/backend/onednn/batch-norm-training.ts';
 import type { OnednnBackend } from '../shared/backend/onednn/onednn-backend.ts';
 import { copyTensorInto } from '../shared/backend/onednn/copy-into.ts';
-import { sgdUpdate } from '../shared/backend/onednn/sgd-update.ts';
+import { sgdUpdate } from '../shared/backend/sgd-update.ts';
 import { ResNet18 } from '../shared/model/resnet18.ts';
 import { BATCH_NORM_EPSILON, BATCH_NORM_MOMENTUM, type BatchNormLayer, type ResidualUnit } from '../shared/model/resnet18-architecture.ts';
 import { convolve, dense } from '../shared/model/layer-ops.ts';

@@ -19,6 +19,7 @@ import { selectBackend } from '../shared/backend/select-backend.ts';
 import { registerWasmTrainingKernels, wasmTrainingKernels } from '../shared/backend/wasm-kernels/index.ts';
 import { compareBackends, seededInput, seededValues } from '../shared/backend/onednn/backend-comparison.ts';
 import '../shared/train/register-gradients.ts';
+import { sgdUpdate } from '../shared/backend/sgd-update.ts';
 
 const TOLERANCE = 1e-4;
 
@@ -254,4 +255,27 @@ test.serial('cropped filters are cached while their weights live and freed after
   step(other);
   t.is(backend.numDataIds(), baseline, "the disposed weights' crop is freed");
   tf.dispose([x, other]);
+});
+
+test.serial('sgdUpdate on wasm gives the bits of assign(sub(p, mul(g, lr))) on cpu, never writing into the old weights', async (t) => {
+  const size = 17 * 241;
+  const initial = seededValues(size, 60);
+  const gradients = [1, 2, 3].map((i) => seededValues(size, 60 + i));
+  await tf.setBackend('cpu');
+  const reference = tf.variable(tf.tensor2d(initial, [17, 241]));
+  for (const g of gradients) tf.tidy(() => reference.assign(tf.sub(reference, tf.mul(tf.tensor2d(g, [17, 241]), 0.05))));
+  const expected = reference.dataSync().slice();
+  reference.dispose();
+
+  await tf.setBackend('wasm');
+  const p = tf.variable(tf.tensor2d(initial, [17, 241]));
+  const before = tf.memory().numTensors;
+  const snapshot = p.clone(); // shares p's data, as a cached packed filter would: it must not change
+  sgdUpdate(p, gradients[0]!, 0.05);
+  t.deepEqual(Float32Array.from(snapshot.dataSync()), initial);
+  snapshot.dispose();
+  for (const g of gradients.slice(1)) sgdUpdate(p, g, 0.05);
+  t.deepEqual(Float32Array.from(p.dataSync()), expected);
+  t.is(tf.memory().numTensors, before);
+  p.dispose();
 });

@@ -1,4 +1,4 @@
-import { sgdUpdate } from '../backend/onednn/sgd-update.ts';
+import { sgdUpdate } from '../backend/sgd-update.ts';
 import type { TrainableModel } from '../model/trainable-model.ts';
 
 /**

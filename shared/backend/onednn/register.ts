@@ -22,7 +22,8 @@
  * - Fused training ops, for models that opt in: `batchNormTraining` (batch-norm-training.ts:
  *   statistics, normalisation and ReLU in two passes, its gradient in two more, instead of
  *   the ~30 element-wise passes of tf.moments + tf.batchNorm and their gradients),
- *   `sgdUpdate` (sgd-update.ts: one pass, in place when nothing else sees the weights) and
+ *   `onednnSgdUpdate` (sgd-update.ts, behind shared/backend/sgd-update.ts: one pass, in place
+ *   when nothing else sees the weights) and
  *   `copyTensorInto` (copy-into.ts: reads gradients without exposing recyclable arrays). On
  *   other backends they compute the same thing with ordinary ops.
  * - Convolutions use NHWC activations and HWIO filters (TensorFlow's layouts). oneDNN picks
@@ -133,5 +134,4 @@ export async function registerOnednnBackend(options: OnednnBackendOptions = {}):
 }
 
 export { batchNormTraining, type BatchNormTrainingOptions, type BatchNormTrainingResult } from './batch-norm-training.ts';
-export { sgdUpdate } from './sgd-update.ts';
 export { copyTensorInto } from './copy-into.ts';
