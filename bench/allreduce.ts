@@ -7,7 +7,9 @@
  * the same run (before and after the rings, to bracket the machine's noise). Figures follow
  * nccl-tests: time = the slowest rank's all-reduce time (median over repeats), algbw =
  * bytes / time, busbw = algbw * 2(n-1)/n, the traffic each rank's link carries; busbw / TCP says
- * how much of what the loopback gives the ring uses.
+ * how much of what the loopback gives the ring uses. TCP there is one way (one process only
+ * sends, the other only receives); a ring rank does both, so the table also compares with TCP
+ * both ways at once between two processes, measured after the rings.
  *
  * Every process (ring ranks and TCP ends alike) starts with the settings of process-tuning.ts
  * unless `--untuned` is given.
@@ -62,8 +64,10 @@ export async function runBenchmark(argv: string[]): Promise<void> {
   const tcpAfter = await measureTcp(options.tcpBytes, options.launch);
   const tcp = (tcpBefore + tcpAfter) / 2;
   print(`raw TCP again: ${gbps(tcpAfter)} GB/s; mean ${gbps(tcp)} GB/s`);
+  const duplex = await measureDuplexTcp(options.tcpBytes, options.launch);
+  print(`raw TCP both ways at once (each process sends and receives, as a ring rank does): ${gbps(duplex)} GB/s each way`);
   print(`load average now ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-  printTable(rings, tcp);
+  printTable(rings, tcp, duplex);
 }
 
 function parseOptions(argv: string[]): BenchOptions {
@@ -133,13 +137,13 @@ function median(values: number[]): number {
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
-function printTable(rings: RingFigures[], tcp: number): void {
+function printTable(rings: RingFigures[], tcp: number, duplex: number): void {
   print('');
-  print('ranks  time ms  algbw GB/s  busbw GB/s  busbw/TCP   rank 0: reduce-scatter / all-gather / apply ms');
+  print('ranks  time ms  algbw GB/s  busbw GB/s  busbw/TCP  busbw/duplex   rank 0: reduce-scatter / all-gather / apply ms');
   for (const r of rings) {
     const t = r.rank0;
     print(
-      `${String(r.ranks).padStart(5)}  ${r.medianMs.toFixed(1).padStart(7)}  ${gbps(r.algbw).padStart(10)}  ${gbps(r.busbw).padStart(10)}  ${(r.busbw / tcp).toFixed(3).padStart(9)}   ` +
+      `${String(r.ranks).padStart(5)}  ${r.medianMs.toFixed(1).padStart(7)}  ${gbps(r.algbw).padStart(10)}  ${gbps(r.busbw).padStart(10)}  ${(r.busbw / tcp).toFixed(3).padStart(9)}  ${(r.busbw / duplex).toFixed(3).padStart(12)}   ` +
         `${t.reduceScatterMs.toFixed(0)} / ${t.allGatherMs.toFixed(0)} / ${t.applyMs.toFixed(0)}`,
     );
   }
@@ -180,6 +184,37 @@ async function tcpOnce(totalBytes: number, launch: BenchOptions['launch']): Prom
   }
 }
 
+/**
+ * Bytes per second in each direction when two processes send to each other at the same time,
+ * as each ring rank both sends and receives (median of 3; per run, the slower direction).
+ */
+async function measureDuplexTcp(totalBytes: number, launch: BenchOptions['launch']): Promise<number> {
+  const rates: number[] = [];
+  for (let i = 0; i < 3; i += 1) rates.push(await duplexTcpOnce(totalBytes, launch));
+  return median(rates);
+}
+
+async function duplexTcpOnce(totalBytes: number, launch: BenchOptions['launch']): Promise<number> {
+  const spawnOptions = { execArgv: ['--import', 'tsx', ...launch.nodeFlags], env: launch.env };
+  const peers = [0, 1].map(() => fork(SELF, ['tcp-peer'], spawnOptions));
+  try {
+    const ports = await Promise.all(peers.map((peer) => new Promise<number>((resolve) => peer.once('message', (m: { port: number }) => resolve(m.port)))));
+    const results = peers.map((peer) => new Promise<{ bytes: number; ms: number }>((resolve) => peer.once('message', resolve)));
+    peers.forEach((peer, i) => peer.send({ port: ports[1 - i], total: totalBytes }));
+    const received = await Promise.all(results);
+    for (const { bytes } of received) if (bytes !== totalBytes) throw new Error(`TCP peer got ${bytes} of ${totalBytes} bytes`);
+    return totalBytes / (Math.max(...received.map((r) => r.ms)) / 1000);
+  } finally {
+    for (const peer of peers) peer.kill();
+  }
+}
+
+/** A sink and, once told where, a source: both directions of the duplex measurement. */
+function runTcpPeer(): void {
+  runTcpSink();
+  process.once('message', ({ port, total }: { port: number; total: number }) => runTcpSource(port, total, () => {}));
+}
+
 /** Counts bytes from the first one received to the end of the stream. */
 function runTcpSink(): void {
   const server = net.createServer((socket) => {
@@ -197,8 +232,8 @@ function runTcpSink(): void {
   server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as net.AddressInfo).port }));
 }
 
-/** Writes `total` bytes in big writes, respecting backpressure. */
-function runTcpSource(port: number, total: number): void {
+/** Writes `total` bytes in big writes, respecting backpressure, then calls `done`. */
+function runTcpSource(port: number, total: number, done: () => void = () => process.exit(0)): void {
   const block = Buffer.alloc(TCP_WRITE_BYTES, 1);
   const socket = net.connect(port, '127.0.0.1', () => {
     let sent = 0;
@@ -211,7 +246,7 @@ function runTcpSource(port: number, total: number): void {
           return;
         }
       }
-      socket.end(() => process.exit(0));
+      socket.end(done);
     };
     pump();
   });
@@ -221,4 +256,5 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   const [role, port, total] = process.argv.slice(2);
   if (role === 'tcp-sink') runTcpSink();
   else if (role === 'tcp-source') runTcpSource(Number(port), Number(total));
+  else if (role === 'tcp-peer') runTcpPeer();
 }
