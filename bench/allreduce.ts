@@ -162,9 +162,13 @@ function print(line: string): void {
 const SELF = fileURLToPath(import.meta.url);
 
 /** Bytes per second from a source process to a sink process over loopback TCP (median of 3). */
-async function measureTcp(totalBytes: number, launch: BenchOptions['launch']): Promise<number> {
+function measureTcp(totalBytes: number, launch: BenchOptions['launch']): Promise<number> {
+  return medianOfThree(() => tcpOnce(totalBytes, launch));
+}
+
+async function medianOfThree(measure: () => Promise<number>): Promise<number> {
   const rates: number[] = [];
-  for (let i = 0; i < 3; i += 1) rates.push(await tcpOnce(totalBytes, launch));
+  for (let i = 0; i < 3; i += 1) rates.push(await measure());
   return median(rates);
 }
 
@@ -188,10 +192,8 @@ async function tcpOnce(totalBytes: number, launch: BenchOptions['launch']): Prom
  * Bytes per second in each direction when two processes send to each other at the same time,
  * as each ring rank both sends and receives (median of 3; per run, the slower direction).
  */
-async function measureDuplexTcp(totalBytes: number, launch: BenchOptions['launch']): Promise<number> {
-  const rates: number[] = [];
-  for (let i = 0; i < 3; i += 1) rates.push(await duplexTcpOnce(totalBytes, launch));
-  return median(rates);
+function measureDuplexTcp(totalBytes: number, launch: BenchOptions['launch']): Promise<number> {
+  return medianOfThree(() => duplexTcpOnce(totalBytes, launch));
 }
 
 async function duplexTcpOnce(totalBytes: number, launch: BenchOptions['launch']): Promise<number> {
