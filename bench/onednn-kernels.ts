@@ -25,7 +25,7 @@ import { parseArgs } from 'node:util';
 import { registerOnednnBackend, onednnUnavailableReason } from '../shared/backend/onednn/register.ts';
 import { batchNormTraining } from '../shared/backend/onednn/batch-norm-training.ts';
 import type { OnednnBackend } from '../shared/backend/onednn/onednn-backend.ts';
-import { copyTensorInto } from '../shared/backend/onednn/copy-into.ts';
+import { copyTensorInto } from '../shared/backend/copy-tensor-into.ts';
 import { sgdUpdate } from '../shared/backend/sgd-update.ts';
 import { ResNet18 } from '../shared/model/resnet18.ts';
 import { BATCH_NORM_EPSILON, BATCH_NORM_MOMENTUM, type BatchNormLayer, type ResidualUnit } from '../shared/model/resnet18-architecture.ts';

@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { registerOnednnBackend, onednnUnavailableReason } from '../shared/backend/onednn/register.ts';
 import { batchNormTraining } from '../shared/backend/onednn/batch-norm-training.ts';
 import { sgdUpdate } from '../shared/backend/sgd-update.ts';
-import { copyTensorInto } from '../shared/backend/onednn/copy-into.ts';
+import { copyTensorInto } from '../shared/backend/copy-tensor-into.ts';
 import { compareBackends, seededInput, seededValues, type InputSpec } from '../shared/backend/onednn/backend-comparison.ts';
 import { loadAddon } from '../shared/backend/onednn/addon.ts';
 import type { OnednnBackend } from '../shared/backend/onednn/onednn-backend.ts';

@@ -9,6 +9,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { selectBackend } from '../shared/backend/select-backend.ts';
 import { seededValues } from '../shared/backend/onednn/backend-comparison.ts';
 import { copyWasmTensorInto } from '../shared/backend/wasm-kernels/heap-copy.ts';
+import { copyTensorInto } from '../shared/backend/copy-tensor-into.ts';
 
 test.before(async () => {
   const selected = await selectBackend('wasm');
@@ -48,4 +49,32 @@ test.serial('values that do not fit are a RangeError', async (t) => {
   const x = tf.tensor([1, 2, 3, 4]);
   t.throws(() => copyWasmTensorInto(x, new Float32Array(5), 2), { instanceOf: RangeError });
   x.dispose();
+});
+
+test.serial('copyTensorInto reads wasm tensors from the heap, not through readSync, and cpu ones through dataSync', async (t) => {
+  await tf.setBackend('wasm');
+  const backend = tf.backend() as unknown as { readSync: (...args: unknown[]) => unknown };
+  const readSync = backend.readSync;
+  let reads = 0;
+  backend.readSync = function (...args: unknown[]) {
+    reads += 1;
+    return readSync.apply(this, args);
+  };
+  t.teardown(() => {
+    backend.readSync = readSync;
+  });
+  const x = tf.tensor(seededValues(50, 5, 11), [5, 10]);
+  const out = new Float32Array(60);
+  copyTensorInto(x, out, 10);
+  t.is(reads, 0);
+  t.deepEqual(Array.from(out.subarray(10)), Array.from(x.dataSync()));
+  t.throws(() => copyTensorInto(x, out, 11), { instanceOf: RangeError });
+  x.dispose();
+
+  await tf.setBackend('cpu');
+  const onCpu = tf.tensor([4, 5, 6]);
+  copyTensorInto(onCpu, out, 0);
+  t.deepEqual(Array.from(out.subarray(0, 3)), [4, 5, 6]);
+  onCpu.dispose();
+  await tf.setBackend('wasm');
 });

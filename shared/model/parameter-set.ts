@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { copyTensorInto } from '../backend/onednn/copy-into.ts';
+import { copyTensorInto } from '../backend/copy-tensor-into.ts';
 import { layersInOrder, type ResNet18Architecture } from './resnet18-architecture.ts';
 import type { UniformSource } from './parameter-init.ts';
 import { addConvParameters, addDenseParameters } from './layer-ops.ts';

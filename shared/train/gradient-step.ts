@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import './register-gradients.ts';
-import { copyTensorInto } from '../backend/onednn/copy-into.ts';
+import { copyTensorInto } from '../backend/copy-tensor-into.ts';
 import type { TrainableModel } from '../model/trainable-model.ts';
 
 /** A batch of NHWC images [count, size, size, 1] in [0, 1] and their class labels. */

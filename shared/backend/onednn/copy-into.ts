@@ -1,8 +1,8 @@
 /**
- * Copies a tensor's values into a caller's Float32Array. `tensor.dataSync()` hands out the
+ * The `onednn` path of shared/backend/copy-tensor-into.ts. `tensor.dataSync()` hands out the
  * backend's own array, which the `onednn` backend must then stop recycling (the caller may keep
- * it); copying through this function leaves the array recyclable, which saves a fresh
- * allocation per gradient per step when gradients are flattened into one buffer.
+ * it); copying here leaves the array recyclable, which saves a fresh allocation per gradient
+ * per step when gradients are flattened into one buffer.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { OnednnBackend } from './onednn-backend.ts';
@@ -15,13 +15,10 @@ function nativeBackendHolding(tensor: tf.Tensor): OnednnBackend | null {
   return backend !== undefined && backend.data.has(tensor.dataId) ? backend : null;
 }
 
-/** Writes `tensor`'s values (float32 or int32) into `out` starting at `offset`. */
-export function copyTensorInto(tensor: tf.Tensor, out: Float32Array, offset = 0): void {
-  if (offset + tensor.size > out.length) throw new RangeError(`${tensor.size} values do not fit at offset ${offset} of ${out.length}`);
+/** Writes `tensor`'s values into `out` at `offset` when `onednn` holds it; false (nothing done) otherwise. */
+export function copyOnednnTensorInto(tensor: tf.Tensor, out: Float32Array, offset: number): boolean {
   const backend = nativeBackendHolding(tensor);
-  if (backend !== null) {
-    backend.copyInto(tensor.dataId, out, offset);
-    return;
-  }
-  out.set(tensor.dataSync() as ArrayLike<number>, offset);
+  if (backend === null) return false;
+  backend.copyInto(tensor.dataId, out, offset);
+  return true;
 }

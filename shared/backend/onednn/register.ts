@@ -23,9 +23,9 @@
  *   statistics, normalisation and ReLU in two passes, its gradient in two more, instead of
  *   the ~30 element-wise passes of tf.moments + tf.batchNorm and their gradients),
  *   `onednnSgdUpdate` (sgd-update.ts, behind shared/backend/sgd-update.ts: one pass, in place
- *   when nothing else sees the weights) and
- *   `copyTensorInto` (copy-into.ts: reads gradients without exposing recyclable arrays). On
- *   other backends they compute the same thing with ordinary ops.
+ *   when nothing else sees the weights) and `copyOnednnTensorInto` (copy-into.ts, behind
+ *   shared/backend/copy-tensor-into.ts: reads gradients without exposing recyclable arrays).
+ *   On other backends they compute the same thing with ordinary ops.
  * - Convolutions use NHWC activations and HWIO filters (TensorFlow's layouts). oneDNN picks
  *   the filter layout (`format_tag::any`; plain HWIO makes it fall back to a GEMM path
  *   1.3-1.9x slower) and filters are reordered on each call. Filter taps that only ever meet
@@ -134,4 +134,3 @@ export async function registerOnednnBackend(options: OnednnBackendOptions = {}):
 }
 
 export { batchNormTraining, type BatchNormTrainingOptions, type BatchNormTrainingResult } from './batch-norm-training.ts';
-export { copyTensorInto } from './copy-into.ts';
