@@ -103,3 +103,40 @@ test('cancel stops a running run after the current step, once', async (t) => {
   const again = await runCli('coordinator', ['cancel', runId, '--redis', redis.url, '--prefix', prefix]);
   t.regex(again.stderr, /RUN_BAD_TRANSITION/, 'a cancelled run cannot be cancelled again');
 });
+
+test('Ctrl-C on launch --local stops the coordinator and its workers cleanly and the run resumes', async (t) => {
+  const prefix = uniquePrefix('ctrl-c');
+  const stateDir = path.join(scratch, 'ctrl-c');
+  const flags = ['--model', 'tiny-cnn', '--epochs', '6', '--batch-size', '32', '--resize', '28', '--limit-train', '320', '--limit-test', '32', '--seed', '3', '--backend', 'wasm', '--json'];
+  // Its own process group, as a terminal's foreground job: Ctrl-C sends SIGINT to the whole group.
+  const launch = spawn(process.execPath, ['--import', 'tsx', 'coordinator/main.ts', 'launch', '--local', '--workers', '2', ...flags, '--redis', redis.url, '--prefix', prefix, '--state-dir', stateDir], {
+    cwd: REPO_ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  launch.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  let interrupted = false;
+  launch.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk;
+    if (!interrupted && stdout.includes('"epoch":1')) {
+      interrupted = true;
+      process.kill(-launch.pid!, 'SIGINT');
+    }
+  });
+  const code = await new Promise<number | null>((resolve) => launch.on('exit', resolve));
+  t.true(interrupted, `the run never reported an epoch: ${stderr}`);
+  t.is(code, 130, stderr);
+  const final = jsonLines(stdout).at(-1)!;
+  t.is(final.status, 'interrupted');
+  const runId = final.run as string;
+  t.throws(() => process.kill(-launch.pid!, 0), { code: 'ESRCH' }, 'no process of the group is left');
+  const checkpoints = await listCheckpoints(path.join(stateDir, 'checkpoints', runId));
+  t.true(checkpoints.length > 0, `the workers checkpointed on the way out; ${stateDir}: ${await readdir(stateDir, { recursive: true })}`);
+
+  const resumed = await runCli('coordinator', ['resume', runId, '--local', '--json', '--redis', redis.url, '--prefix', prefix, '--state-dir', stateDir]);
+  t.is(resumed.code, 0, resumed.stderr);
+  t.deepEqual(jsonLines(resumed.stdout).at(-1), { run: runId, status: 'completed' });
+  const record = JSON.parse((await runCli('coordinator', ['status', runId, '--json', '--redis', redis.url, '--prefix', prefix])).stdout);
+  t.is(record.state, 'completed');
+  t.is(record.history.length, 6);
+});

@@ -1,7 +1,12 @@
 /**
  * The one signal hook of a process. The first SIGINT or SIGTERM asks every registered
- * component to drain (stop after the current step, close servers and connections); a second
- * signal, or the grace period running out, forces the exit.
+ * component to drain (stop after the current step, close servers and connections); the same
+ * signal again (Ctrl-C pressed twice), or the grace period running out, forces the exit.
+ *
+ * The other signal after the first is the same request, not an order to hurry: Ctrl-C in a
+ * terminal sends SIGINT to the whole foreground group, so `launch --local`'s workers get it from
+ * the terminal and then SIGTERM from the coordinator stopping them. Taking that SIGTERM as a
+ * second press killed them in the middle of their last checkpoint.
  */
 export type DrainHandler = (signal: NodeJS.Signals) => void | Promise<void>;
 
@@ -17,13 +22,17 @@ export interface ShutdownSignal {
 export function installShutdownSignal(options: { graceMs?: number; exitCode?: number; log?: (line: string) => void } = {}): ShutdownSignal {
   const graceMs = options.graceMs ?? 60_000;
   const handlers: DrainHandler[] = [];
-  let requested = false;
+  let first: NodeJS.Signals | undefined;
   const listener = (signal: NodeJS.Signals): void => {
-    if (requested) {
+    if (first === signal) {
       options.log?.(`${signal} again: exiting now`);
       process.exit(options.exitCode ?? 130);
     }
-    requested = true;
+    if (first !== undefined) {
+      options.log?.(`${signal} after ${first}: already stopping`);
+      return;
+    }
+    first = signal;
     options.log?.(`${signal}: stopping after the current step (press again to force)`);
     setTimeout(() => process.exit(options.exitCode ?? 130), graceMs).unref();
     void (async () => {
@@ -40,7 +49,7 @@ export function installShutdownSignal(options: { graceMs?: number; exitCode?: nu
   process.on('SIGTERM', listener);
   return {
     get requested() {
-      return requested;
+      return first !== undefined;
     },
     onDrain(handler) {
       handlers.push(handler);
