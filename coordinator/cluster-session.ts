@@ -1,6 +1,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { ensureRedis, type LocalRedis } from '../shared/redis/local-redis.ts';
+import { pingRedis } from '../shared/redis/ping-redis.ts';
+import { RedisError } from '../shared/redis/redis-error.ts';
 import { DEFAULT_KEY_PREFIX } from '../shared/redis/keys.ts';
 import { installShutdownSignal } from '../shared/process/shutdown-signal.ts';
 import type { RunRecord } from '../shared/run/run-state.ts';
@@ -32,12 +34,17 @@ export interface ClusterSession {
   close(): Promise<void>;
 }
 
+/** How long a one-shot command waits for Redis to answer before it gives up (ms). */
+const COMMAND_REDIS_TIMEOUT_MS = 3_000;
+
 /**
  * Connects to the cluster's Redis: `--redis`, else REDIS_URL; with `--local`, when neither is set
  * and nothing answers on 127.0.0.1:6379, starts a redis-server whose data lives in the state
- * directory (so `resume --local` finds the run again).
+ * directory (so `resume --local` finds the run again). A command (launch, status, ...) fails
+ * with REDIS_UNAVAILABLE when Redis does not answer, rather than retrying silently; a service
+ * (`waitForRedis`, as `serve`) keeps retrying, as it must when it starts before Redis does.
  */
-export async function openClusterSession(values: FlagValues, env: NodeJS.ProcessEnv = process.env): Promise<ClusterSession> {
+export async function openClusterSession(values: FlagValues, env: NodeJS.ProcessEnv = process.env, options: { waitForRedis?: boolean } = {}): Promise<ClusterSession> {
   const url = stringFlag(values, 'redis') ?? env.REDIS_URL;
   const prefix = stringFlag(values, 'prefix') ?? env.FMNIST_PREFIX ?? DEFAULT_KEY_PREFIX;
   let redis: LocalRedis | undefined;
@@ -45,6 +52,8 @@ export async function openClusterSession(values: FlagValues, env: NodeJS.Process
     redis = await ensureRedis({ url, env, dataDir: path.join(stateDir(values), 'redis') });
   } else if (!url) {
     throw new ConfigError('no Redis: pass --redis redis://host:port, set REDIS_URL, or use --local');
+  } else if (options.waitForRedis !== true && !(await pingRedis(url, COMMAND_REDIS_TIMEOUT_MS))) {
+    throw new RedisError('REDIS_UNAVAILABLE', `Redis at ${url} does not answer PING within ${COMMAND_REDIS_TIMEOUT_MS / 1000} s`);
   }
   const client = new ClusterClient(redis?.url ?? url!, prefix);
   return {

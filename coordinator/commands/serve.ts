@@ -6,7 +6,7 @@ import { CoordinatorService } from '../coordinator-service.ts';
 /** `coordinator serve`: the long-running coordinator, until SIGINT/SIGTERM. */
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('serve', argv, CLUSTER_FLAGS);
-  const session = await openClusterSession(values);
+  const session = await openClusterSession(values, process.env, { waitForRedis: true });
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const service = new CoordinatorService(session.client, log);
   const dataset = await service.start();
