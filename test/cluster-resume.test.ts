@@ -7,6 +7,9 @@ import { identicalWeights, newestWeights } from './helpers/checkpoint-weights.ts
 import { jsonLines, REPO_ROOT, runCli } from './helpers/cli.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from './helpers/redis-server.ts';
 import { listCheckpoints } from '../shared/train/checkpoint-store.ts';
+import { RedisKeys } from '../shared/redis/keys.ts';
+import { RunStore } from '../shared/run/run-store.ts';
+import { rendezvousMembers } from '../worker/rendezvous.ts';
 
 let redis: TestRedis;
 let scratch: string;
@@ -139,4 +142,42 @@ test('Ctrl-C on launch --local stops the coordinator and its workers cleanly and
   const record = JSON.parse((await runCli('coordinator', ['status', runId, '--json', '--redis', redis.url, '--prefix', prefix])).stdout);
   t.is(record.state, 'completed');
   t.is(record.history.length, 6);
+});
+
+test('a worker killed mid-run fails the run at once, naming the lost peer, and resume finishes it', async (t) => {
+  const prefix = uniquePrefix('peer-death');
+  const stateDir = path.join(scratch, 'peer-death');
+  const common = ['--redis', redis.url, '--prefix', prefix];
+  const flags = ['--model', 'tiny-cnn', '--epochs', '12', '--batch-size', '32', '--resize', '28', '--limit-train', '320', '--limit-test', '32', '--seed', '4', '--backend', 'wasm', '--json'];
+  let killedAt = 0;
+  const kill = async (): Promise<void> => {
+    const client = redis.connect('peer-death');
+    const [run] = await new RunStore(client, prefix).list();
+    const members = await rendezvousMembers(client, new RedisKeys(prefix), run!.id, 0);
+    client.disconnect();
+    killedAt = Date.now();
+    process.kill(members.find((member) => member.rank === 1)!.pid, 'SIGKILL');
+  };
+  let killing: Promise<void> | undefined;
+  const launch = await runCli('coordinator', ['launch', '--local', '--workers', '2', ...flags, ...common, '--state-dir', stateDir], {
+    onStdoutLine: (line) => {
+      if ((JSON.parse(line) as { epoch?: number }).epoch === 1) killing ??= kill();
+    },
+  });
+  const failedAfterMs = Date.now() - killedAt;
+  await killing;
+  t.is(launch.code, 1, launch.stderr);
+  t.true(failedAfterMs < 30_000, `the launch ended ${failedAfterMs} ms after the kill (the collective timeout is 10 min)`);
+  const final = jsonLines(launch.stdout).at(-1)!;
+  t.is(final.status, 'failed');
+  t.regex(final.error as string, /rank 1 .*(UNAVAILABLE|PEER_LOST|ECONNRESET|broke off)/, 'the error names the lost neighbour');
+  const runId = final.run as string;
+
+  const resumed = await runCli('coordinator', ['resume', runId, '--local', '--json', ...common, '--state-dir', stateDir]);
+  t.is(resumed.code, 0, resumed.stderr);
+  t.deepEqual(jsonLines(resumed.stdout).at(-1), { run: runId, status: 'completed' });
+  const record = JSON.parse((await runCli('coordinator', ['status', runId, '--json', ...common])).stdout);
+  t.is(record.history.length, 12);
+  t.is(record.generation, 1);
+  t.log(`the launch ended ${failedAfterMs} ms after rank 1 was killed`);
 });
