@@ -49,4 +49,14 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * A reader that went away (`launch ... --json | head -1`) is a request to stop, handled like
+ * Ctrl-C (local workers stop cleanly, the run stays resumable), not a crash that would leave
+ * them running.
+ */
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.kill(process.pid, 'SIGTERM');
+});
+
 process.exitCode = await main(process.argv.slice(2));
