@@ -45,7 +45,7 @@ const COMMAND_REDIS_TIMEOUT_MS = 3_000;
  * (`waitForRedis`, as `serve`) keeps retrying, as it must when it starts before Redis does.
  */
 export async function openClusterSession(values: FlagValues, env: NodeJS.ProcessEnv = process.env, options: { waitForRedis?: boolean } = {}): Promise<ClusterSession> {
-  const url = stringFlag(values, 'redis') ?? env.REDIS_URL;
+  const url = stringFlag(values, 'redis') ?? (env.REDIS_URL || undefined);
   const prefix = stringFlag(values, 'prefix') ?? env.FMNIST_PREFIX ?? DEFAULT_KEY_PREFIX;
   let redis: LocalRedis | undefined;
   if (values.local === true) {

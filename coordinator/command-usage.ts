@@ -14,11 +14,12 @@ export const COMMAND_USAGE = {
   resume: `resume <run> [--local] [--follow] [--force] [--json] [--redis URL] [--prefix P] [--state-dir DIR]
   Continues a failed, cancelled or interrupted run from its newest complete checkpoint.
   --force also takes a run still marked running whose processes were all killed.`,
-  status: `status <run> [--follow] [--json] [--redis URL] [--prefix P]
-  Prints the run's state, config and per-epoch history; --follow attaches until it stops.`,
-  list: `list [--limit 20] [--json] [--redis URL] [--prefix P]
+  status: `status <run> [--follow] [--json] [--redis URL | --local [--state-dir DIR]] [--prefix P]
+  Prints the run's state, config and per-epoch history; --follow attaches until it stops.
+  --local reads the Redis of a --local state directory: the running one, else one started from its files.`,
+  list: `list [--limit 20] [--json] [--redis URL | --local [--state-dir DIR]] [--prefix P]
   Lists runs, newest first.`,
-  cancel: `cancel <run> [--redis URL] [--prefix P]
+  cancel: `cancel <run> [--redis URL | --local [--state-dir DIR]] [--prefix P]
   Cancels a run: its workers stop together after the current step.`,
   serve: `serve [--redis URL] [--prefix P] [--local] [--state-dir DIR]
   The long-running coordinator: publishes the dataset shards and watches the jobs.`,

@@ -54,8 +54,12 @@ async function main(argv: string[]): Promise<number> {
  * Ctrl-C (local workers stop cleanly, the run stays resumable), not a crash that would leave
  * them running.
  */
+let readerGone = false;
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   if (error.code !== 'EPIPE') throw error;
+  // Later writes fail too; a second SIGTERM would force the exit before Redis and workers are closed.
+  if (readerGone) return;
+  readerGone = true;
   process.kill(process.pid, 'SIGTERM');
 });
 

@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { identicalWeights, newestWeights } from './helpers/checkpoint-weights.ts';
-import { jsonLines, REPO_ROOT, runCli } from './helpers/cli.ts';
+import { existsSync } from 'node:fs';
+import { jsonLines, REPO_ROOT, runCli, type CliResult } from './helpers/cli.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from './helpers/redis-server.ts';
 import { listCheckpoints } from '../shared/train/checkpoint-store.ts';
 import { RedisKeys } from '../shared/redis/keys.ts';
@@ -180,4 +181,36 @@ test('a worker killed mid-run fails the run at once, naming the lost peer, and r
   t.is(record.history.length, 12);
   t.is(record.generation, 1);
   t.log(`the launch ended ${failedAfterMs} ms after rank 1 was killed`);
+});
+
+test('status --follow --local beside a running launch --local shares its Redis, and status --local reads the run afterwards', async (t) => {
+  const stateDir = path.join(scratch, 'local-state');
+  const prefix = uniquePrefix('local-state');
+  const env = { REDIS_URL: '' };
+  const local = ['--local', '--state-dir', stateDir, '--prefix', prefix];
+  const flags = ['--model', 'tiny-cnn', '--epochs', '6', '--batch-size', '32', '--resize', '28', '--limit-train', '320', '--limit-test', '32', '--backend', 'wasm', '--json'];
+  let follower: Promise<CliResult> | undefined;
+  const launch = await runCli('coordinator', ['launch', '--workers', '2', ...flags, ...local], {
+    env,
+    onStdoutLine: (line) => {
+      if ((JSON.parse(line) as { epoch?: number }).epoch !== 1 || follower) return;
+      follower = (async () => {
+        const list = await runCli('coordinator', ['list', '--json', ...local], { env });
+        const runId = (JSON.parse(list.stdout) as { run: string }[])[0]!.run;
+        return runCli('coordinator', ['status', runId, '--follow', '--json', ...local], { env });
+      })();
+    },
+  });
+  t.is(launch.code, 0, launch.stderr);
+  const runId = jsonLines(launch.stdout).at(-1)!.run as string;
+  const followed = await follower!;
+  t.is(followed.code, 0, followed.stderr);
+  t.deepEqual(jsonLines(followed.stdout).at(-1), { run: runId, status: 'completed' }, 'the follower saw the run of the launch');
+  t.false(existsSync(path.join(stateDir, 'redis', 'server.json')), 'the launch stopped its Redis');
+
+  const status = await runCli('coordinator', ['status', runId, '--json', ...local], { env });
+  t.is(status.code, 0, status.stderr);
+  const record = JSON.parse(status.stdout);
+  t.is(record.state, 'completed');
+  t.is(record.history.length, 6);
 });

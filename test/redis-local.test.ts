@@ -1,4 +1,4 @@
-import { access, mkdtemp, rm } from 'node:fs/promises';
+import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -71,6 +71,25 @@ test('a started server with a dataDir keeps its data for the next ensureRedis', 
   const reader = connectRedis(second.url, 'reader', { onError: () => {} });
   t.is(await reader.get('kept'), 'across restarts');
   reader.disconnect();
+});
+
+test('a second ensureRedis on a data directory whose server runs uses that server; a stale marker is ignored', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'fmnist-redis-shared-'));
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+  const first = await ensureRedis({ env: {}, probeUrl: await deadUrl(), dataDir });
+  t.teardown(() => first.close());
+  const second = await ensureRedis({ env: {}, probeUrl: await deadUrl(), dataDir });
+  t.is(second.url, first.url);
+  t.false(second.started, 'the second one does not own the server');
+  await second.close();
+  t.true(await pingRedis(first.url, 500), "closing the second leaves the first one's server running");
+
+  const url = first.url;
+  await first.close();
+  await writeFile(join(dataDir, 'server.json'), JSON.stringify({ url, pid: 1 })); // as left by a crashed owner
+  const third = await ensureRedis({ env: {}, probeUrl: await deadUrl(), dataDir });
+  t.teardown(() => third.close());
+  t.true(third.started, 'a marker whose server does not answer is not trusted');
 });
 
 test('ensureRedis reports a missing redis-server executable', async (t) => {

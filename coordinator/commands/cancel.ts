@@ -11,7 +11,7 @@ export async function cancelCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags('cancel', argv, CLUSTER_FLAGS, 1);
   const runId = positionals[0];
   if (!runId) throw new RunError('RUN_ID_MISSING', 'cancel needs a run id (see `coordinator list`)');
-  const session = await openClusterSession({ ...values, local: false });
+  const session = await openClusterSession(values);
   try {
     const { runs, queue } = session.client;
     const run = await runs.get(runId);

@@ -1,3 +1,5 @@
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { RedisError } from './redis-error.ts';
 import { pingRedis } from './ping-redis.ts';
 import { RedisServerProcess } from './redis-server-process.ts';
@@ -47,7 +49,7 @@ export const DEFAULT_PROBE_URL = 'redis://127.0.0.1:6379';
 export async function ensureRedis(options: EnsureRedisOptions = {}): Promise<LocalRedis> {
   const env = options.env ?? process.env;
   const timeoutMs = options.probeTimeoutMs ?? 500;
-  const given = options.url ?? nonEmpty(env.REDIS_URL);
+  const given = nonEmpty(options.url) ?? nonEmpty(env.REDIS_URL);
   if (given !== undefined) {
     if (!(await pingRedis(given, timeoutMs))) {
       throw new RedisError('REDIS_UNAVAILABLE', `Redis at ${given} does not answer PING; start it or unset REDIS_URL`);
@@ -56,13 +58,45 @@ export async function ensureRedis(options: EnsureRedisOptions = {}): Promise<Loc
   }
   const probeUrl = options.probeUrl ?? DEFAULT_PROBE_URL;
   if (await pingRedis(probeUrl, timeoutMs)) return existing(probeUrl);
+  const running = options.dataDir === undefined ? undefined : await serverOfDataDir(options.dataDir, timeoutMs);
+  if (running !== undefined) return existing(running);
   const server = await RedisServerProcess.start({
     dir: options.dataDir,
     persist: options.dataDir !== undefined,
     port: options.port,
     executable: options.executable ?? nonEmpty(env.REDIS_SERVER),
   });
-  return { url: server.url, started: true, close: () => server.close() };
+  if (options.dataDir === undefined) return { url: server.url, started: true, close: () => server.close() };
+  const marker = markerPath(options.dataDir);
+  await writeFile(marker, JSON.stringify({ url: server.url, pid: server.pid }));
+  return {
+    url: server.url,
+    started: true,
+    close: async () => {
+      await rm(marker, { force: true });
+      await server.close();
+    },
+  };
+}
+
+/**
+ * A data directory names the server started on it (`server.json`), so that a second command on
+ * the same state directory (`status --follow --local` beside a running `launch --local`) uses
+ * that server instead of starting another one on the same append-only file.
+ */
+function markerPath(dataDir: string): string {
+  return path.join(dataDir, 'server.json');
+}
+
+/** The URL of the server started on `dataDir` when it still answers; a stale marker is removed. */
+async function serverOfDataDir(dataDir: string, timeoutMs: number): Promise<string | undefined> {
+  const marker = markerPath(dataDir);
+  const text = await readFile(marker, 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  const { url } = JSON.parse(text) as { url?: string };
+  if (typeof url === 'string' && (await pingRedis(url, timeoutMs))) return url;
+  await rm(marker, { force: true });
+  return undefined;
 }
 
 function existing(url: string): LocalRedis {
