@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { ensureRedis, type LocalRedis } from '../shared/redis/local-redis.ts';
-import { pingRedis } from '../shared/redis/ping-redis.ts';
+import { redisAnswersWithin } from '../shared/redis/ping-redis.ts';
 import { RedisError } from '../shared/redis/redis-error.ts';
 import { DEFAULT_KEY_PREFIX } from '../shared/redis/keys.ts';
 import { installShutdownSignal } from '../shared/process/shutdown-signal.ts';
@@ -35,7 +35,7 @@ export interface ClusterSession {
 }
 
 /** How long a one-shot command waits for Redis to answer before it gives up (ms). */
-const COMMAND_REDIS_TIMEOUT_MS = 3_000;
+const COMMAND_REDIS_TIMEOUT_MS = 5_000;
 
 /**
  * Connects to the cluster's Redis: `--redis`, else REDIS_URL; with `--local`, when neither is set
@@ -52,7 +52,7 @@ export async function openClusterSession(values: FlagValues, env: NodeJS.Process
     redis = await ensureRedis({ url, env, dataDir: path.join(stateDir(values), 'redis') });
   } else if (!url) {
     throw new ConfigError('no Redis: pass --redis redis://host:port, set REDIS_URL, or use --local');
-  } else if (options.waitForRedis !== true && !(await pingRedis(url, COMMAND_REDIS_TIMEOUT_MS))) {
+  } else if (options.waitForRedis !== true && !(await redisAnswersWithin(url, COMMAND_REDIS_TIMEOUT_MS))) {
     throw new RedisError('REDIS_UNAVAILABLE', `Redis at ${url} does not answer PING within ${COMMAND_REDIS_TIMEOUT_MS / 1000} s`);
   }
   const client = new ClusterClient(redis?.url ?? url!, prefix);

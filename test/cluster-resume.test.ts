@@ -35,6 +35,9 @@ async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Pr
 }
 
 test('a run whose processes were all killed resumes to the same weights as one never stopped', async (t) => {
+  // Its own Redis: this test crashes it, which the other tests here must not see.
+  const redis = await startTestRedis({ persist: true });
+  t.teardown(() => redis.close());
   const prefix = uniquePrefix('resume');
   const straightDir = path.join(scratch, 'straight');
   const straight = await runCli('coordinator', ['launch', '--local', '--workers', '2', ...FLAGS, '--redis', redis.url, '--prefix', `${prefix}-straight`, '--state-dir', straightDir]);

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { LuaScript } from '../shared/redis/lua-script.ts';
-import { pingRedis } from '../shared/redis/ping-redis.ts';
+import { pingRedis, redisAnswersWithin } from '../shared/redis/ping-redis.ts';
 import { startTestRedis } from './helpers/redis-server.ts';
 
 const INCREMENT_BY = new LuaScript(`return redis.call('INCRBY', KEYS[1], ARGV[1])`);
@@ -46,4 +46,19 @@ test('a Lua script still runs after a crash emptied the script cache', async (t)
   t.deepEqual(await client.script('EXISTS', INCREMENT_BY.sha), [0]);
   t.is(await INCREMENT_BY.run(client, ['n'], [7]), 7);
   t.deepEqual(await client.script('EXISTS', INCREMENT_BY.sha), [1]);
+});
+
+test('redisAnswersWithin waits out a restart and gives up on a server that stays away', async (t) => {
+  const redis = await startTestRedis({ persist: false });
+  t.teardown(() => redis.close());
+  const restarting = redis.restart({ mode: 'kill', downMs: 800 });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.true(await redisAnswersWithin(redis.url, 10_000), 'answered once it was back');
+  await restarting;
+
+  await redis.server.stop('kill');
+  const started = Date.now();
+  t.false(await redisAnswersWithin(redis.url, 1_000));
+  const waited = Date.now() - started;
+  t.true(waited >= 750 && waited < 5_000, `gave up after ${waited} ms`);
 });

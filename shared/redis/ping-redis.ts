@@ -23,3 +23,17 @@ export async function pingRedis(url: string, timeoutMs = 500): Promise<boolean> 
     client.disconnect();
   }
 }
+
+/**
+ * True once Redis at `url` answers PING, trying every `intervalMs` until `timeoutMs` has passed:
+ * a server that is restarting (a crash, then its append-only file loading) gets that long.
+ */
+export async function redisAnswersWithin(url: string, timeoutMs: number, intervalMs = 250): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = deadline - Date.now();
+    if (await pingRedis(url, Math.max(100, Math.min(1_000, left)))) return true;
+    if (Date.now() + intervalMs >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
