@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { jsonLines, runCli } from './helpers/cli.ts';
+import { listCheckpoints } from '../shared/train/checkpoint-store.ts';
 
 test('coordinator summary --json prints the stage shapes and parameter count of ResNet-18', async (t) => {
   const result = await runCli('coordinator', ['summary', '--json']);
@@ -48,4 +49,17 @@ test('resuming from a checkpoint of another model fails with CHECKPOINT_MISMATCH
   const resnet = await runCli('coordinator', ['train', '--epochs', '2', '--resize', '28', '--limit-train', '64', '--limit-test', '16', '--backend', 'wasm', '--checkpoint-dir', dir, '--resume']);
   t.is(resnet.code, 1);
   t.regex(resnet.stderr, /^error \[CHECKPOINT_MISMATCH\]: .*model\.json does not fit the model/m);
+});
+
+test('train keeps the newest three checkpoints, and --resume continues from the newest', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'fmnist-train-keep-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const flags = ['--model', 'tiny-cnn', '--batch-size', '32', '--resize', '28', '--limit-train', '96', '--limit-test', '32', '--backend', 'wasm', '--checkpoint-dir', dir, '--json'];
+  const first = await runCli('coordinator', ['train', '--epochs', '5', ...flags]);
+  t.is(first.code, 0, first.stderr);
+  t.deepEqual((await listCheckpoints(dir)).map((ckpt) => path.basename(ckpt)), ['ckpt-000000009', 'ckpt-000000012', 'ckpt-000000015']);
+  const more = await runCli('coordinator', ['train', '--epochs', '7', '--resume', ...flags]);
+  t.is(more.code, 0, more.stderr);
+  t.deepEqual(jsonLines(more.stdout).map((line) => line.epoch), [6, 7]);
+  t.is(path.basename((await listCheckpoints(dir)).at(-1)!), 'ckpt-000000021');
 });

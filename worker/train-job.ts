@@ -29,9 +29,6 @@ export interface JobContext {
   log(line: string): void;
 }
 
-/** Checkpoints kept per run (the newest ones). */
-const CHECKPOINTS_KEPT = 3;
-
 async function loadRunData(shards: ShardCache, job: TrainJobData, config: CompiledRunConfig): Promise<TrainingData> {
   const train = await shards.load(job.dataset.train);
   const test = await shards.load(job.dataset.test);
@@ -125,7 +122,7 @@ function jobHooks(ctx: JobContext, run: RunRecord, model: TrainableModel, rank: 
   };
   hooks.saveCheckpoint = async (state) => {
     await writeCheckpoint(checkpointDir, model, run.config.resize, state, run.config);
-    await pruneCheckpoints(checkpointDir, CHECKPOINTS_KEPT);
+    await pruneCheckpoints(checkpointDir);
   };
   return hooks;
 }

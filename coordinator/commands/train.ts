@@ -2,7 +2,7 @@ import { parseBackendChoice, selectBackend } from '../../shared/backend/select-b
 import { compileTrainingOptions, type CompiledTrainingOptions } from '../../shared/config/training-options.ts';
 import { limitImageSet, loadFashionMnist } from '../../shared/data/fashion-mnist.ts';
 import { installShutdownSignal } from '../../shared/process/shutdown-signal.ts';
-import { latestCheckpoint, readCheckpoint, writeCheckpoint } from '../../shared/train/checkpoint-store.ts';
+import { latestCheckpoint, pruneCheckpoints, readCheckpoint, writeCheckpoint } from '../../shared/train/checkpoint-store.ts';
 import { SoloCollective } from '../../shared/train/collective.ts';
 import { createSeededModel } from '../../shared/train/seeded-model.ts';
 import { TrainingLoop, type TrainingData } from '../../shared/train/training-loop.ts';
@@ -55,7 +55,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
       bar.clear();
       process.stdout.write(`${json ? epochJson(record, backend.name) : formatEpochLine(record, options.epochs, backend.name)}\n`);
     },
-    saveCheckpoint: checkpointDir ? async (saved) => void (await writeCheckpoint(checkpointDir, model, options.resize, saved, options)) : undefined,
+    saveCheckpoint: checkpointDir
+      ? async (saved) => {
+          await writeCheckpoint(checkpointDir, model, options.resize, saved, options);
+          await pruneCheckpoints(checkpointDir);
+        }
+      : undefined,
   });
   const outcome = await loop.run(state);
   shutdown.dispose();

@@ -110,8 +110,11 @@ export async function latestCheckpoint(dir: string): Promise<string | undefined>
   return (await listCheckpoints(dir)).at(-1);
 }
 
+/** Checkpoints kept per run or checkpoint directory (the newest ones); older ones are removed. */
+export const CHECKPOINTS_KEPT = 3;
+
 /** Removes all but the newest `keep` checkpoints. */
-export async function pruneCheckpoints(dir: string, keep: number): Promise<void> {
+export async function pruneCheckpoints(dir: string, keep = CHECKPOINTS_KEPT): Promise<void> {
   const all = await listCheckpoints(dir);
   for (const old of all.slice(0, Math.max(0, all.length - keep))) await fs.rm(old, { recursive: true, force: true });
 }
