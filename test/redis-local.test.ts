@@ -88,8 +88,12 @@ test('a second ensureRedis on a data directory whose server runs uses that serve
   await first.close();
   await writeFile(join(dataDir, 'server.json'), JSON.stringify({ url, pid: 1 })); // as left by a crashed owner
   const third = await ensureRedis({ env: {}, probeUrl: await deadUrl(), dataDir });
-  t.teardown(() => third.close());
   t.true(third.started, 'a marker whose server does not answer is not trusted');
+  await third.close();
+  await writeFile(join(dataDir, 'server.json'), '{"url": "redis://127.0'); // a write cut short
+  const fourth = await ensureRedis({ env: {}, probeUrl: await deadUrl(), dataDir });
+  t.teardown(() => fourth.close());
+  t.true(fourth.started, 'an unreadable marker is ignored');
 });
 
 test('ensureRedis reports a missing redis-server executable', async (t) => {

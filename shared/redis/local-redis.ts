@@ -93,10 +93,20 @@ async function serverOfDataDir(dataDir: string, timeoutMs: number): Promise<stri
   const marker = markerPath(dataDir);
   const text = await readFile(marker, 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
-  const { url } = JSON.parse(text) as { url?: string };
-  if (typeof url === 'string' && (await pingRedis(url, timeoutMs))) return url;
+  const url = markedUrl(text);
+  if (url !== undefined && (await pingRedis(url, timeoutMs))) return url;
   await rm(marker, { force: true });
   return undefined;
+}
+
+/** The `url` of a marker's JSON; undefined for a marker cut short or otherwise unreadable. */
+function markedUrl(text: string): string | undefined {
+  try {
+    const { url } = JSON.parse(text) as { url?: unknown };
+    return typeof url === 'string' ? url : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function existing(url: string): LocalRedis {
