@@ -84,7 +84,7 @@ test('serve, two workers and launch train a run that status --follow sees throug
   t.deepEqual(exits.map((exit) => exit.code), [0, 0, 0], exits.map((exit) => exit.stderr).join('\n'));
 });
 
-test('commands fail at once with REDIS_UNAVAILABLE when Redis does not answer', async (t) => {
+test('commands fail within seconds with REDIS_UNAVAILABLE when Redis does not answer', async (t) => {
   const port = await new Promise<number>((resolve) => {
     const server = net.createServer().listen(0, '127.0.0.1', () => {
       const { port: free } = server.address() as net.AddressInfo;
@@ -97,6 +97,7 @@ test('commands fail at once with REDIS_UNAVAILABLE when Redis does not answer', 
     const result = await runCli('coordinator', [...args, ...nowhere]);
     t.is(result.code, 1, args.join(' '));
     t.regex(result.stderr, /^error \[REDIS_UNAVAILABLE\]: Redis at redis:\/\/127\.0\.0\.1:\d+ does not answer/, args.join(' '));
-    t.true(Date.now() - started < 20_000, `${args[0]} gave up after ${Date.now() - started} ms`);
+    // Start-up plus the 5 s wait; without the check a command would wait for ever.
+    t.true(Date.now() - started < 60_000, `${args[0]} gave up after ${Date.now() - started} ms`);
   }
 });
