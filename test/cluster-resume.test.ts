@@ -217,3 +217,23 @@ test('status --follow --local beside a running launch --local shares its Redis, 
   t.is(record.state, 'completed');
   t.is(record.history.length, 6);
 });
+
+test('a reader that goes away (| head -1) stops launch --local like Ctrl-C: workers and Redis stopped, run interrupted', async (t) => {
+  const stateDir = path.join(scratch, 'closed-stdout');
+  const local = ['--local', '--state-dir', stateDir, '--prefix', uniquePrefix('closed-stdout')];
+  const flags = ['--model', 'tiny-cnn', '--epochs', '30', '--batch-size', '32', '--resize', '28', '--limit-train', '320', '--limit-test', '32', '--backend', 'wasm', '--json'];
+  const launch = spawn(process.execPath, ['--import', 'tsx', 'coordinator/main.ts', 'launch', '--workers', '2', ...flags, ...local], {
+    cwd: REPO_ROOT, env: { ...process.env, REDIS_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  launch.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  launch.stdout.once('data', () => launch.stdout.destroy()); // as `head -1` exits after the first line
+  const code = await new Promise<number | null>((resolve) => launch.on('exit', resolve));
+  t.is(code, 130, stderr);
+  t.false(existsSync(path.join(stateDir, 'redis', 'server.json')), 'the Redis it started was stopped');
+  const list = await runCli('coordinator', ['list', '--json', ...local], { env: { REDIS_URL: '' } });
+  t.is(list.code, 0, list.stderr);
+  const [run] = JSON.parse(list.stdout) as { status: string; epochs: number }[];
+  t.is(run!.status, 'interrupted');
+  t.true(run!.epochs < 30, `stopped after ${run!.epochs} epochs`);
+});
