@@ -7,8 +7,7 @@ import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.ts';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input.ts';
 import { identityConfig } from './identity.ts';
 import { maxPoolGradConfig } from './max-pool-grad.ts';
-import { meanConfig } from './mean.ts';
-import { sumConfig } from './sum.ts';
+import { meanConfig, sumConfig } from './sum-and-mean.ts';
 import { tileConfig } from './tile.ts';
 
 /**
