@@ -89,18 +89,9 @@ void columnSums(int64_t rows, int64_t channels, std::vector<double>& a, std::vec
   int threads = threadsFor(rows * channels, kMinElementsPerThread);
   std::vector<double> pa(static_cast<size_t>(threads) * channels, 0.0);
   std::vector<double> pb(static_cast<size_t>(threads) * channels, 0.0);
-  if (threads <= 1) {
-    body(int64_t{0}, rows, pa.data(), pb.data());
-  } else {
-#pragma omp parallel num_threads(threads)
-    {
-      int64_t t = omp_get_thread_num();
-      int64_t nt = omp_get_num_threads();
-      int64_t begin = rows * t / nt;
-      int64_t end = rows * (t + 1) / nt;
-      if (begin < end) body(begin, end, pa.data() + t * channels, pb.data() + t * channels);
-    }
-  }
+  parallelSlices(rows, threads, [&](int t, int64_t begin, int64_t end) {
+    body(begin, end, pa.data() + t * channels, pb.data() + t * channels);
+  });
   a.assign(static_cast<size_t>(channels), 0.0);
   b.assign(static_cast<size_t>(channels), 0.0);
   for (int t = 0; t < threads; t++) {

@@ -28,22 +28,28 @@ inline int threadsFor(int64_t work, int64_t min_per_thread) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), useful)));
 }
 
-// Calls fn(begin, end) on contiguous slices of [0, n), one slice per thread.
+// Calls fn(t, begin, end) on `threads` contiguous slices of [0, n), slice t on thread t (all on
+// the calling thread when `threads` <= 1), for loops that keep per-thread partial results.
 template <typename Fn>
-void parallelChunks(int64_t n, int64_t min_per_thread, Fn&& fn) {
-  int threads = threadsFor(n, min_per_thread);
+void parallelSlices(int64_t n, int threads, Fn&& fn) {
   if (threads <= 1) {
-    if (n > 0) fn(int64_t{0}, n);
+    if (n > 0) fn(0, int64_t{0}, n);
     return;
   }
 #pragma omp parallel num_threads(threads)
   {
-    int64_t t = omp_get_thread_num();
+    int t = omp_get_thread_num();
     int64_t nt = omp_get_num_threads();
     int64_t begin = n * t / nt;
     int64_t end = n * (t + 1) / nt;
-    if (begin < end) fn(begin, end);
+    if (begin < end) fn(t, begin, end);
   }
+}
+
+// Calls fn(begin, end) on contiguous slices of [0, n), one slice per thread.
+template <typename Fn>
+void parallelChunks(int64_t n, int64_t min_per_thread, Fn&& fn) {
+  parallelSlices(n, threadsFor(n, min_per_thread), [&](int, int64_t begin, int64_t end) { fn(begin, end); });
 }
 
 }  // namespace onednn_addon

@@ -36,27 +36,14 @@ void reduceSlab(const float* x, float* out, int64_t reduce, int64_t inner, doubl
                 bool parallel_rows) {
   int threads = parallel_rows ? threadsFor(reduce * inner, kMinElementsPerThread) : 1;
   std::vector<double> partial(static_cast<size_t>(threads) * inner, 0.0);
-  if (threads <= 1) {
+  parallelSlices(reduce, threads, [&](int t, int64_t begin, int64_t end) {
+    double* acc = partial.data() + t * inner;
     if (inner == 1) {
-      partial[0] = sumContiguous(x, reduce);
+      acc[0] = sumContiguous(x + begin, end - begin);
     } else {
-      accumulateColumns(x, reduce, inner, partial.data());
+      accumulateColumns(x + begin * inner, end - begin, inner, acc);
     }
-  } else {
-#pragma omp parallel num_threads(threads)
-    {
-      int64_t t = omp_get_thread_num();
-      int64_t nt = omp_get_num_threads();
-      int64_t begin = reduce * t / nt;
-      int64_t end = reduce * (t + 1) / nt;
-      double* acc = partial.data() + t * inner;
-      if (inner == 1) {
-        acc[0] = sumContiguous(x + begin, end - begin);
-      } else {
-        accumulateColumns(x + begin * inner, end - begin, inner, acc);
-      }
-    }
-  }
+  });
   for (int64_t j = 0; j < inner; j++) {
     double total = 0;
     for (int t = 0; t < threads; t++) total += partial[static_cast<size_t>(t) * inner + j];
