@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureRedis, type LocalRedis } from '../shared/redis/local-redis.ts';
@@ -37,21 +38,35 @@ export interface ClusterSession {
 /** How long a one-shot command waits for Redis to answer before it gives up (ms). */
 const COMMAND_REDIS_TIMEOUT_MS = 5_000;
 
+/** Options of {@link openClusterSession}. */
+export interface ClusterSessionOptions {
+  /** A service (`serve`) keeps retrying a Redis that does not answer yet. @default false */
+  waitForRedis?: boolean;
+  /**
+   * A command that reads runs (list, status, report): with no Redis given, it reads the state
+   * directory's as `--local` does, when that directory exists (a `launch --local` made it).
+   * @default false
+   */
+  readsStateDir?: boolean;
+}
+
 /**
  * Connects to the cluster's Redis: `--redis`, else REDIS_URL; with `--local`, when neither is set
- * and nothing answers on 127.0.0.1:6379, starts a redis-server whose data lives in the state
- * directory (so `resume --local` finds the run again). A command (launch, status, ...) fails
- * with REDIS_UNAVAILABLE when Redis does not answer, rather than retrying silently; a service
- * (`waitForRedis`, as `serve`) keeps retrying, as it must when it starts before Redis does.
+ * and nothing answers on 127.0.0.1:6379, the redis-server of the state directory (the running
+ * one, else one started on its files and stopped on close), so `resume --local` finds the run
+ * again. A command (launch, status, ...) fails with REDIS_UNAVAILABLE when Redis does not answer,
+ * rather than retrying silently; a service (`waitForRedis`, as `serve`) keeps retrying, as it must
+ * when it starts before Redis does.
  */
-export async function openClusterSession(values: FlagValues, env: NodeJS.ProcessEnv = process.env, options: { waitForRedis?: boolean } = {}): Promise<ClusterSession> {
+export async function openClusterSession(values: FlagValues, env: NodeJS.ProcessEnv = process.env, options: ClusterSessionOptions = {}): Promise<ClusterSession> {
   const url = stringFlag(values, 'redis') ?? (env.REDIS_URL || undefined);
   const prefix = stringFlag(values, 'prefix') ?? env.FMNIST_PREFIX ?? DEFAULT_KEY_PREFIX;
   let redis: LocalRedis | undefined;
-  if (values.local === true) {
+  if (usesStateDir(values, url, options)) {
     redis = await ensureRedis({ url, env, dataDir: path.join(stateDir(values), 'redis') });
   } else if (!url) {
-    throw new ConfigError('no Redis: pass --redis redis://host:port, set REDIS_URL, or use --local');
+    const reads = options.readsStateDir === true ? ` (no state directory to read at ${stateDir(values)}; see --state-dir)` : '';
+    throw new ConfigError(`no Redis: pass --redis redis://host:port, set REDIS_URL or use --local${reads}`);
   } else if (options.waitForRedis !== true && !(await redisAnswersWithin(url, COMMAND_REDIS_TIMEOUT_MS))) {
     throw new RedisError('REDIS_UNAVAILABLE', `Redis at ${url} does not answer PING within ${COMMAND_REDIS_TIMEOUT_MS / 1000} s`);
   }
@@ -64,6 +79,15 @@ export async function openClusterSession(values: FlagValues, env: NodeJS.Process
       await redis?.close();
     },
   };
+}
+
+/**
+ * `--local`, or a reading command with no Redis given beside an existing state directory: after
+ * `launch --local` finished, `list` and `status <run>` need no flag to find its runs.
+ */
+function usesStateDir(values: FlagValues, url: string | undefined, options: ClusterSessionOptions): boolean {
+  if (values.local === true) return true;
+  return url === undefined && options.readsStateDir === true && existsSync(stateDir(values));
 }
 
 export interface RunToEndOptions {

@@ -14,11 +14,15 @@ export const COMMAND_USAGE = {
   resume: `resume <run> [--local] [--follow] [--force] [--json] [--redis URL] [--prefix P] [--state-dir DIR]
   Continues a failed, cancelled or interrupted run from its newest complete checkpoint.
   --force also takes a run still marked running whose processes were all killed.`,
-  status: `status <run> [--follow] [--json] [--redis URL | --local [--state-dir DIR]] [--prefix P]
+  status: `status <run> [--follow] [--json] [--redis URL | --local] [--state-dir DIR] [--prefix P]
   Prints the run's state, config and per-epoch history; --follow attaches until it stops.
-  --local reads the Redis of a --local state directory: the running one, else one started from its files.`,
-  list: `list [--limit 20] [--json] [--redis URL | --local [--state-dir DIR]] [--prefix P]
-  Lists runs, newest first.`,
+  Reads --redis, else REDIS_URL, else (as --local does) the Redis of the state directory: the
+  running one, else one started from its files and stopped again.`,
+  list: `list [--limit 20] [--json] [--redis URL | --local] [--state-dir DIR] [--prefix P]
+  Lists runs, newest first. Reads the same Redis as status.`,
+  report: `report <run> [--out <run>.html] [--json] [--redis URL | --local] [--state-dir DIR] [--prefix P]
+  Writes one self-contained HTML page (inline SVG, nothing fetched): loss and accuracy per epoch,
+  throughput over training time and the step time split. Reads the same Redis as status.`,
   cancel: `cancel <run> [--redis URL | --local [--state-dir DIR]] [--prefix P]
   Cancels a run: its workers stop together after the current step.`,
   serve: `serve [--redis URL] [--prefix P] [--local] [--state-dir DIR]

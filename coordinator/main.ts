@@ -15,6 +15,7 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   resume: { run: async (argv) => (await import('./commands/resume.ts')).resumeCommand(argv), usage: COMMAND_USAGE.resume },
   status: { run: async (argv) => (await import('./commands/status.ts')).statusCommand(argv), usage: COMMAND_USAGE.status },
   list: { run: async (argv) => (await import('./commands/list.ts')).listCommand(argv), usage: COMMAND_USAGE.list },
+  report: { run: async (argv) => (await import('./commands/report.ts')).reportCommand(argv), usage: COMMAND_USAGE.report },
   cancel: { run: async (argv) => (await import('./commands/cancel.ts')).cancelCommand(argv), usage: COMMAND_USAGE.cancel },
   serve: { run: async (argv) => (await import('./commands/serve.ts')).serveCommand(argv), usage: COMMAND_USAGE.serve },
 };

@@ -12,6 +12,7 @@ import {
   type RunEvent,
   type RunState,
 } from '../shared/run/run-state.ts';
+import type { StepSample } from '../shared/run/step-samples.ts';
 import { ConfigError, RunError } from '../shared/errors.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from './helpers/redis-server.ts';
 
@@ -170,6 +171,24 @@ test('writes guarded by a generation are refused once the run moved on', async (
   const stored = await store.get(run.id);
   t.is(stored.progress?.step, 1);
   t.deepEqual(stored.history, []);
+});
+
+test('step samples round-trip in step order, a re-run window replaces its sample, and no event is written', async (t) => {
+  const store = newStore('steps');
+  const run = await store.create(CONFIG);
+  const sample = (globalStep: number, steps: number): StepSample => ({ globalStep, epoch: 1, steps, examples: 256 * steps, seconds: 0.5 * steps, loss: 2 / globalStep, dataMs: 1, computeMs: 400, allReduceMs: 90, updateMs: 9 });
+  t.deepEqual(await store.stepSamples(run.id), []);
+  const eventsBefore = (await store.readEvents(run.id)).length;
+  await store.recordStepSample(run.id, sample(4, 2));
+  await store.recordStepSample(run.id, sample(2, 2));
+  await store.recordStepSample(run.id, sample(4, 1), { generation: 0 });
+  t.deepEqual(await store.stepSamples(run.id), [sample(2, 2), sample(4, 1)]);
+  t.is((await store.readEvents(run.id)).length, eventsBefore);
+
+  await store.bumpGeneration(run.id);
+  await expectRunError(t, store.recordStepSample(run.id, sample(6, 2), { generation: 0 }), 'RUN_STALE_GENERATION');
+  await expectRunError(t, store.recordStepSample('run-00000000-000000-dead', sample(2, 2)), 'RUN_NOT_FOUND');
+  t.deepEqual((await store.stepSamples(run.id)).map((s) => s.globalStep), [2, 4]);
 });
 
 test('list returns runs newest first, up to the limit', async (t) => {

@@ -5,6 +5,7 @@ import { limitImageSet } from '../shared/data/fashion-mnist.ts';
 import type { RedisKeys } from '../shared/redis/keys.ts';
 import type { CompiledRunConfig, RunRecord } from '../shared/run/run-state.ts';
 import type { RunStore } from '../shared/run/run-store.ts';
+import { StepSampler } from '../shared/run/step-samples.ts';
 import type { TrainJobData, TrainJobResult } from '../shared/run/train-job.ts';
 import { latestCheckpoint, pruneCheckpoints, readCheckpoint, writeCheckpoint } from '../shared/train/checkpoint-store.ts';
 import { createSeededModel } from '../shared/train/seeded-model.ts';
@@ -111,11 +112,15 @@ function jobHooks(ctx: JobContext, run: RunRecord, model: TrainableModel, rank: 
   const hooks: TrainingHooks = { stopRequested: stop };
   if (rank !== 0) return hooks;
   // One record per step: a step takes far longer than a Redis write, and followers (progress
-  // bars, benchmarks, tests) get every step's loss and time split.
+  // bars, benchmarks, tests) get every step's loss and time split. The report's bounded series
+  // gets one sample per window of steps.
+  const sampler = new StepSampler(run.config.epochs);
   hooks.onStep = (report) => {
     const { epoch, step, stepsPerEpoch, loss, examplesPerSec, globalStep, timings } = report;
     const progress = { epoch, step, stepsPerEpoch, loss, examplesPerSec, globalStep, timings };
     void ctx.runs.setProgress(run.id, progress, guard).catch((error: Error) => ctx.log(`progress not recorded: ${error.message}`));
+    const sample = sampler.add(report);
+    if (sample) void ctx.runs.recordStepSample(run.id, sample, guard).catch((error: Error) => ctx.log(`step sample not recorded: ${error.message}`));
   };
   hooks.onEpoch = async (record) => {
     await ctx.runs.appendEpoch(run.id, { ...record, backend }, guard);

@@ -4,7 +4,7 @@ import { CLUSTER_FLAGS, openClusterSession } from '../cluster-session.ts';
 /** `coordinator list [--json] [--limit N]`: runs, newest first. */
 export async function listCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('list', argv, { ...CLUSTER_FLAGS, limit: { type: 'string' } });
-  const session = await openClusterSession(values);
+  const session = await openClusterSession(values, process.env, { readsStateDir: true });
   try {
     const runs = await session.client.runs.list({ limit: numberFlag(values, 'limit') ?? 20 });
     if (values.json === true) {

@@ -23,7 +23,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags('status', argv, { ...CLUSTER_FLAGS, follow: { type: 'boolean' } }, 1);
   const runId = positionals[0];
   if (!runId) throw new RunError('RUN_ID_MISSING', 'status needs a run id (see `coordinator list`)');
-  const session = await openClusterSession(values);
+  const session = await openClusterSession(values, process.env, { readsStateDir: true });
   try {
     const run = await session.client.runs.get(runId);
     if (values.follow === true) {

@@ -31,6 +31,14 @@ export class RedisKeys {
     return `${this.prefix}:run:${runId}:history`;
   }
 
+  /**
+   * Hash of one run's step samples (shared/run/step-samples.ts), field = global step of the
+   * window's last step; at most MAX_STEP_SAMPLES + 1 fields.
+   */
+  runSteps(runId: string): string {
+    return `${this.prefix}:run:${runId}:steps`;
+  }
+
   /** Stream of one run's events (state changes, progress, epochs), for `status --follow`. */
   runEvents(runId: string): string {
     return `${this.prefix}:events:${runId}`;

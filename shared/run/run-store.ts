@@ -1,7 +1,7 @@
 /**
- * Runs in Redis: one hash per run, a hash of its epoch history, a sorted index of run ids and a
- * stream of events per run. Every change is one Lua script, so a state check and the write it
- * guards happen atomically even when several processes share the run.
+ * Runs in Redis: one hash per run, hashes of its epoch history and of its step samples, a sorted
+ * index of run ids and a stream of events per run. Every change is one Lua script, so a state
+ * check and the write it guards happen atomically even when several processes share the run.
  */
 import type { Redis } from 'ioredis';
 import { RunError } from '../errors.ts';
@@ -22,6 +22,7 @@ import {
   type RunRecord,
   type RunState,
 } from './run-state.ts';
+import type { StepSample } from './step-samples.ts';
 
 /** Options of {@link RunStore}. */
 export interface RunStoreOptions {
@@ -75,7 +76,7 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'type', 'state', 'at', 
 return {'ok', from}
 `);
 
-/** Sets one hash field of a run (or of its history) and records an event. */
+/** Sets one hash field of a run (or of its history or step samples) and records an event, unless its type is empty. */
 const UPDATE = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 if ARGV[7] ~= '' then
@@ -84,7 +85,9 @@ if ARGV[7] ~= '' then
 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 redis.call('HSET', KEYS[1], 'updatedAt', ARGV[1])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'type', ARGV[4], 'at', ARGV[1], 'data', ARGV[5])
+if ARGV[4] ~= '' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'type', ARGV[4], 'at', ARGV[1], 'data', ARGV[5])
+end
 return {'ok'}
 `);
 
@@ -181,6 +184,22 @@ export class RunStore {
     return stamped;
   }
 
+  /**
+   * Stores one window of steps (shared/run/step-samples.ts), replacing a sample of the same
+   * global step (a window re-run after a resume). No event: followers get every step's progress.
+   */
+  async recordStepSample(runId: string, sample: StepSample, guard: GenerationGuard = {}): Promise<void> {
+    await this.update(runId, this.keys.runSteps(runId), String(sample.globalStep), JSON.stringify(sample), undefined, guard);
+  }
+
+  /** The run's step samples in step order; empty for a run that has none (yet). */
+  async stepSamples(runId: string): Promise<StepSample[]> {
+    const fields = await this.redis.hgetall(this.keys.runSteps(runId));
+    return Object.values(fields)
+      .map((json) => JSON.parse(json) as StepSample)
+      .sort((a, b) => a.globalStep - b.globalStep);
+  }
+
   /** Asks the run's workers to stop; they poll {@link isCancelRequested} between steps. */
   async requestCancel(runId: string): Promise<void> {
     await this.update(runId, this.keys.run(runId), 'cancelRequested', '1', { type: 'cancel-requested' }, {});
@@ -241,8 +260,8 @@ export class RunStore {
     return last?.[0] ?? '0-0';
   }
 
-  private async update(runId: string, hash: string, field: string, value: string, event: RunEventBody, guard: GenerationGuard): Promise<void> {
-    const { type, ...data } = event;
+  private async update(runId: string, hash: string, field: string, value: string, event: RunEventBody | undefined, guard: GenerationGuard): Promise<void> {
+    const { type, ...data } = event ?? { type: '' };
     const keys = [this.keys.run(runId), hash, this.keys.runEvents(runId)];
     const args = [this.now(), field, value, type, JSON.stringify(data), this.maxEvents, guard.generation ?? ''];
     const reply = (await UPDATE.run(this.redis, keys, args)) as string[];

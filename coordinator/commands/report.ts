@@ -1,0 +1,28 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { RunError } from '../../shared/errors.ts';
+import { parseFlags, stringFlag } from '../cli-flags.ts';
+import { CLUSTER_FLAGS, openClusterSession } from '../cluster-session.ts';
+import { renderRunReport } from '../report/run-report.ts';
+
+/**
+ * `coordinator report <run> [--out FILE]`: writes one self-contained HTML page with the run's
+ * curves (default `<run>.html` here) and prints its path.
+ */
+export async function reportCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags('report', argv, { ...CLUSTER_FLAGS, out: { type: 'string' } }, 1);
+  const runId = positionals[0];
+  if (!runId) throw new RunError('RUN_ID_MISSING', 'report needs a run id (see `coordinator list`)');
+  const out = path.resolve(stringFlag(values, 'out') ?? `${runId}.html`);
+  const session = await openClusterSession(values, process.env, { readsStateDir: true });
+  try {
+    const run = await session.client.runs.get(runId);
+    const samples = await session.client.runs.stepSamples(runId);
+    await mkdir(path.dirname(out), { recursive: true });
+    await writeFile(out, renderRunReport({ run, samples, generatedAt: new Date() }));
+    process.stdout.write(`${values.json === true ? JSON.stringify({ run: runId, out, epochs: run.history.length, stepSamples: samples.length }) : out}\n`);
+    return 0;
+  } finally {
+    await session.close();
+  }
+}
