@@ -14,8 +14,11 @@ export interface LocalClusterOptions {
   checkpointRoot: string;
   /** Each worker's stdout and stderr go to `<logDir>/worker-<k>.log`. */
   logDir: string;
-  /** Extra worker flags (e.g. --backend, --threads). */
-  workerArgs?: string[];
+  /**
+   * `--threads` of each worker: used by runs whose config names no thread count. The backend
+   * and everything else about the training come from the run's config. @default the worker's own
+   */
+  threads?: number;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -49,8 +52,9 @@ export class LocalCluster {
   }
 
   private spawnWorker(k: number): void {
-    const { redisUrl, prefix, checkpointRoot, workerArgs = [] } = this.options;
-    const args = ['--import', 'tsx', WORKER_MAIN, '--redis', redisUrl, '--prefix', prefix, '--checkpoint-root', checkpointRoot, '--name', `local-${k}`, ...workerArgs];
+    const { redisUrl, prefix, checkpointRoot, threads } = this.options;
+    const args = ['--import', 'tsx', WORKER_MAIN, '--redis', redisUrl, '--prefix', prefix, '--checkpoint-root', checkpointRoot, '--name', `local-${k}`];
+    if (threads !== undefined) args.push('--threads', String(threads));
     // The ring's launch settings (see worker/collective/process-tuning.ts) only act at start-up.
     const env = { ...RING_PROCESS_ENV, ...(this.options.env ?? process.env) };
     const child = spawn(process.execPath, [...RING_NODE_FLAGS, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -25,7 +25,7 @@ export async function launchCommand(argv: string[]): Promise<number> {
       process.stdout.write(`${values.json === true ? JSON.stringify({ run: run.id, status: run.state }) : run.id}\n`);
       return 0;
     }
-    return await runToEnd(session, run, { json: values.json === true, local, values, workerArgs: [] }, enqueue);
+    return await runToEnd(session, run, { json: values.json === true, local, values }, enqueue);
   } finally {
     await session.close();
   }

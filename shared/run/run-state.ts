@@ -102,7 +102,7 @@ export interface RunRecord {
   id: string;
   config: CompiledRunConfig;
   state: RunState;
-  /** Incremented on each resume (and on each ring restart); workers of older generations are ignored. Starts at 0. */
+  /** Incremented on each resume; workers of older generations are ignored. Starts at 0. */
   generation: number;
   /** ms since the epoch. */
   createdAt: number;
@@ -159,8 +159,7 @@ export type RunEventBody =
   | { type: 'state'; from: RunState; to: RunState; generation: number; error?: string }
   | { type: 'progress'; progress: RunProgress }
   | { type: 'epoch'; entry: EpochEntry }
-  | { type: 'cancel-requested' }
-  | { type: 'generation'; generation: number };
+  | { type: 'cancel-requested' };
 
 /** One event of a run's stream. */
 export type RunEvent = RunEventBody & {
