@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RING_NODE_FLAGS, RING_PROCESS_ENV } from '../worker/collective/process-tuning.ts';
+import { RING_NODE_FLAGS, RING_PROCESS_ENV } from '../worker/process-tuning.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const WORKER_MAIN = path.join(REPO_ROOT, 'worker', 'main.ts');
@@ -55,7 +55,7 @@ export class LocalCluster {
     const { redisUrl, prefix, checkpointRoot, threads } = this.options;
     const args = ['--import', 'tsx', WORKER_MAIN, '--redis', redisUrl, '--prefix', prefix, '--checkpoint-root', checkpointRoot, '--name', `local-${k}`];
     if (threads !== undefined) args.push('--threads', String(threads));
-    // The ring's launch settings (see worker/collective/process-tuning.ts) only act at start-up.
+    // The same start-up settings as `npm run worker` (worker/process-tuning.env).
     const env = { ...RING_PROCESS_ENV, ...(this.options.env ?? process.env) };
     const child = spawn(process.execPath, [...RING_NODE_FLAGS, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const log = createWriteStream(path.join(this.options.logDir, `worker-${k}.log`), { flags: 'a' });
