@@ -14,7 +14,7 @@ import type { TrainableModel } from '../shared/model/trainable-model.ts';
 import { RingMember } from './collective/ring-allreduce.ts';
 import { RingCollective } from './ring-collective.ts';
 import { joinRendezvous } from './rendezvous.ts';
-import type { ShardCache } from './shard-cache.ts';
+import type { ShardCache } from '../shared/shards/shard-cache.ts';
 import type { CompiledWorkerOptions } from './worker-options.ts';
 
 /** What a worker process lends to each job it runs. */
