@@ -21,7 +21,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RING_NODE_FLAGS, RING_PROCESS_ENV } from '../worker/process-tuning.ts';
 import type { AllReduceTimings } from '../worker/collective/ring-allreduce.ts';
-import { RingProcessHandle } from '../worker/collective/ring-process-handle.ts';
+import { RingProcessHandle } from '../test/helpers/ring-process-handle.ts';
 
 const RESNET18_PARAMETERS = 11_178_378;
 const TCP_WRITE_BYTES = 4 << 20;
