@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { selectBackend, type BackendChoice } from '../shared/backend/select-backend.ts';
+import { selectBackend } from '../shared/backend/select-backend.ts';
 import { limitImageSet } from '../shared/data/fashion-mnist.ts';
 import type { RedisKeys } from '../shared/redis/keys.ts';
 import type { CompiledRunConfig, RunRecord } from '../shared/run/run-state.ts';
@@ -57,7 +57,7 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
     return { rank: job.slot, outcome: 'stale', globalStep: 0 };
   }
   const config = run.config;
-  const choice = (config.backend === 'auto' ? ctx.options.backend : config.backend) as BackendChoice;
+  const choice = config.backend === 'auto' ? ctx.options.backend : config.backend;
   const backend = await selectBackend(choice, { threads: config.threads ?? ctx.options.threads });
   const data = await loadRunData(ctx.shards, job, config);
   const rank = job.slot;
