@@ -35,8 +35,9 @@ async function resumeState(model: TrainableModel, checkpointDir: string | undefi
 /** `coordinator train`: the seed's program in one process. Resolves to the exit code. */
 export async function trainCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('train', argv, { ...TRAINING_FLAGS, 'checkpoint-dir': { type: 'string' }, resume: { type: 'boolean' } });
-  const options = compileTrainingOptions(trainingOptionsFromFlags(values));
+  // In launch's order, so that a command line with two bad values gets the same error from both.
   const compute = compileComputeOptions(computeOptionsFromFlags(values));
+  const options = compileTrainingOptions(trainingOptionsFromFlags(values));
   const json = values.json === true;
   const checkpointDir = stringFlag(values, 'checkpoint-dir');
   const backend = await selectBackend(compute.backend, { threads: compute.threads });
