@@ -11,7 +11,7 @@
  * sends, the other only receives); a ring rank does both, so the table also compares with TCP
  * both ways at once between two processes, measured after the rings.
  *
- * Every process (ring ranks and TCP ends alike) starts with the settings of process-tuning.ts
+ * Every process (ring ranks and TCP ends alike) starts with the settings of worker/process-tuning.env
  * unless `--untuned` is given.
  */
 import { fork } from 'node:child_process';
@@ -19,9 +19,9 @@ import { availableParallelism, loadavg } from 'node:os';
 import net from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { RING_NODE_FLAGS, RING_PROCESS_ENV } from '../worker/collective/process-tuning.ts';
+import { RING_NODE_FLAGS, RING_PROCESS_ENV } from '../worker/process-tuning.ts';
 import type { AllReduceTimings } from '../worker/collective/ring-allreduce.ts';
-import { RingProcessHandle } from '../worker/collective/ring-process-handle.ts';
+import { RingProcessHandle } from '../test/helpers/ring-process-handle.ts';
 
 const RESNET18_PARAMETERS = 11_178_378;
 const TCP_WRITE_BYTES = 4 << 20;

@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ComputeOptions } from '../shared/config/compute-options.ts';
 import type { TrainingOptions } from '../shared/config/training-options.ts';
 import { ConfigError } from '../shared/errors.ts';
 
@@ -40,7 +41,7 @@ export function parseFlags(command: string, argv: string[], spec: FlagSpec, posi
     }
     return { values: parsed.values as FlagValues, positionals: parsed.positionals };
   } catch (error) {
-    if (error instanceof ConfigError) throw new ConfigError(`${command}: ${error.message}`);
+    if (error instanceof ConfigError) throw new ConfigError(`${command}: ${error.message}`, { option: error.option });
     const message = (error as Error).message.split('\n')[0]!;
     throw new ConfigError(`${command}: ${message} (see 'npm run coordinator -- help')`, { cause: error });
   }
@@ -51,13 +52,18 @@ export function numberFlag(values: FlagValues, name: string): number | undefined
   const raw = values[name];
   if (raw === undefined) return undefined;
   const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
-  if (!Number.isFinite(value)) throw new ConfigError(`--${name} expects a number, got '${String(raw)}'`);
+  if (!Number.isFinite(value)) throw new ConfigError(`--${name} expects a number, got '${String(raw)}'`, { option: name });
   return value;
 }
 
 export function stringFlag(values: FlagValues, name: string): string | undefined {
   const raw = values[name];
   return typeof raw === 'string' ? raw : undefined;
+}
+
+/** `--backend` and `--threads`; defaults are filled later by compileComputeOptions. */
+export function computeOptionsFromFlags(values: FlagValues): ComputeOptions {
+  return { backend: stringFlag(values, 'backend'), threads: numberFlag(values, 'threads') };
 }
 
 /** The training options named by TRAINING_FLAGS; defaults are filled later by compileTrainingOptions. */

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { connectRedis } from '../shared/redis/local-redis.ts';
 import { RedisKeys } from '../shared/redis/keys.ts';
 import { RunStore } from '../shared/run/run-store.ts';
-import { ShardStore } from './shard-store.ts';
+import { ShardStore } from '../shared/shards/shard-store.ts';
 import { TrainingQueue } from './training-queue.ts';
 
 /** The coordinator's handles on the cluster's Redis: runs, dataset shards and the job queue. */

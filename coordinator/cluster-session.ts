@@ -95,8 +95,6 @@ export interface RunToEndOptions {
   /** Start the coordinator service and N worker processes here (`--local`). */
   local: boolean;
   values: FlagValues;
-  /** Extra flags for local workers. */
-  workerArgs: string[];
 }
 
 function printEpochs(run: RunRecord, json: boolean, bar: ProgressBar) {
@@ -125,7 +123,7 @@ export async function runToEnd(session: ClusterSession, run: RunRecord, options:
         prefix: client.keys.prefix,
         checkpointRoot: path.join(dir, 'checkpoints'),
         logDir: path.join(dir, 'logs', run.id),
-        workerArgs: [...options.workerArgs, ...threadArgs(run)],
+        threads: localThreads(run),
         env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env },
       })
     : undefined;
@@ -161,13 +159,14 @@ export async function runToEnd(session: ClusterSession, run: RunRecord, options:
 }
 
 /**
- * Local workers share this machine's cores: unless the run says otherwise, each gets
- * cores / N threads (at least 1), so N workers do not oversubscribe the CPU. OpenMP threads
- * wait passively, so an idle worker's spinning does not slow its neighbours.
+ * Local workers share this machine's cores: unless the run says otherwise (its config's threads
+ * win over a worker's own), each gets cores / N threads (at least 1), so N workers do not
+ * oversubscribe the CPU. OpenMP threads wait passively, so an idle worker's spinning does not
+ * slow its neighbours.
  */
-function threadArgs(run: RunRecord): string[] {
-  if (run.config.threads !== undefined) return [];
-  return ['--threads', String(Math.max(1, Math.floor(os.availableParallelism() / run.config.workers)))];
+function localThreads(run: RunRecord): number | undefined {
+  if (run.config.threads !== undefined) return undefined;
+  return Math.max(1, Math.floor(os.availableParallelism() / run.config.workers));
 }
 
 /** After local workers were stopped: a run they left queued or running is marked so it can be resumed. */

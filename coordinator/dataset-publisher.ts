@@ -1,6 +1,6 @@
 import { loadFashionMnist } from '../shared/data/fashion-mnist.ts';
 import type { DatasetVersions } from '../shared/run/train-job.ts';
-import type { ShardStore } from './shard-store.ts';
+import type { ShardStore } from '../shared/shards/shard-store.ts';
 
 /**
  * Loads Fashion-MNIST from disk (validated) and stores its training and test sets as shards in

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RING_NODE_FLAGS, RING_PROCESS_ENV } from '../worker/collective/process-tuning.ts';
+import { RING_NODE_FLAGS, RING_PROCESS_ENV } from '../worker/process-tuning.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const WORKER_MAIN = path.join(REPO_ROOT, 'worker', 'main.ts');
@@ -14,8 +14,11 @@ export interface LocalClusterOptions {
   checkpointRoot: string;
   /** Each worker's stdout and stderr go to `<logDir>/worker-<k>.log`. */
   logDir: string;
-  /** Extra worker flags (e.g. --backend, --threads). */
-  workerArgs?: string[];
+  /**
+   * `--threads` of each worker: used by runs whose config names no thread count. The backend
+   * and everything else about the training come from the run's config. @default the worker's own
+   */
+  threads?: number;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -49,9 +52,10 @@ export class LocalCluster {
   }
 
   private spawnWorker(k: number): void {
-    const { redisUrl, prefix, checkpointRoot, workerArgs = [] } = this.options;
-    const args = ['--import', 'tsx', WORKER_MAIN, '--redis', redisUrl, '--prefix', prefix, '--checkpoint-root', checkpointRoot, '--name', `local-${k}`, ...workerArgs];
-    // The ring's launch settings (see worker/collective/process-tuning.ts) only act at start-up.
+    const { redisUrl, prefix, checkpointRoot, threads } = this.options;
+    const args = ['--import', 'tsx', WORKER_MAIN, '--redis', redisUrl, '--prefix', prefix, '--checkpoint-root', checkpointRoot, '--name', `local-${k}`];
+    if (threads !== undefined) args.push('--threads', String(threads));
+    // The same start-up settings as `npm run worker` (worker/process-tuning.env).
     const env = { ...RING_PROCESS_ENV, ...(this.options.env ?? process.env) };
     const child = spawn(process.execPath, [...RING_NODE_FLAGS, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const log = createWriteStream(path.join(this.options.logDir, `worker-${k}.log`), { flags: 'a' });

@@ -7,9 +7,11 @@
  *                                             headers, and report a failed build without failing
  *
  * oneDNN comes from the system (Debian/Ubuntu: `apt-get install libdnnl-dev`, which provides
- * /usr/include/dnnl.hpp and libdnnl.so). Node's headers are taken from /usr/include/node when
- * present (Debian's nodejs package), so the build works offline; otherwise node-gyp uses its
- * own header cache or download.
+ * /usr/include/dnnl.hpp and libdnnl.so): dnnl.hpp is looked for in /usr/include and
+ * /usr/local/include, or only in DNNL_INCLUDE_DIR when that is set (the tests point it at an
+ * empty folder to see the script without oneDNN). Node's headers are taken from
+ * /usr/include/node when present (Debian's nodejs package), so the build works offline;
+ * otherwise node-gyp uses its own header cache or download.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -19,24 +21,31 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const optional = process.argv.includes('--optional');
-const DNNL_HEADER_DIRS = (process.env.DNNL_INCLUDE_DIR ? [process.env.DNNL_INCLUDE_DIR] : []).concat(['/usr/include', '/usr/local/include']);
+const DNNL_HEADER_DIRS = process.env.DNNL_INCLUDE_DIR ? [process.env.DNNL_INCLUDE_DIR] : ['/usr/include', '/usr/local/include'];
 
 function log(message) {
   process.stderr.write(`build-native: ${message}\n`);
 }
 
 function finish(ok, message) {
-  log(message);
+  log(ok || !optional ? message : `${message}; skipped (optional build)`);
   process.exit(ok || optional ? 0 : 1);
 }
 
 const header = DNNL_HEADER_DIRS.map((dir) => path.join(dir, 'dnnl.hpp')).find((file) => existsSync(file));
 if (!header) {
-  finish(false, `oneDNN headers not found (dnnl.hpp in ${DNNL_HEADER_DIRS.join(', ')}); install libdnnl-dev to build the onednn backend. Skipping.`);
+  finish(false, `oneDNN headers not found (dnnl.hpp in ${DNNL_HEADER_DIRS.join(', ')}); install libdnnl-dev to build the onednn backend`);
 }
 
-const require = createRequire(import.meta.url);
-const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
+function resolveNodeGyp() {
+  try {
+    return createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js');
+  } catch {
+    return finish(false, 'node-gyp is not installed (it is a dependency: run npm ci); the onednn backend is unavailable');
+  }
+}
+
+const nodeGyp = resolveNodeGyp();
 const args = [nodeGyp, 'rebuild'];
 // Debian's nodejs ships its headers in /usr/include/node; node-gyp expects <nodedir>/include/node.
 const systemNodeDir = path.resolve(path.dirname(process.execPath), '..');

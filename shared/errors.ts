@@ -14,8 +14,12 @@ export class FmnistError extends Error {
 
 /** A flag, environment variable or option value that is missing or out of range. */
 export class ConfigError extends FmnistError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** The option at fault, by its flag name (`batch-size`, `backend`), when one is. */
+  readonly option?: string;
+
+  constructor(message: string, options?: { cause?: unknown; option?: string }) {
     super('CONFIG_INVALID', message, options);
+    if (options?.option !== undefined) this.option = options.option;
   }
 }
 

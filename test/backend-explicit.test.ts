@@ -6,7 +6,8 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { BackendError, ConfigError } from '../shared/errors.ts';
-import { parseBackendChoice, selectBackend } from '../shared/backend/select-backend.ts';
+import { selectBackend } from '../shared/backend/select-backend.ts';
+import { parseBackendChoice } from '../shared/config/compute-options.ts';
 import { wasmTrainingKernels } from '../shared/backend/wasm-kernels/index.ts';
 
 function resolves(specifier: string): boolean {

@@ -1,14 +1,15 @@
 /**
  * The ring across real processes: each rank is its own `node --import tsx` child
- * (worker/collective/ring-member-process.ts). A full ResNet-18 gradient comes out bit-identical
+ * (test/helpers/ring-member-process.ts). A full ResNet-18 gradient comes out bit-identical
  * on every rank and equal to the ring-order sum computed here; a rank killed or frozen in the
  * middle of an all-reduce makes the others fail with a CollectiveError within the timeout.
  */
 import test from 'ava';
 import { ringOrderSum } from './helpers/ring.ts';
 import type { RingOptions } from '../worker/collective/ring-allreduce.ts';
-import { digestValues, seededValues, type RingProcessReply } from '../worker/collective/ring-member-process.ts';
-import { RingProcessHandle } from '../worker/collective/ring-process-handle.ts';
+import { digestValues, type RingProcessReply } from './helpers/ring-member-process.ts';
+import { RingProcessHandle } from './helpers/ring-process-handle.ts';
+import { seededValues } from './helpers/seeded-values.ts';
 
 const RESNET18_PARAMETERS = 11_178_378;
 

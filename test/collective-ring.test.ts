@@ -8,7 +8,7 @@ import { ringOrderSum, startRing, TEST_TOKEN } from './helpers/ring.ts';
 import http2 from 'node:http2';
 import { FLOW_CONTROL_WINDOW_BYTES } from '../worker/collective/grpc-tuning.ts';
 import { RingMember, type AllReduceTag } from '../worker/collective/ring-allreduce.ts';
-import { seededValues } from '../worker/collective/ring-member-process.ts';
+import { seededValues } from './helpers/seeded-values.ts';
 
 const RESNET18_PARAMETERS = 11_178_378;
 const TOKEN = TEST_TOKEN;

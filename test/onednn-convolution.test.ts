@@ -17,7 +17,7 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { registerOnednnBackend, onednnUnavailableReason } from '../shared/backend/onednn/register.ts';
-import { compareBackends, seededInput, type InputSpec } from '../shared/backend/onednn/backend-comparison.ts';
+import { compareBackends, seededInput, type InputSpec } from './helpers/backend-comparison.ts';
 import { loadAddon } from '../shared/backend/onednn/addon.ts';
 import '../shared/train/register-gradients.ts';
 

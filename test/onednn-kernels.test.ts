@@ -20,7 +20,7 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { registerOnednnBackend, onednnUnavailableReason } from '../shared/backend/onednn/register.ts';
-import { compareBackends, seededInput, type InputSpec } from '../shared/backend/onednn/backend-comparison.ts';
+import { compareBackends, seededInput, type InputSpec } from './helpers/backend-comparison.ts';
 import type { OnednnBackend } from '../shared/backend/onednn/onednn-backend.ts';
 import '../shared/train/register-gradients.ts';
 

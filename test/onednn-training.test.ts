@@ -15,7 +15,8 @@ import { registerOnednnBackend, onednnUnavailableReason } from '../shared/backen
 import { batchNormTraining } from '../shared/backend/onednn/batch-norm-training.ts';
 import { sgdUpdate } from '../shared/backend/sgd-update.ts';
 import { copyTensorInto } from '../shared/backend/copy-tensor-into.ts';
-import { compareBackends, seededInput, seededValues, type InputSpec } from '../shared/backend/onednn/backend-comparison.ts';
+import { compareBackends, seededInput, type InputSpec } from './helpers/backend-comparison.ts';
+import { seededValues } from './helpers/seeded-values.ts';
 import { loadAddon } from '../shared/backend/onednn/addon.ts';
 import type { OnednnBackend } from '../shared/backend/onednn/onednn-backend.ts';
 import '../shared/train/register-gradients.ts';

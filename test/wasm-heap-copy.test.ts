@@ -7,7 +7,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { selectBackend } from '../shared/backend/select-backend.ts';
-import { seededValues } from '../shared/backend/onednn/backend-comparison.ts';
+import { seededValues } from './helpers/seeded-values.ts';
 import { copyWasmTensorInto } from '../shared/backend/wasm-kernels/heap-copy.ts';
 import { copyTensorInto } from '../shared/backend/copy-tensor-into.ts';
 

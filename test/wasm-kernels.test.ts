@@ -17,7 +17,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { selectBackend } from '../shared/backend/select-backend.ts';
 import { registerWasmTrainingKernels, wasmTrainingKernels } from '../shared/backend/wasm-kernels/index.ts';
-import { compareBackends, seededInput, seededValues } from '../shared/backend/onednn/backend-comparison.ts';
+import { compareBackends, seededInput } from './helpers/backend-comparison.ts';
+import { seededValues } from './helpers/seeded-values.ts';
 import '../shared/train/register-gradients.ts';
 import { sgdUpdate } from '../shared/backend/sgd-update.ts';
 

@@ -5,7 +5,7 @@ import { RedisKeys } from '../shared/redis/keys.ts';
 import { RunStore } from '../shared/run/run-store.ts';
 import { TRAIN_JOB_LOCK_MS, TRAIN_QUEUE, type TrainJobData, type TrainJobResult } from '../shared/run/train-job.ts';
 import { runTrainJob } from './train-job.ts';
-import { ShardCache } from './shard-cache.ts';
+import { ShardCache } from '../shared/shards/shard-cache.ts';
 import type { CompiledWorkerOptions } from './worker-options.ts';
 
 export type WorkerState = 'idle' | 'training' | 'draining' | 'closed';

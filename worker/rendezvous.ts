@@ -12,6 +12,7 @@
  * the live ones.
  */
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { ConfigError, RunError } from '../shared/errors.ts';
 import { RedisKeys } from '../shared/redis/keys.ts';
@@ -233,8 +234,4 @@ export async function listLiveWorkers(redis: Redis, keys: RedisKeys, runId: stri
     .map((value) => JSON.parse(value) as WorkerBeat)
     .filter((beat) => options.generation === undefined || beat.generation === options.generation)
     .sort((a, b) => (a.rank ?? Infinity) - (b.rank ?? Infinity) || a.workerId.localeCompare(b.workerId));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { selectBackend, type BackendChoice } from '../shared/backend/select-backend.ts';
+import { selectBackend } from '../shared/backend/select-backend.ts';
 import { limitImageSet } from '../shared/data/fashion-mnist.ts';
 import type { RedisKeys } from '../shared/redis/keys.ts';
 import type { CompiledRunConfig, RunRecord } from '../shared/run/run-state.ts';
@@ -15,7 +15,7 @@ import type { TrainableModel } from '../shared/model/trainable-model.ts';
 import { RingMember } from './collective/ring-allreduce.ts';
 import { RingCollective } from './ring-collective.ts';
 import { joinRendezvous } from './rendezvous.ts';
-import type { ShardCache } from './shard-cache.ts';
+import type { ShardCache } from '../shared/shards/shard-cache.ts';
 import type { CompiledWorkerOptions } from './worker-options.ts';
 
 /** What a worker process lends to each job it runs. */
@@ -58,7 +58,7 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
     return { rank: job.slot, outcome: 'stale', globalStep: 0 };
   }
   const config = run.config;
-  const choice = (config.backend === 'auto' ? ctx.options.backend : config.backend) as BackendChoice;
+  const choice = config.backend === 'auto' ? ctx.options.backend : config.backend;
   const backend = await selectBackend(choice, { threads: config.threads ?? ctx.options.threads });
   const data = await loadRunData(ctx.shards, job, config);
   const rank = job.slot;

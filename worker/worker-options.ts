@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { parseBackendChoice, type BackendChoice } from '../shared/backend/select-backend.ts';
+import { compileComputeOptions, type BackendChoice } from '../shared/config/compute-options.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { DEFAULT_KEY_PREFIX } from '../shared/redis/keys.ts';
 
@@ -28,6 +28,7 @@ export interface WorkerOptions {
   name?: string;
 }
 
+/** {@link WorkerOptions} with every default filled in and checked. */
 export interface CompiledWorkerOptions {
   redisUrl: string;
   prefix: string;
@@ -35,30 +36,42 @@ export interface CompiledWorkerOptions {
   threads: number | undefined;
   listenHost: string;
   advertiseHost: string | undefined;
+  /** Absolute. */
   checkpointRoot: string;
   collectiveTimeoutMs: number;
   authToken: string | undefined;
   name: string;
 }
 
+/** Shortest all-reduce timeout accepted: a shorter one fails healthy rings on a busy machine. */
+const MIN_COLLECTIVE_TIMEOUT_MS = 1_000;
+
+/**
+ * Fills the defaults (from `env`, which tests pass) and checks every value; throws ConfigError
+ * whose `option` names the bad one by its flag name (`redis`, `threads`, `backend`,
+ * `collective-timeout-ms`, `auth-token`).
+ */
 export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.ProcessEnv = process.env): CompiledWorkerOptions {
-  const redisUrl = options.redisUrl ?? env.REDIS_URL;
-  if (!redisUrl) throw new ConfigError('worker needs Redis: pass --redis redis://host:port or set REDIS_URL');
+  const redisUrl = options.redisUrl ?? (env.REDIS_URL || undefined);
+  if (!redisUrl) throw new ConfigError('worker needs Redis: pass --redis redis://host:port or set REDIS_URL', { option: 'redis' });
   const timeout = options.collectiveTimeoutMs ?? 600_000;
-  if (!Number.isInteger(timeout) || timeout < 1000) throw new ConfigError(`collective timeout must be an integer >= 1000 ms, got ${timeout}`);
-  if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1)) {
-    throw new ConfigError(`threads must be a positive integer, got ${options.threads}`);
+  if (!Number.isSafeInteger(timeout) || timeout < MIN_COLLECTIVE_TIMEOUT_MS) {
+    throw new ConfigError(`collective timeout must be an integer >= ${MIN_COLLECTIVE_TIMEOUT_MS} ms, got ${timeout}`, { option: 'collective-timeout-ms' });
   }
+  const authToken = options.authToken ?? env.FMNIST_AUTH_TOKEN;
+  // An empty secret is a mistake (an unset variable in a compose file), not "no authentication".
+  if (authToken === '') throw new ConfigError('the auth token must not be empty; unset FMNIST_AUTH_TOKEN to turn authentication off', { option: 'auth-token' });
+  const compute = compileComputeOptions({ backend: options.backend, threads: options.threads }, env);
   return {
     redisUrl,
     prefix: options.prefix ?? env.FMNIST_PREFIX ?? DEFAULT_KEY_PREFIX,
-    backend: parseBackendChoice(options.backend ?? env.TRAIN_BACKEND ?? 'auto'),
-    threads: options.threads,
+    backend: compute.backend,
+    threads: compute.threads,
     listenHost: options.listenHost ?? env.WORKER_LISTEN_HOST ?? '127.0.0.1',
     advertiseHost: options.advertiseHost ?? env.WORKER_ADVERTISE_HOST,
     checkpointRoot: path.resolve(options.checkpointRoot ?? env.CHECKPOINT_ROOT ?? '.fmnist-cluster/checkpoints'),
     collectiveTimeoutMs: timeout,
-    authToken: options.authToken ?? env.FMNIST_AUTH_TOKEN,
+    authToken,
     name: options.name ?? `${os.hostname()}/${process.pid}`,
   };
 }

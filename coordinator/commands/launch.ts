@@ -1,16 +1,19 @@
+import { compileComputeOptions } from '../../shared/config/compute-options.ts';
 import { validateRunConfig } from '../../shared/run/run-state.ts';
-import { numberFlag, parseFlags, stringFlag, TRAINING_FLAGS, trainingOptionsFromFlags } from '../cli-flags.ts';
+import { computeOptionsFromFlags, numberFlag, parseFlags, TRAINING_FLAGS, trainingOptionsFromFlags } from '../cli-flags.ts';
 import { CLUSTER_FLAGS, openClusterSession, runToEnd } from '../cluster-session.ts';
 import { publishDataset } from '../dataset-publisher.ts';
 
 /** `coordinator launch`: creates a run, queues its jobs and (with --local or --follow) follows it. */
 export async function launchCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('launch', argv, { ...TRAINING_FLAGS, ...CLUSTER_FLAGS, workers: { type: 'string' }, follow: { type: 'boolean' } });
+  // Checked here, before Redis is touched, by the same functions as `train`'s flags.
+  const compute = compileComputeOptions(computeOptionsFromFlags(values));
   const config = validateRunConfig({
     ...trainingOptionsFromFlags(values),
     workers: numberFlag(values, 'workers') ?? 1,
-    backend: stringFlag(values, 'backend') ?? process.env.TRAIN_BACKEND ?? 'auto',
-    ...(numberFlag(values, 'threads') !== undefined ? { threads: numberFlag(values, 'threads') } : {}),
+    backend: compute.backend,
+    ...(compute.threads !== undefined ? { threads: compute.threads } : {}),
   });
   const session = await openClusterSession(values);
   try {
@@ -25,7 +28,7 @@ export async function launchCommand(argv: string[]): Promise<number> {
       process.stdout.write(`${values.json === true ? JSON.stringify({ run: run.id, status: run.state }) : run.id}\n`);
       return 0;
     }
-    return await runToEnd(session, run, { json: values.json === true, local, values, workerArgs: [] }, enqueue);
+    return await runToEnd(session, run, { json: values.json === true, local, values }, enqueue);
   } finally {
     await session.close();
   }

@@ -28,7 +28,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
       process.stdout.write(`${values.json === true ? JSON.stringify({ run: run.id, status: run.state, generation: run.generation }) : `${run.id} queued (generation ${run.generation})`}\n`);
       return 0;
     }
-    return await runToEnd(session, run, { json: values.json === true, local: values.local === true, values, workerArgs: [] }, enqueue);
+    return await runToEnd(session, run, { json: values.json === true, local: values.local === true, values }, enqueue);
   } finally {
     await session.close();
   }

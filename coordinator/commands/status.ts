@@ -27,7 +27,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   try {
     const run = await session.client.runs.get(runId);
     if (values.follow === true) {
-      return await runToEnd(session, run, { json: values.json === true, local: false, values, workerArgs: [] }, async () => {});
+      return await runToEnd(session, run, { json: values.json === true, local: false, values }, async () => {});
     }
     process.stdout.write(`${values.json === true ? JSON.stringify(run) : describe(run)}\n`);
     return 0;

@@ -1,4 +1,5 @@
-import { parseBackendChoice, selectBackend } from '../../shared/backend/select-backend.ts';
+import { selectBackend } from '../../shared/backend/select-backend.ts';
+import { compileComputeOptions } from '../../shared/config/compute-options.ts';
 import { compileTrainingOptions, type CompiledTrainingOptions } from '../../shared/config/training-options.ts';
 import { limitImageSet, loadFashionMnist } from '../../shared/data/fashion-mnist.ts';
 import { installShutdownSignal } from '../../shared/process/shutdown-signal.ts';
@@ -8,7 +9,7 @@ import { createSeededModel } from '../../shared/train/seeded-model.ts';
 import { TrainingLoop, type TrainingData } from '../../shared/train/training-loop.ts';
 import { initialTrainingState, type TrainingState } from '../../shared/train/training-state.ts';
 import { CheckpointError } from '../../shared/errors.ts';
-import { numberFlag, parseFlags, stringFlag, TRAINING_FLAGS, trainingOptionsFromFlags } from '../cli-flags.ts';
+import { computeOptionsFromFlags, parseFlags, stringFlag, TRAINING_FLAGS, trainingOptionsFromFlags } from '../cli-flags.ts';
 import { epochJson, formatEpochLine } from '../epoch-line.ts';
 import { ProgressBar } from '../progress-bar.ts';
 import type { TrainableModel } from '../../shared/model/trainable-model.ts';
@@ -34,10 +35,12 @@ async function resumeState(model: TrainableModel, checkpointDir: string | undefi
 /** `coordinator train`: the seed's program in one process. Resolves to the exit code. */
 export async function trainCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('train', argv, { ...TRAINING_FLAGS, 'checkpoint-dir': { type: 'string' }, resume: { type: 'boolean' } });
+  // In launch's order, so that a command line with two bad values gets the same error from both.
+  const compute = compileComputeOptions(computeOptionsFromFlags(values));
   const options = compileTrainingOptions(trainingOptionsFromFlags(values));
   const json = values.json === true;
   const checkpointDir = stringFlag(values, 'checkpoint-dir');
-  const backend = await selectBackend(parseBackendChoice(stringFlag(values, 'backend') ?? process.env.TRAIN_BACKEND), { threads: numberFlag(values, 'threads') });
+  const backend = await selectBackend(compute.backend, { threads: compute.threads });
   process.stderr.write(`backend: ${backend.name}\n`);
   const data = await loadTrainingData(options);
   const model = createSeededModel(options.model, options.seed);

@@ -6,19 +6,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { getThreadsCount, setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
-import { BackendError, ConfigError } from '../errors.ts';
+import type { BackendChoice, ConcreteBackend } from '../config/compute-options.ts';
+import { BackendError } from '../errors.ts';
 import { registerWasmTrainingKernels } from './wasm-kernels/index.ts';
-
-/** A backend the user may ask for; `auto` means the first of `AUTO_ORDER` that works. */
-export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'onednn' | 'wasm' | 'cpu';
-
-/** A concrete backend: every choice but `auto`. */
-export type ConcreteBackend = Exclude<BackendChoice, 'auto'>;
 
 /** The order `auto` tries, fastest first. */
 export const AUTO_ORDER: readonly ConcreteBackend[] = ['tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'];
-
-const CHOICES: readonly BackendChoice[] = ['auto', ...AUTO_ORDER];
 
 /** One backend that was tried: `error` says why it could not be used. */
 export interface BackendAttempt {
@@ -46,19 +39,6 @@ export interface BackendOptions {
    * backend's own (one per core for onednn).
    */
   threads?: number;
-}
-
-/**
- * Parses a `--backend` flag or environment value. Undefined or empty means `auto`.
- * @throws ConfigError for anything that is not a {@link BackendChoice}.
- */
-export function parseBackendChoice(value: string | undefined): BackendChoice {
-  if (value === undefined || value.trim() === '') return 'auto';
-  const choice = CHOICES.find((name) => name === value.trim());
-  if (choice === undefined) {
-    throw new ConfigError(`unknown backend "${value}": use one of ${CHOICES.join(', ')}`);
-  }
-  return choice;
 }
 
 /** Raised inside a loader; becomes the attempt's `error`. */

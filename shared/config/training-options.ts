@@ -53,7 +53,7 @@ export const TRAINING_DEFAULTS = {
 
 function integer(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${value}`, { option: name });
   }
   return value;
 }
@@ -62,12 +62,12 @@ function optionalInteger(name: string, value: number | undefined, min: number): 
   return value === undefined ? undefined : integer(name, value, min);
 }
 
-/** Fills defaults and checks ranges; throws ConfigError naming the first bad option. */
+/** Fills defaults and checks ranges; throws ConfigError naming the first bad option (its `option`: the flag name). */
 export function compileTrainingOptions(options: TrainingOptions): CompiledTrainingOptions {
   const lr = options.lr ?? TRAINING_DEFAULTS.lr;
-  if (!Number.isFinite(lr) || lr <= 0) throw new ConfigError(`lr must be a positive number, got ${lr}`);
+  if (!Number.isFinite(lr) || lr <= 0) throw new ConfigError(`lr must be a positive number, got ${lr}`, { option: 'lr' });
   const model = options.model ?? 'resnet18';
-  if (!MODEL_KINDS.includes(model as ModelKind)) throw new ConfigError(`model must be one of ${MODEL_KINDS.join(', ')}, got '${model}'`);
+  if (!MODEL_KINDS.includes(model as ModelKind)) throw new ConfigError(`model must be one of ${MODEL_KINDS.join(', ')}, got '${model}'`, { option: 'model' });
   return {
     model: model as ModelKind,
     epochs: integer('epochs', options.epochs ?? TRAINING_DEFAULTS.epochs, 1),

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 
 /**
@@ -13,7 +14,7 @@ export async function pingRedis(url: string, timeoutMs = 500): Promise<boolean> 
     retryStrategy: () => null,
   });
   client.on('error', () => {});
-  const timer = new Promise<false>((resolve) => setTimeout(resolve, timeoutMs, false).unref());
+  const timer = sleep(timeoutMs, false as const, { ref: false });
   try {
     const answer = Promise.race([client.connect().then(() => client.ping()), timer]);
     return (await answer) === 'PONG';
@@ -34,6 +35,6 @@ export async function redisAnswersWithin(url: string, timeoutMs: number, interva
     const left = deadline - Date.now();
     if (await pingRedis(url, Math.max(100, Math.min(1_000, left)))) return true;
     if (Date.now() + intervalMs >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    await sleep(intervalMs);
   }
 }

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { ConfigError, RunError } from '../errors.ts';
 import type { EpochRecord } from '../train/training-state.ts';
 import { compileTrainingOptions, type CompiledTrainingOptions, type TrainingOptions } from '../config/training-options.ts';
+import { compileComputeOptions, type BackendChoice } from '../config/compute-options.ts';
 
 /**
  * The hyper-parameters and deployment of one run, fixed when it is created: the same training
@@ -15,14 +16,17 @@ import { compileTrainingOptions, type CompiledTrainingOptions, type TrainingOpti
 export interface RunConfig extends TrainingOptions {
   /** Number of data-parallel workers (ring size), >= 1. */
   workers: number;
-  /** TensorFlow.js backend the workers ask for (see shared/backend/select-backend.ts). */
+  /**
+   * TensorFlow.js backend the workers ask for, a BackendChoice (shared/config/compute-options.ts);
+   * `auto` (or empty) lets each worker take its own `--backend`, else the fastest it has.
+   */
   backend: string;
   /** Threads per worker for backends that take a count. @default backend's own */
   threads?: number;
 }
 
 /** A validated run config, every training default filled in. */
-export type CompiledRunConfig = CompiledTrainingOptions & { workers: number; backend: string; threads?: number };
+export type CompiledRunConfig = CompiledTrainingOptions & { workers: number; backend: BackendChoice; threads?: number };
 
 /**
  * Lifecycle of a run. `interrupted` means the workers died or the coordinator was stopped; like
@@ -102,7 +106,7 @@ export interface RunRecord {
   id: string;
   config: CompiledRunConfig;
   state: RunState;
-  /** Incremented on each resume (and on each ring restart); workers of older generations are ignored. Starts at 0. */
+  /** Incremented on each resume; workers of older generations are ignored. Starts at 0. */
   generation: number;
   /** ms since the epoch. */
   createdAt: number;
@@ -122,24 +126,21 @@ const DEPLOYMENT_KEYS = ['workers', 'backend', 'threads'] as const;
 const KNOWN_KEYS = new Set<string>([...DEPLOYMENT_KEYS, 'model', 'epochs', 'batchSize', 'lr', 'resize', 'seed', 'limitTrain', 'limitTest', 'microBatch', 'checkpointEvery']);
 
 /**
- * Checks a run config and returns it compiled (defaults filled, only known keys). Throws
+ * Checks a run config and returns it compiled (defaults filled, only known keys), with the same
+ * checks as `coordinator train` (compileTrainingOptions, compileComputeOptions). Throws
  * ConfigError naming the first bad or unknown key.
  */
 export function validateRunConfig(config: RunConfig): CompiledRunConfig {
   const unknown = Object.keys(config).filter((key) => !KNOWN_KEYS.has(key));
-  if (unknown.length > 0) throw new ConfigError(`unknown run config key(s): ${unknown.join(', ')}`);
-  requirePositiveInteger('workers', config.workers);
-  if (config.threads !== undefined) requirePositiveInteger('threads', config.threads);
-  if (typeof config.backend !== 'string' || config.backend === '') throw new ConfigError('backend must be a non-empty string');
-  const compiled: CompiledRunConfig = { ...compileTrainingOptions(config), workers: config.workers, backend: config.backend };
-  if (config.threads !== undefined) compiled.threads = config.threads;
-  return JSON.parse(JSON.stringify(compiled)) as CompiledRunConfig;
-}
-
-function requirePositiveInteger(key: string, value: unknown): void {
-  if (!(Number.isSafeInteger(value) && (value as number) >= 1)) {
-    throw new ConfigError(`${key} must be a positive integer, got ${JSON.stringify(value)}`);
+  if (unknown.length > 0) throw new ConfigError(`unknown run config key(s): ${unknown.join(', ')}`, { option: unknown[0] });
+  if (!(Number.isSafeInteger(config.workers) && config.workers >= 1)) {
+    throw new ConfigError(`workers must be a positive integer, got ${JSON.stringify(config.workers)}`, { option: 'workers' });
   }
+  // The run's own values only: the environment of whoever stores the run is no default here.
+  const compute = compileComputeOptions({ backend: config.backend, threads: config.threads }, {});
+  const compiled: CompiledRunConfig = { ...compileTrainingOptions(config), workers: config.workers, backend: compute.backend };
+  if (compute.threads !== undefined) compiled.threads = compute.threads;
+  return JSON.parse(JSON.stringify(compiled)) as CompiledRunConfig;
 }
 
 /**
@@ -159,8 +160,7 @@ export type RunEventBody =
   | { type: 'state'; from: RunState; to: RunState; generation: number; error?: string }
   | { type: 'progress'; progress: RunProgress }
   | { type: 'epoch'; entry: EpochEntry }
-  | { type: 'cancel-requested' }
-  | { type: 'generation'; generation: number };
+  | { type: 'cancel-requested' };
 
 /** One event of a run's stream. */
 export type RunEvent = RunEventBody & {

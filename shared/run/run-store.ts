@@ -91,15 +91,6 @@ end
 return {'ok'}
 `);
 
-const BUMP_GENERATION = new LuaScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local generation = redis.call('HINCRBY', KEYS[1], 'generation', 1)
-redis.call('HSET', KEYS[1], 'updatedAt', ARGV[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'generation', 'at', ARGV[1],
-  'data', cjson.encode({generation = generation}))
-return generation
-`);
-
 /** Attempts at drawing an unused run id (ids collide only within one second, 1 in 65536). */
 const ID_ATTEMPTS = 8;
 
@@ -210,13 +201,6 @@ export class RunStore {
     const [flag, state] = await this.redis.hmget(this.keys.run(runId), 'cancelRequested', 'state');
     if (state === null) throw notFound(runId);
     return flag === '1';
-  }
-
-  /** Increments the run's generation (e.g. to restart its ring) and returns the new one. */
-  async bumpGeneration(runId: string): Promise<number> {
-    const generation = (await BUMP_GENERATION.run(this.redis, [this.keys.run(runId), this.keys.runEvents(runId)], [this.now(), this.maxEvents])) as number;
-    if (generation < 0) throw notFound(runId);
-    return generation;
   }
 
   /** Up to `count` (default 1000) events after the entry id `after` (default: from the start). */

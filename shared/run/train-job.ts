@@ -1,10 +1,11 @@
 /**
  * The BullMQ work of a run. A run of N workers in generation G is N jobs `rank-slot` in the
  * `train` queue, ids `<run>.g<G>.s<slot>`: each job is one worker's whole share of that
- * generation (ranks are assigned by the rendezvous, not by slot). A job is not retried by BullMQ
- * (attempts 1): a lone retried rank could not rejoin a ring whose peers moved on; instead the
- * run becomes failed or interrupted and `coordinator resume` enqueues a new generation that
- * continues from the newest checkpoint.
+ * generation, and its slot is the worker's rank in the ring (the rendezvous joins with that
+ * rank and hands back the peers' addresses). A job is not retried by BullMQ (attempts 1): a
+ * lone retried rank could not rejoin a ring whose peers moved on; instead the run becomes
+ * failed or interrupted and `coordinator resume` enqueues a new generation that continues
+ * from the newest checkpoint.
  */
 export const TRAIN_QUEUE = 'train';
 export const TRAIN_JOB_NAME = 'rank-slot';
@@ -18,7 +19,7 @@ export interface DatasetVersions {
 export interface TrainJobData {
   runId: string;
   generation: number;
-  /** 0..worldSize-1; identifies the job, not the rank. */
+  /** 0..worldSize-1: the job's place in the generation and the worker's rank in the ring. */
   slot: number;
   worldSize: number;
   dataset: DatasetVersions;

@@ -41,40 +41,74 @@ interface ChunkResult {
   correct: tf.Scalar;
 }
 
-/** One forward and backward pass over `count` images starting at image `start`. */
+/**
+ * One forward and backward pass over `count` images starting at image `start`. Everything but
+ * the result is allocated in a tidy scope, so a throw (a bad shape, a backend failure) leaves no
+ * tensor behind in a worker that lives on for many jobs. The loss sum and the correct count
+ * must leave the gradient tape's own scope, hence tf.keep, which also takes them out of every
+ * tidy: they are disposed here by hand when the pass throws, and so is the abandoned tape.
+ */
 function chunkGradients(model: TrainableModel, batch: ImageBatch, start: number, count: number, denominator: number): ChunkResult {
-  const pixels = batch.size * batch.size;
-  const x = tf.tensor4d(batch.x.subarray(start * pixels, (start + count) * pixels), [count, batch.size, batch.size, 1]);
-  const labels = tf.tensor1d(batch.labels.subarray(start, start + count), 'int32');
-  const oneHot = tf.oneHot(labels, model.classes);
-  let lossSum: tf.Scalar | undefined;
-  let correct: tf.Scalar | undefined;
-  const variables = model.params.trainable.map((p) => p.variable);
-  const { value, grads } = tf.variableGrads(() => {
-    const logits = model.forward(x, 'train');
-    const nll = tf.neg(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1));
-    const sum = tf.keep(tf.sum(nll) as tf.Scalar);
-    lossSum = sum;
-    correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32')) as tf.Scalar);
-    return tf.div(sum, denominator) as tf.Scalar;
-  }, variables);
-  tf.dispose([x, labels, oneHot, value]);
-  return { grads, lossSum: lossSum!, correct: correct! };
+  const kept: tf.Tensor[] = [];
+  const keep = <T extends tf.Tensor>(tensor: T): T => {
+    kept.push(tensor);
+    return tf.keep(tensor);
+  };
+  try {
+    return tf.tidy(() => {
+      const pixels = batch.size * batch.size;
+      const x = tf.tensor4d(batch.x.subarray(start * pixels, (start + count) * pixels), [count, batch.size, batch.size, 1]);
+      const labels = tf.tensor1d(batch.labels.subarray(start, start + count), 'int32');
+      const oneHot = tf.oneHot(labels, model.classes);
+      let lossSum: tf.Scalar | undefined;
+      let correct: tf.Scalar | undefined;
+      const variables = model.params.trainable.map((p) => p.variable);
+      const { grads } = tf.variableGrads(() => {
+        const logits = model.forward(x, 'train');
+        const nll = tf.neg(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1));
+        lossSum = keep(tf.sum(nll) as tf.Scalar);
+        correct = keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32')) as tf.Scalar);
+        return tf.div(lossSum, denominator) as tf.Scalar;
+      }, variables);
+      return { grads, lossSum: lossSum!, correct: correct! };
+    });
+  } catch (error) {
+    tf.dispose(kept);
+    releaseAbandonedTape();
+    throw error;
+  }
+}
+
+/**
+ * tfjs-core 4.22 keeps clones of a forward pass's inputs on its gradient tape for the backward
+ * pass, kept out of every tidy, and frees them only once the backward pass ran: a pass that
+ * throws leaves them on the tape until the next gradient computation replaces the tape. This
+ * frees them as engine.gradients does after a backward pass (unless a gradient computation
+ * outside ours is still running).
+ */
+function releaseAbandonedTape(): void {
+  const state = tf.engine().state;
+  if (state.gradientDepth !== 0 || !state.activeTape) return;
+  for (const node of state.activeTape) tf.dispose(node.saved ?? []);
+  state.activeTape = null as unknown as typeof state.activeTape;
 }
 
 function disposeChunk(chunk: ChunkResult): void {
   tf.dispose([chunk.grads, chunk.lossSum, chunk.correct]);
 }
 
-/** Adds `next` into `total` (tensor by tensor) and disposes both inputs' replaced tensors. */
+/** `total + next`, tensor by tensor; both inputs are disposed, also when the sum throws. */
 function accumulate(total: ChunkResult, next: ChunkResult): ChunkResult {
-  const sum = (a: tf.Tensor, b: tf.Tensor) => tf.add(a, b);
-  const grads: tf.NamedTensorMap = {};
-  for (const name of Object.keys(total.grads)) grads[name] = sum(total.grads[name]!, next.grads[name]!);
-  const merged = { grads, lossSum: sum(total.lossSum, next.lossSum) as tf.Scalar, correct: sum(total.correct, next.correct) as tf.Scalar };
-  disposeChunk(total);
-  disposeChunk(next);
-  return merged;
+  try {
+    return tf.tidy(() => {
+      const grads: tf.NamedTensorMap = {};
+      for (const name of Object.keys(total.grads)) grads[name] = tf.add(total.grads[name]!, next.grads[name]!);
+      return { grads, lossSum: tf.add(total.lossSum, next.lossSum) as tf.Scalar, correct: tf.add(total.correct, next.correct) as tf.Scalar };
+    });
+  } finally {
+    disposeChunk(total);
+    disposeChunk(next);
+  }
 }
 
 /**
@@ -84,20 +118,23 @@ function accumulate(total: ChunkResult, next: ChunkResult): ChunkResult {
  * with gradient accumulation. No tensors outlive the call.
  */
 export function computeGradients(model: TrainableModel, batch: ImageBatch, options: GradientOptions): GradientResult {
+  if (batch.count === 0) throw new RangeError('computeGradients needs a non-empty batch');
   let total: ChunkResult | undefined;
-  for (let start = 0; start < batch.count; start += options.microBatch) {
-    const count = Math.min(options.microBatch, batch.count - start);
-    const chunk = chunkGradients(model, batch, start, count, options.lossDenominator);
-    total = total ? accumulate(total, chunk) : chunk;
+  try {
+    for (let start = 0; start < batch.count; start += options.microBatch) {
+      const count = Math.min(options.microBatch, batch.count - start);
+      const chunk = chunkGradients(model, batch, start, count, options.lossDenominator);
+      total = total ? accumulate(total, chunk) : chunk;
+    }
+    const out = options.out ?? new Float32Array(model.params.trainableCount);
+    let offset = 0;
+    for (const { variable } of model.params.trainable) {
+      copyTensorInto(total!.grads[variable.name]!, out, offset);
+      offset += variable.size;
+    }
+    return { gradients: out, lossSum: total!.lossSum.dataSync()[0]!, correct: total!.correct.dataSync()[0]!, count: batch.count };
+  } finally {
+    // The chunks summed so far, also when a later chunk threw (disposing twice is a no-op).
+    if (total) disposeChunk(total);
   }
-  if (!total) throw new RangeError('computeGradients needs a non-empty batch');
-  const out = options.out ?? new Float32Array(model.params.trainableCount);
-  let offset = 0;
-  for (const { variable } of model.params.trainable) {
-    copyTensorInto(total.grads[variable.name]!, out, offset);
-    offset += variable.size;
-  }
-  const result = { gradients: out, lossSum: total.lossSum.dataSync()[0]!, correct: total.correct.dataSync()[0]!, count: batch.count };
-  disposeChunk(total);
-  return result;
 }

@@ -1,29 +1,15 @@
 /**
- * A worker's view of a dataset version stored by coordinator/shard-store.ts: fetches the shards
- * from Redis, checks each against the manifest's SHA-256, keeps them in memory (and, when given a
- * directory, on disk for the next process) and hands back one image set.
+ * A worker's view of a dataset version stored by shard-store.ts: fetches the shards from Redis,
+ * checks each against the manifest's SHA-256, keeps them in memory for the process's later
+ * jobs and hands back one image set.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { DatasetError } from '../shared/errors.ts';
-import { RedisKeys } from '../shared/redis/keys.ts';
-import { decodeShard, sha256Hex, type ImageSetLike, type ShardEntry, type ShardManifest } from '../shared/redis/shard-format.ts';
-
-/** Options of {@link ShardCache}. */
-export interface ShardCacheOptions {
-  /**
-   * Directory for verified shards, one sub-directory per version. A shard read from it is checked
-   * against the manifest again, and fetched from Redis when it does not match. @default none
-   */
-  diskDir?: string;
-}
+import { DatasetError } from '../errors.ts';
+import { RedisKeys } from '../redis/keys.ts';
+import { decodeShard, sha256Hex, SHARDS_PER_BATCH, type ImageSetLike, type ShardEntry, type ShardManifest } from './shard-format.ts';
 
 /** Where a shard's bytes came from, for tests and logs. */
-export type ShardSource = 'memory' | 'disk' | 'redis';
-
-/** Shards fetched per pipeline round trip. */
-const SHARDS_PER_BATCH = 8;
+export type ShardSource = 'memory' | 'redis';
 
 /** Verified shards of any number of dataset versions. Does not own the Redis client. */
 export class ShardCache {
@@ -31,12 +17,11 @@ export class ShardCache {
   private readonly shards = new Map<string, Buffer>();
   private readonly sets = new Map<string, Promise<ImageSetLike>>();
   /** How many shards came from each source since this cache was made. */
-  readonly fetched: Record<ShardSource, number> = { memory: 0, disk: 0, redis: 0 };
+  readonly fetched: Record<ShardSource, number> = { memory: 0, redis: 0 };
 
   constructor(
     private readonly redis: Redis,
     keys: RedisKeys | string = new RedisKeys(),
-    private readonly options: ShardCacheOptions = {},
   ) {
     this.keys = typeof keys === 'string' ? new RedisKeys(keys) : keys;
   }
@@ -72,7 +57,7 @@ export class ShardCache {
     return decodeShard(value, this.keys.datasetShard(version, index));
   }
 
-  /** Forgets what is in memory (the disk cache stays). */
+  /** Forgets every shard and image set it holds. */
   clear(): void {
     this.shards.clear();
     this.sets.clear();
@@ -85,27 +70,18 @@ export class ShardCache {
     return concatenate(manifest, parts);
   }
 
-  /** Verified values of these shards, in the same order, from memory, disk or Redis. */
+  /** Verified values of these shards, in the same order, from memory or Redis. */
   private async values(version: string, entries: readonly ShardEntry[]): Promise<Buffer[]> {
-    const found = await Promise.all(entries.map((entry) => this.local(version, entry)));
+    const found = entries.map((entry) => this.inMemory(version, entry));
     const missing = entries.filter((_, i) => found[i] === undefined);
     const fetched = await this.fetch(version, missing);
     return found.map((value) => value ?? (fetched.shift() as Buffer));
   }
 
-  private async local(version: string, entry: ShardEntry): Promise<Buffer | undefined> {
-    const inMemory = this.shards.get(memoryKey(version, entry));
-    if (inMemory !== undefined) {
-      this.fetched.memory += 1;
-      return inMemory;
-    }
-    const path = this.diskPath(version, entry.index);
-    if (path === undefined) return undefined;
-    const onDisk = await readFile(path).catch(() => undefined);
-    if (onDisk === undefined || sha256Hex(onDisk) !== entry.sha256) return undefined;
-    this.fetched.disk += 1;
-    this.shards.set(memoryKey(version, entry), onDisk);
-    return onDisk;
+  private inMemory(version: string, entry: ShardEntry): Buffer | undefined {
+    const value = this.shards.get(memoryKey(version, entry));
+    if (value !== undefined) this.fetched.memory += 1;
+    return value;
   }
 
   private async fetch(version: string, entries: readonly ShardEntry[]): Promise<Buffer[]> {
@@ -118,13 +94,13 @@ export class ShardCache {
       for (const [i, entry] of batch.entries()) {
         const [error, value] = replies[i] ?? [new Error('no reply'), null];
         if (error) throw error;
-        values.push(await this.accept(version, entry, value as Buffer | null));
+        values.push(this.accept(version, entry, value as Buffer | null));
       }
     }
     return values;
   }
 
-  private async accept(version: string, entry: ShardEntry, value: Buffer | null): Promise<Buffer> {
+  private accept(version: string, entry: ShardEntry, value: Buffer | null): Buffer {
     const key = this.keys.datasetShard(version, entry.index);
     if (value === null) throw new DatasetError('DATASET_NOT_FOUND', key, `shard ${entry.index} of dataset ${version} is missing from Redis`);
     const actual = sha256Hex(value);
@@ -133,23 +109,7 @@ export class ShardCache {
     }
     this.fetched.redis += 1;
     this.shards.set(memoryKey(version, entry), value);
-    await this.writeDisk(version, entry.index, value);
     return value;
-  }
-
-  private async writeDisk(version: string, index: number, value: Buffer): Promise<void> {
-    const path = this.diskPath(version, index);
-    if (path === undefined) return;
-    await mkdir(join(path, '..'), { recursive: true });
-    // Write then rename, so that a reader never sees half a shard.
-    const partial = `${path}.${process.pid}.partial`;
-    await writeFile(partial, value);
-    await rename(partial, path);
-  }
-
-  private diskPath(version: string, index: number): string | undefined {
-    if (this.options.diskDir === undefined) return undefined;
-    return join(this.options.diskDir, encodeURIComponent(version), `shard-${String(index).padStart(5, '0')}.bin`);
   }
 }
 

@@ -1,29 +1,14 @@
 /**
  * Runs one computation on two backends with identical inputs and measures how far the results
- * are apart. Used by the onednn tests (native kernels against the cpu backend) and usable to
- * spot-check any backend.
+ * are apart. Used by the onednn and wasm kernel tests (our kernels against the cpu backend).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { seededValues } from './seeded-values.ts';
 
 /** An input as data and shape, so each backend builds its own tensor from the same values. */
 export interface InputSpec {
   values: Float32Array;
   shape: number[];
-}
-
-/** Deterministic values in [-scale, scale) (mulberry32), identical on every run and machine. */
-export function seededValues(size: number, seed: number, scale = 1): Float32Array {
-  const out = new Float32Array(size);
-  let state = seed >>> 0;
-  for (let i = 0; i < size; i++) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const unit = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    out[i] = (unit * 2 - 1) * scale;
-  }
-  return out;
 }
 
 /** An {@link InputSpec} of seeded values. */

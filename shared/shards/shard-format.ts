@@ -1,7 +1,7 @@
 /**
  * The binary format of one dataset shard as stored in Redis, and the manifest that lists a
- * dataset version's shards with their SHA-256. Shared by the coordinator (writes) and the
- * workers (read and verify).
+ * dataset version's shards with their SHA-256. The coordinator writes shards with
+ * shard-store.ts, the workers read and verify them with shard-cache.ts.
  */
 import { createHash } from 'node:crypto';
 import { DatasetError } from '../errors.ts';
@@ -42,6 +42,9 @@ export interface ShardManifest {
 
 /** Images per shard unless told otherwise. */
 export const DEFAULT_SHARD_SIZE = 1_000;
+
+/** Shards written or read per Redis pipeline round trip (about 0.8 MB each for 28x28). */
+export const SHARDS_PER_BATCH = 8;
 
 /** 'FMS1': Fashion-MNIST shard, format 1. */
 const MAGIC = 0x31534d46;

@@ -1,22 +1,24 @@
 /**
  * Puts a training set into Redis once per dataset version, as shards of `shardSize` images with a
  * SHA-256 each and a manifest that is written last: a manifest in Redis means every shard it lists
- * is there. Workers read them back with worker/shard-cache.ts.
+ * is there. Workers read them back with shard-cache.ts.
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import { DatasetError } from '../shared/errors.ts';
-import { RedisKeys } from '../shared/redis/keys.ts';
-import { LuaScript } from '../shared/redis/lua-script.ts';
+import { DatasetError } from '../errors.ts';
+import { RedisKeys } from '../redis/keys.ts';
+import { LuaScript } from '../redis/lua-script.ts';
 import {
   assertImageSetShape,
   DEFAULT_SHARD_SIZE,
   encodeShard,
   sha256Hex,
+  SHARDS_PER_BATCH,
   type ImageSetLike,
   type ShardEntry,
   type ShardManifest,
-} from '../shared/redis/shard-format.ts';
+} from './shard-format.ts';
 
 /** Options of {@link ShardStore.store}. */
 export interface StoreShardsOptions {
@@ -33,8 +35,6 @@ export interface StoreShardsResult {
   stored: boolean;
 }
 
-/** Shards written per pipeline round trip (about 0.8 MB each for 28x28). */
-const SHARDS_PER_BATCH = 8;
 /** Poll interval while another process holds the version's lock, in ms. */
 const LOCK_POLL_MS = 100;
 
@@ -134,8 +134,4 @@ function assertSameShape(manifest: ShardManifest, set: ImageSetLike): ShardManif
 
 async function execOrThrow(results: Promise<[Error | null, unknown][] | null>): Promise<void> {
   for (const [error] of (await results) ?? []) if (error) throw error;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,14 +1,14 @@
 /**
  * A ring member alone in a process, driven over the Node IPC channel by a parent: the
- * benchmark and the cross-process tests start one per rank with
- * `fork('worker/collective/ring-member-process.ts', [], { execArgv: ['--import', 'tsx'] })`.
- * Values are generated here from a seed ({@link seededValues}), so that the parent can compute
- * the expected sums without shipping 44 MB per rank through IPC.
+ * cross-process tests and the all-reduce benchmark start one per rank through
+ * ring-process-handle.ts. Values are generated here from a seed ({@link seededValues}), so that
+ * the parent can compute the expected sums without shipping 44 MB per rank through IPC.
  */
 import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { FmnistError } from '../../shared/errors.ts';
-import { RingMember, type AllReduceTag, type AllReduceTimings, type RingOptions } from './ring-allreduce.ts';
+import { RingMember, type AllReduceTag, type AllReduceTimings, type RingOptions } from '../../worker/collective/ring-allreduce.ts';
+import { seededValues } from './seeded-values.ts';
 
 /** Parent to child. */
 export type RingProcessCommand =
@@ -39,23 +39,6 @@ export type RingProcessReply =
   | { type: 'all-reduced'; timings: AllReduceTimings[]; sha256: string; values?: string }
   | { type: 'failed'; error: { name: string; code: string; message: string } }
   | { type: 'closed' };
-
-/**
- * `length` values in [-1, 1) from a small fixed PRNG (mulberry32): the same seed gives the same
- * values in every process.
- */
-export function seededValues(length: number, seed: number): Float32Array {
-  const values = new Float32Array(length);
-  let state = seed >>> 0;
-  for (let i = 0; i < length; i += 1) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    values[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  }
-  return values;
-}
 
 /** Hex SHA-256 of the values' bytes: equal digests mean bit-identical results. */
 export function digestValues(values: Float32Array): string {
