@@ -183,7 +183,10 @@ test('step samples round-trip in step order, a re-run window replaces its sample
   t.deepEqual(await store.stepSamples(run.id), [sample(2, 2), sample(4, 1)]);
   t.is((await store.readEvents(run.id)).length, eventsBefore);
 
-  await store.bumpGeneration(run.id);
+  // A resume moves the run to generation 1.
+  await store.transition(run.id, 'running');
+  await store.transition(run.id, 'interrupted');
+  await store.transition(run.id, 'queued');
   await expectRunError(t, store.recordStepSample(run.id, sample(6, 2), { generation: 0 }), 'RUN_STALE_GENERATION');
   await expectRunError(t, store.recordStepSample('run-00000000-000000-dead', sample(2, 2)), 'RUN_NOT_FOUND');
   t.deepEqual((await store.stepSamples(run.id)).map((s) => s.globalStep), [2, 4]);
