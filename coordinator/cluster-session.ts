@@ -124,7 +124,8 @@ export async function runToEnd(session: ClusterSession, run: RunRecord, options:
       },
     }, follow.signal);
     bar.clear();
-    process.stdout.write(`${JSON.stringify({ run: run.id, status: final.state, ...(final.error ? { error: final.error } : {}) })}\n`);
+    const why = { ...(final.error ? { error: final.error } : {}), ...(final.failure ? { failure: final.failure } : {}) };
+    process.stdout.write(`${JSON.stringify({ run: run.id, status: final.state, ...why })}\n`);
     if (final.state !== 'completed' && final.state !== 'running' && !options.json) {
       process.stderr.write(`run ${run.id} is ${final.state}${final.error ? `: ${final.error}` : ''}; resume with: npm run coordinator -- resume ${run.id}${options.local ? ' --local' : ''}\n`);
     }

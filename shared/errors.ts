@@ -46,8 +46,16 @@ export class CheckpointError extends FmnistError {
 
 /** A failure in the gradient all-reduce: a peer died, a message was malformed, a timeout. */
 export class CollectiveError extends FmnistError {
-  constructor(code: `COLLECTIVE_${string}`, message: string, options?: { cause?: unknown }) {
+  /**
+   * The rank of the peer the failure is about (the neighbour that was lost, gave up, sent a
+   * chunk that does not fit or is not the rank expected); undefined when no one peer is (a
+   * timeout, a call that does not fit this member's state).
+   */
+  readonly peerRank: number | undefined;
+
+  constructor(code: `COLLECTIVE_${string}`, message: string, options?: { cause?: unknown; peerRank?: number }) {
     super(code, message, options);
+    this.peerRank = options?.peerRank;
   }
 }
 
