@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { ensureRedis, type LocalRedis } from '../shared/redis/local-redis.ts';
+import { DEFAULT_PROBE_URL, ensureRedis, type LocalRedis } from '../shared/redis/local-redis.ts';
 import { redisAnswersWithin } from '../shared/redis/ping-redis.ts';
 import { RedisError } from '../shared/redis/redis-error.ts';
 import { DEFAULT_KEY_PREFIX } from '../shared/redis/keys.ts';
@@ -21,11 +21,24 @@ export const CLUSTER_FLAGS = {
   prefix: { type: 'string' },
   local: { type: 'boolean' },
   'state-dir': { type: 'string' },
+  'redis-probe': { type: 'string' },
 } as const;
 
 /** Where `--local` keeps its Redis data, checkpoints and worker logs, so runs stay resumable. */
 export function stateDir(values: FlagValues): string {
   return path.resolve(stringFlag(values, 'state-dir') ?? process.env.FMNIST_STATE_DIR ?? '.fmnist-cluster');
+}
+
+/**
+ * Where `--local` looks for a Redis that is already running before it uses the state
+ * directory's own: `--redis-probe`, else FMNIST_REDIS_PROBE, else 127.0.0.1:6379. `off` never
+ * looks, so runs never land in a server that someone else runs there. Null for `off`.
+ */
+export function redisProbeUrl(values: FlagValues, env: NodeJS.ProcessEnv = process.env): string | null {
+  const value = stringFlag(values, 'redis-probe') ?? (env.FMNIST_REDIS_PROBE || undefined) ?? DEFAULT_PROBE_URL;
+  if (value === 'off') return null;
+  if (!/^rediss?:\/\//.test(value)) throw new ConfigError(`--redis-probe / FMNIST_REDIS_PROBE must be a redis:// URL or off, got ${JSON.stringify(value)}`);
+  return value;
 }
 
 export interface ClusterSession {
@@ -39,17 +52,18 @@ const COMMAND_REDIS_TIMEOUT_MS = 5_000;
 
 /**
  * Connects to the cluster's Redis: `--redis`, else REDIS_URL; with `--local`, when neither is set
- * and nothing answers on 127.0.0.1:6379, starts a redis-server whose data lives in the state
- * directory (so `resume --local` finds the run again). A command (launch, status, ...) fails
- * with REDIS_UNAVAILABLE when Redis does not answer, rather than retrying silently; a service
- * (`waitForRedis`, as `serve`) keeps retrying, as it must when it starts before Redis does.
+ * and nothing answers on the probe URL (see {@link redisProbeUrl}), the redis-server whose data
+ * lives in the state directory, started when it is not running (so `resume --local` finds the
+ * run again). A command (launch, status, ...) fails with REDIS_UNAVAILABLE when Redis does not
+ * answer, rather than retrying silently; a service (`waitForRedis`, as `serve`) keeps retrying,
+ * as it must when it starts before Redis does.
  */
 export async function openClusterSession(values: FlagValues, env: NodeJS.ProcessEnv = process.env, options: { waitForRedis?: boolean } = {}): Promise<ClusterSession> {
   const url = stringFlag(values, 'redis') ?? (env.REDIS_URL || undefined);
   const prefix = stringFlag(values, 'prefix') ?? env.FMNIST_PREFIX ?? DEFAULT_KEY_PREFIX;
   let redis: LocalRedis | undefined;
   if (values.local === true) {
-    redis = await ensureRedis({ url, env, dataDir: path.join(stateDir(values), 'redis') });
+    redis = await ensureRedis({ url, env, probeUrl: redisProbeUrl(values, env), dataDir: path.join(stateDir(values), 'redis') });
   } else if (!url) {
     throw new ConfigError('no Redis: pass --redis redis://host:port, set REDIS_URL, or use --local');
   } else if (options.waitForRedis !== true && !(await redisAnswersWithin(url, COMMAND_REDIS_TIMEOUT_MS))) {

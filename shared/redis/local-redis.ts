@@ -12,8 +12,11 @@ export interface EnsureRedisOptions {
   url?: string;
   /** Environment to read REDIS_URL from. @default process.env */
   env?: NodeJS.ProcessEnv;
-  /** Where to look for an already running server when no URL is given. @default 'redis://127.0.0.1:6379' */
-  probeUrl?: string;
+  /**
+   * Where to look for an already running server when no URL is given; null never looks, so the
+   * server is always the data directory's own. @default 'redis://127.0.0.1:6379'
+   */
+  probeUrl?: string | null;
   /** How long the probe and the check of a given URL wait for PONG, in ms. @default 500 */
   probeTimeoutMs?: number;
   /**
@@ -42,8 +45,9 @@ export interface LocalRedis {
 export const DEFAULT_PROBE_URL = 'redis://127.0.0.1:6379';
 
 /**
- * Finds a Redis server: `options.url`, else REDIS_URL, else one answering on `probeUrl`, else a
- * `redis-server` we start on 127.0.0.1. A URL that was given explicitly must answer PING, or this
+ * Finds a Redis server: `options.url`, else REDIS_URL, else one answering on `probeUrl` (unless
+ * it is null), else the one already started on `dataDir`, else a `redis-server` we start on
+ * 127.0.0.1. A URL that was given explicitly must answer PING, or this
  * throws RedisError('REDIS_UNAVAILABLE') rather than silently using another server.
  */
 export async function ensureRedis(options: EnsureRedisOptions = {}): Promise<LocalRedis> {
@@ -56,8 +60,8 @@ export async function ensureRedis(options: EnsureRedisOptions = {}): Promise<Loc
     }
     return existing(given);
   }
-  const probeUrl = options.probeUrl ?? DEFAULT_PROBE_URL;
-  if (await pingRedis(probeUrl, timeoutMs)) return existing(probeUrl);
+  const probeUrl = options.probeUrl === undefined ? DEFAULT_PROBE_URL : options.probeUrl;
+  if (probeUrl !== null && (await pingRedis(probeUrl, timeoutMs))) return existing(probeUrl);
   const running = options.dataDir === undefined ? undefined : await serverOfDataDir(options.dataDir, timeoutMs);
   if (running !== undefined) return existing(running);
   const server = await RedisServerProcess.start({

@@ -4,6 +4,15 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/**
+ * The environment of every CLI process a test starts: `--local` never looks for a Redis on
+ * 127.0.0.1:6379 (FMNIST_REDIS_PROBE=off), so a test never writes into a server it did not
+ * start; `extra` goes on top.
+ */
+export function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...process.env, FMNIST_REDIS_PROBE: 'off', ...extra };
+}
+
 export interface CliResult {
   code: number | null;
   stdout: string;
@@ -15,7 +24,7 @@ export function runCli(entry: 'coordinator' | 'worker', args: string[], options:
   const script = path.join(REPO_ROOT, entry, 'main.ts');
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...options.env },
+    env: cliEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -38,6 +47,15 @@ export function runCli(entry: 'coordinator' | 'worker', args: string[], options:
   }) as Promise<CliResult> & { child: ReturnType<typeof spawn> };
   promise.child = child;
   return promise;
+}
+
+/**
+ * The code of the error a command failed with: the CLI ends its stderr with the one line
+ * `error [CODE]: ...` (the rest of the line is for people). Undefined when the last line is not one.
+ */
+export function cliErrorCode(stderr: string): string | undefined {
+  const last = stderr.trim().split('\n').at(-1) ?? '';
+  return /^error \[([A-Z][A-Z0-9_]*)\]: /.exec(last)?.[1];
 }
 
 /** The JSON objects printed one per line on stdout. */
