@@ -32,15 +32,23 @@ export class DatasetError extends FmnistError {
 
 /** A TensorFlow.js backend that was asked for and could not be loaded or initialised. */
 export class BackendError extends FmnistError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** Each backend tried, with the code of why it could not be used (see select-backend.ts). */
+  readonly tried: readonly { name: string; code?: string; error?: string }[];
+
+  constructor(message: string, options?: { cause?: unknown; tried?: readonly { name: string; code?: string; error?: string }[] }) {
     super('BACKEND_UNAVAILABLE', message, options);
+    this.tried = options?.tried ?? [];
   }
 }
 
 /** A checkpoint that is missing, incomplete or does not fit the model. */
 export class CheckpointError extends FmnistError {
-  constructor(code: `CHECKPOINT_${string}`, message: string, options?: { cause?: unknown }) {
+  /** The checkpoint file the problem was found in, when it is one file. */
+  readonly file: string | undefined;
+
+  constructor(code: `CHECKPOINT_${string}`, message: string, options?: { cause?: unknown; file?: string }) {
     super(code, message, options);
+    this.file = options?.file;
   }
 }
 
