@@ -30,12 +30,19 @@ export class DatasetError extends FmnistError {
   }
 }
 
+/** A backend that was tried and could not be used: `code` and `error` say why (see select-backend.ts). */
+export interface TriedBackend {
+  name: string;
+  code?: string;
+  error?: string;
+}
+
 /** A TensorFlow.js backend that was asked for and could not be loaded or initialised. */
 export class BackendError extends FmnistError {
-  /** Each backend tried, with the code of why it could not be used (see select-backend.ts). */
-  readonly tried: readonly { name: string; code?: string; error?: string }[];
+  /** Each backend tried, in order. */
+  readonly tried: readonly TriedBackend[];
 
-  constructor(message: string, options?: { cause?: unknown; tried?: readonly { name: string; code?: string; error?: string }[] }) {
+  constructor(message: string, options?: { cause?: unknown; tried?: readonly TriedBackend[] }) {
     super('BACKEND_UNAVAILABLE', message, options);
     this.tried = options?.tried ?? [];
   }
