@@ -44,10 +44,15 @@ const CODE_OF_STATUS: Partial<Record<status, CollectiveCode>> = {
   [status.FAILED_PRECONDITION]: 'COLLECTIVE_PEER_MISMATCH',
 };
 
-/** The CollectiveError for a failed call to `peer` of rank `peerRank` (e.g. 'rank 2 at 10.0.0.3:7000'). */
+/**
+ * The CollectiveError for a failed call to `peer` of rank `peerRank` (e.g. 'rank 2 at
+ * 10.0.0.3:7000'). A deadline blames no one peer (any rank down the ring may be the slow one),
+ * like the all-reduce's own timeout.
+ */
 export function errorFromStatus(error: ServiceError, peer: string, peerRank: number): CollectiveError {
   const code = CODE_OF_STATUS[error.code] ?? 'COLLECTIVE_TRANSPORT';
-  return collectiveError(code, `${peer}: ${status[error.code] ?? error.code} ${error.details}`, { cause: error, peerRank });
+  const blamed = code === 'COLLECTIVE_TIMEOUT' ? undefined : peerRank;
+  return collectiveError(code, `${peer}: ${status[error.code] ?? error.code} ${error.details}`, { cause: error, peerRank: blamed });
 }
 
 /**
