@@ -20,7 +20,7 @@ test('one epoch on 2,048 images at 28x28 reaches a test accuracy above 0.6 on 1,
   const dir = await mkdtemp(path.join(os.tmpdir(), 'fmnist-train-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const args = ['train', '--epochs', '1', '--batch-size', '32', '--resize', '28', '--limit-train', '2048', '--limit-test', '1000', '--backend', 'wasm', '--checkpoint-dir', dir, '--json'];
-  const result = await runCli('coordinator', args, { timeoutMs: 280_000 });
+  const result = await runCli('coordinator', args);
   t.is(result.code, 0, result.stderr);
   const [line, ...rest] = jsonLines(result.stdout);
   t.is(rest.length, 0, 'stdout holds one JSON object per epoch and nothing else');

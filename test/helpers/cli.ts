@@ -19,6 +19,13 @@ export interface CliResult {
   stderr: string;
 }
 
+/**
+ * A command still running after this long is killed (exit code null), so that one that hangs
+ * fails its test with its output. Only a backstop: it must not bound how long a command may take
+ * on a loaded machine (ava's own 5-minute inactivity timeout usually fires first anyway).
+ */
+const CLI_KILL_AFTER_MS = 600_000;
+
 /** Runs `npm run coordinator -- <args>` as a real child process (tsx, no npm wrapper). */
 export function runCli(entry: 'coordinator' | 'worker', args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; onStdoutLine?: (line: string) => void } = {}): Promise<CliResult> & { child: ReturnType<typeof spawn> } {
   const script = path.join(REPO_ROOT, entry, 'main.ts');
@@ -38,7 +45,7 @@ export function runCli(entry: 'coordinator' | 'worker', args: string[], options:
     for (const line of lines) options.onStdoutLine?.(line);
   });
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 240_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? CLI_KILL_AFTER_MS);
   const promise = new Promise<CliResult>((resolve) => {
     child.on('close', (code) => {
       clearTimeout(timer);
