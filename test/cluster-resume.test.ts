@@ -55,7 +55,7 @@ test('a run whose processes were all killed resumes to the same weights as one n
     if (ids.length === 0) return false;
     checkpointDir = path.join(stateDir, 'checkpoints', ids[0]!);
     return (await listCheckpoints(checkpointDir)).length > 0;
-  }, 180_000);
+  }, 600_000); // a backstop for a launch that never checkpoints, not a time limit: ava's 5-minute timeout usually fires first
   process.kill(-launch.pid!, 'SIGKILL');
   await exited;
   await redis.restart({ mode: 'kill' });
