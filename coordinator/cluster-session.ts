@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureRedis, type LocalRedis } from '../shared/redis/local-redis.ts';
+import { DEFAULT_PROBE_URL, ensureRedis, type LocalRedis } from '../shared/redis/local-redis.ts';
 import { redisAnswersWithin } from '../shared/redis/ping-redis.ts';
 import { RedisError } from '../shared/redis/redis-error.ts';
 import { DEFAULT_KEY_PREFIX } from '../shared/redis/keys.ts';
@@ -22,11 +22,24 @@ export const CLUSTER_FLAGS = {
   prefix: { type: 'string' },
   local: { type: 'boolean' },
   'state-dir': { type: 'string' },
+  'redis-probe': { type: 'string' },
 } as const;
 
 /** Where `--local` keeps its Redis data, checkpoints and worker logs, so runs stay resumable. */
 export function stateDir(values: FlagValues): string {
   return path.resolve(stringFlag(values, 'state-dir') ?? process.env.FMNIST_STATE_DIR ?? '.fmnist-cluster');
+}
+
+/**
+ * Where `--local` looks for a Redis that is already running before it uses the state
+ * directory's own: `--redis-probe`, else FMNIST_REDIS_PROBE, else 127.0.0.1:6379. `off` never
+ * looks, so runs never land in a server that someone else runs there. Null for `off`.
+ */
+export function redisProbeUrl(values: FlagValues, env: NodeJS.ProcessEnv = process.env): string | null {
+  const value = stringFlag(values, 'redis-probe') ?? (env.FMNIST_REDIS_PROBE || undefined) ?? DEFAULT_PROBE_URL;
+  if (value === 'off') return null;
+  if (!/^rediss?:\/\//.test(value)) throw new ConfigError(`--redis-probe / FMNIST_REDIS_PROBE must be a redis:// URL or off, got ${JSON.stringify(value)}`);
+  return value;
 }
 
 export interface ClusterSession {
@@ -52,18 +65,18 @@ export interface ClusterSessionOptions {
 
 /**
  * Connects to the cluster's Redis: `--redis`, else REDIS_URL; with `--local`, when neither is set
- * and nothing answers on 127.0.0.1:6379, the redis-server of the state directory (the running
- * one, else one started on its files and stopped on close), so `resume --local` finds the run
- * again. A command (launch, status, ...) fails with REDIS_UNAVAILABLE when Redis does not answer,
- * rather than retrying silently; a service (`waitForRedis`, as `serve`) keeps retrying, as it must
- * when it starts before Redis does.
+ * and nothing answers on the probe URL (see {@link redisProbeUrl}), the redis-server whose data
+ * lives in the state directory, started when it is not running (so `resume --local` finds the
+ * run again). A command (launch, status, ...) fails with REDIS_UNAVAILABLE when Redis does not
+ * answer, rather than retrying silently; a service (`waitForRedis`, as `serve`) keeps retrying,
+ * as it must when it starts before Redis does.
  */
 export async function openClusterSession(values: FlagValues, env: NodeJS.ProcessEnv = process.env, options: ClusterSessionOptions = {}): Promise<ClusterSession> {
   const url = stringFlag(values, 'redis') ?? (env.REDIS_URL || undefined);
   const prefix = stringFlag(values, 'prefix') ?? env.FMNIST_PREFIX ?? DEFAULT_KEY_PREFIX;
   let redis: LocalRedis | undefined;
   if (usesStateDir(values, url, options)) {
-    redis = await ensureRedis({ url, env, dataDir: path.join(stateDir(values), 'redis') });
+    redis = await ensureRedis({ url, env, probeUrl: redisProbeUrl(values, env), dataDir: path.join(stateDir(values), 'redis') });
   } else if (!url) {
     const reads = options.readsStateDir === true ? ` (no state directory to read at ${stateDir(values)}; see --state-dir)` : '';
     throw new ConfigError(`no Redis: pass --redis redis://host:port, set REDIS_URL or use --local${reads}`);
@@ -146,7 +159,8 @@ export async function runToEnd(session: ClusterSession, run: RunRecord, options:
       },
     }, follow.signal);
     bar.clear();
-    process.stdout.write(`${JSON.stringify({ run: run.id, status: final.state, ...(final.error ? { error: final.error } : {}) })}\n`);
+    const why = { ...(final.error ? { error: final.error } : {}), ...(final.failure ? { failure: final.failure } : {}) };
+    process.stdout.write(`${JSON.stringify({ run: run.id, status: final.state, ...why })}\n`);
     if (final.state !== 'completed' && final.state !== 'running' && !options.json) {
       process.stderr.write(`run ${run.id} is ${final.state}${final.error ? `: ${final.error}` : ''}; resume with: npm run coordinator -- resume ${run.id}${options.local ? ' --local' : ''}\n`);
     }

@@ -7,10 +7,11 @@ export const COMMAND_USAGE = {
       [--threads N] [--checkpoint-dir DIR] [--checkpoint-every STEPS] [--resume] [--json]
   Trains in this one process (no Redis), printing the seed's per-epoch line.`,
   launch: `launch [--local] --workers N [training flags as for train] [--follow] [--json]
-      [--redis URL] [--prefix fmnist] [--state-dir .fmnist-cluster]
+      [--redis URL] [--prefix fmnist] [--state-dir .fmnist-cluster] [--redis-probe URL|off]
   Creates a run and queues its N worker jobs. --local also starts Redis (when REDIS_URL is unset
-  and nothing answers on 127.0.0.1:6379), the coordinator and N worker processes, and follows the
-  run to its end; Ctrl-C stops everything cleanly and leaves the run resumable.`,
+  and nothing answers on the --redis-probe URL, 127.0.0.1:6379 by default; always with
+  --redis-probe off), the coordinator and N worker processes, and follows the run to its end;
+  Ctrl-C stops everything cleanly and leaves the run resumable.`,
   resume: `resume <run> [--local] [--follow] [--force] [--json] [--redis URL] [--prefix P] [--state-dir DIR]
   Continues a failed, cancelled or interrupted run from its newest complete checkpoint.
   --force also takes a run still marked running whose processes were all killed.`,

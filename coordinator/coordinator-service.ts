@@ -9,9 +9,9 @@ import { publishDataset } from './dataset-publisher.ts';
 export type CoordinatorState = 'idle' | 'serving' | 'closed';
 
 /** `<run>.g<generation>.s<slot>` -> its parts (see shared/run/train-job.ts). */
-function parseJobId(jobId: string): { runId: string; generation: number } | undefined {
-  const match = /^(.+)\.g(\d+)\.s\d+$/.exec(jobId);
-  return match ? { runId: match[1]!, generation: Number(match[2]) } : undefined;
+function parseJobId(jobId: string): { runId: string; generation: number; slot: number } | undefined {
+  const match = /^(.+)\.g(\d+)\.s(\d+)$/.exec(jobId);
+  return match ? { runId: match[1]!, generation: Number(match[2]), slot: Number(match[3]) } : undefined;
 }
 
 /**
@@ -44,7 +44,9 @@ export class CoordinatorService {
     try {
       const run = await this.client.runs.get(parsed.runId);
       if (run.generation !== parsed.generation || (run.state !== 'running' && run.state !== 'queued')) return;
-      await this.client.runs.transition(parsed.runId, 'failed', { error: `job ${jobId} failed: ${reason}` });
+      // A worker that failed the run itself recorded its typed failure first; this one only knows the text.
+      const failure = { code: 'RUN_JOB_FAILED', rank: parsed.slot };
+      await this.client.runs.transition(parsed.runId, 'failed', { error: `job ${jobId} failed: ${reason}`, failure });
       this.log(`run ${parsed.runId} failed: job ${jobId}: ${reason}`);
     } catch (error) {
       // Another process moved the run first; that is the outcome we wanted.

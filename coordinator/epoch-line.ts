@@ -6,8 +6,11 @@ export function formatEpochLine(record: EpochRecord, epochs: number, backend: st
     `test acc ${record.testAcc.toFixed(3)}, ${record.examplesPerSec.toFixed(1)} examples/sec on ${backend}`;
 }
 
-/** The same figures as one JSON object (the `--json` interface). */
+/**
+ * The same figures as one JSON object (the `--json` interface), plus `seconds`: the epoch's
+ * training time, over which `examplesPerSec` counts the epoch's examples.
+ */
 export function epochJson(record: EpochRecord, backend: string, extra: Record<string, unknown> = {}): string {
-  const { epoch, loss, trainAcc, testAcc, examplesPerSec } = record;
-  return JSON.stringify({ epoch, loss, trainAcc, testAcc, examplesPerSec, backend, ...extra });
+  const { epoch, loss, trainAcc, testAcc, examplesPerSec, seconds } = record;
+  return JSON.stringify({ epoch, loss, trainAcc, testAcc, examplesPerSec, seconds, backend, ...extra });
 }

@@ -32,7 +32,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) {
-    process.stderr.write(`error: unknown command '${name}'; commands: ${Object.keys(COMMANDS).join(', ')}\n`);
+    process.stderr.write(`error [CONFIG_INVALID]: unknown command '${name}'; commands: ${Object.keys(COMMANDS).join(', ')}\n`);
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {

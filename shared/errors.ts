@@ -34,24 +34,47 @@ export class DatasetError extends FmnistError {
   }
 }
 
+/** A backend that was tried and could not be used: `code` and `error` say why (see select-backend.ts). */
+export interface TriedBackend {
+  name: string;
+  code?: string;
+  error?: string;
+}
+
 /** A TensorFlow.js backend that was asked for and could not be loaded or initialised. */
 export class BackendError extends FmnistError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** Each backend tried, in order. */
+  readonly tried: readonly TriedBackend[];
+
+  constructor(message: string, options?: { cause?: unknown; tried?: readonly TriedBackend[] }) {
     super('BACKEND_UNAVAILABLE', message, options);
+    this.tried = options?.tried ?? [];
   }
 }
 
 /** A checkpoint that is missing, incomplete or does not fit the model. */
 export class CheckpointError extends FmnistError {
-  constructor(code: `CHECKPOINT_${string}`, message: string, options?: { cause?: unknown }) {
+  /** The checkpoint file the problem was found in, when it is one file. */
+  readonly file: string | undefined;
+
+  constructor(code: `CHECKPOINT_${string}`, message: string, options?: { cause?: unknown; file?: string }) {
     super(code, message, options);
+    this.file = options?.file;
   }
 }
 
 /** A failure in the gradient all-reduce: a peer died, a message was malformed, a timeout. */
 export class CollectiveError extends FmnistError {
-  constructor(code: `COLLECTIVE_${string}`, message: string, options?: { cause?: unknown }) {
+  /**
+   * The rank of the peer the failure is about (the neighbour that was lost, gave up, sent a
+   * chunk that does not fit or is not the rank expected); undefined when no one peer is (a
+   * timeout, a call that does not fit this member's state).
+   */
+  readonly peerRank: number | undefined;
+
+  constructor(code: `COLLECTIVE_${string}`, message: string, options?: { cause?: unknown; peerRank?: number }) {
     super(code, message, options);
+    this.peerRank = options?.peerRank;
   }
 }
 

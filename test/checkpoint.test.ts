@@ -72,11 +72,12 @@ test.serial('a checkpoint of another model, or a truncated one, is a clear Check
   const resnet = createSeededModel('resnet18', 1);
   const mismatch = await t.throwsAsync(readCheckpoint(folder, resnet), { instanceOf: CheckpointError });
   t.is(mismatch?.code, 'CHECKPOINT_MISMATCH');
-  t.regex(mismatch!.message, /model\.json/);
+  t.is(mismatch?.file, path.join(folder, 'model.json'));
   const weights = path.join(folder, 'weights.bin');
   await writeFile(weights, (await readFile(weights)).subarray(0, 100));
   const truncated = await t.throwsAsync(readCheckpoint(folder, tiny), { instanceOf: CheckpointError });
   t.is(truncated?.code, 'CHECKPOINT_TRUNCATED');
+  t.is(truncated?.file, weights);
   tiny.dispose();
   resnet.dispose();
 });

@@ -1,8 +1,8 @@
 /**
  * The ring across real processes: each rank is its own `node --import tsx` child
  * (test/helpers/ring-member-process.ts). A full ResNet-18 gradient comes out bit-identical
- * on every rank and equal to the ring-order sum computed here; a rank killed or frozen in the
- * middle of an all-reduce makes the others fail with a CollectiveError within the timeout.
+ * on every rank and equal to the ring-order sum computed here; a rank killed in the middle of an
+ * all-reduce makes the others fail as having lost it, a frozen one makes them time out.
  */
 import test from 'ava';
 import { ringOrderSum } from './helpers/ring.ts';
@@ -82,18 +82,24 @@ function failureCode(reply: RingProcessReply): string {
   return reply.type === 'failed' ? reply.error.code : `no failure: ${reply.type}`;
 }
 
-test.serial('a rank process killed during an all-reduce makes the others fail well within the timeout', async (t) => {
-  const timeoutMs = 20_000;
-  const processes = await startRingProcesses(3, { timeoutMs });
+function blamedRank(reply: RingProcessReply): number | undefined {
+  return reply.type === 'failed' ? reply.error.peerRank : undefined;
+}
+
+test.serial('a rank process killed during an all-reduce makes the others fail as having lost it, not by the timeout', async (t) => {
+  // A dead peer is seen within moments; a survivor that waited for the timeout instead would fail
+  // with COLLECTIVE_TIMEOUT, after 20 s, far more than a loaded machine needs to notice the loss.
+  const processes = await startRingProcesses(3, { timeoutMs: 20_000 });
   try {
     await beginAllReduce(processes, RESNET18_PARAMETERS, 1);
-    const killedAt = performance.now();
     processes[1]!.child.kill('SIGKILL');
     const survivors = await Promise.all([processes[0]!.next(), processes[2]!.next()]);
-    const elapsed = performance.now() - killedAt;
-    for (const reply of survivors) t.true(['COLLECTIVE_PEER_LOST', 'COLLECTIVE_PEER_ABORTED'].includes(failureCode(reply)), JSON.stringify(reply));
-    t.log(`survivors failed ${elapsed.toFixed(0)} ms after the kill`);
-    t.true(elapsed < timeoutMs / 2, `${elapsed} ms`);
+    // Each blames the killed rank 1 or, when the other survivor gave up first, that one.
+    for (const [i, reply] of survivors.entries()) {
+      t.true(['COLLECTIVE_PEER_LOST', 'COLLECTIVE_PEER_ABORTED'].includes(failureCode(reply)), JSON.stringify(reply));
+      t.true([1, 2 - 2 * i].includes(blamedRank(reply)!), JSON.stringify(reply));
+    }
+    t.true(survivors.some((reply) => failureCode(reply) === 'COLLECTIVE_PEER_LOST' && blamedRank(reply) === 1), 'a survivor names the killed rank as lost');
     t.is(await processes[1]!.exited(), null);
   } finally {
     await stopAll(processes);
@@ -101,19 +107,15 @@ test.serial('a rank process killed during an all-reduce makes the others fail we
 });
 
 test.serial('a rank process frozen during an all-reduce makes the others time out', async (t) => {
-  const timeoutMs = 2_000;
-  const processes = await startRingProcesses(3, { timeoutMs });
+  const processes = await startRingProcesses(3, { timeoutMs: 2_000 });
   try {
     await beginAllReduce(processes, RESNET18_PARAMETERS, 1);
-    const frozenAt = performance.now();
     processes[2]!.child.kill('SIGSTOP');
     const survivors = await Promise.all([processes[0]!.next(), processes[1]!.next()]);
-    const elapsed = performance.now() - frozenAt;
+    // A frozen process keeps its connections open: only the timeout can end this.
     const codes = survivors.map(failureCode);
     t.true(codes.includes('COLLECTIVE_TIMEOUT'), codes.join());
     for (const code of codes) t.true(['COLLECTIVE_TIMEOUT', 'COLLECTIVE_PEER_LOST', 'COLLECTIVE_PEER_ABORTED'].includes(code), code);
-    t.log(`survivors failed ${elapsed.toFixed(0)} ms after the freeze: ${codes.join(', ')}`);
-    t.true(elapsed < timeoutMs + 3_000, `${elapsed} ms`);
   } finally {
     processes[2]!.child.kill('SIGKILL');
     await stopAll(processes);
@@ -129,13 +131,16 @@ test.serial('a rank that goes straight back to compute after an all-reduce does 
     processes.forEach((p, rank) => p.send({ type: 'all-reduce', length: 1_000_000, seed: 7 + rank, tag: { runId: 'busy', generation: 0, step: 0 }, repeats: 3, busyAfterMs }));
     for (const p of processes) t.is((await p.next()).type, 'all-reduce-started');
     const replies = await Promise.all(processes.map((p) => p.next()));
-    for (const [rank, reply] of replies.entries()) {
-      if (reply.type !== 'all-reduced') return t.fail(JSON.stringify(reply));
-      for (const [i, timing] of reply.timings.entries()) {
-        t.true(timing.acknowledgeMs < busyAfterMs / 2, `rank ${rank} all-reduce ${i} waited ${timing.acknowledgeMs.toFixed(0)} ms for its acknowledgement`);
-      }
-      for (const [i, timing] of reply.timings.slice(1).entries()) {
-        t.true(timing.firstChunkMs < busyAfterMs / 2, `rank ${rank} all-reduce ${i + 1} waited ${timing.firstChunkMs.toFixed(0)} ms for its first chunk`);
+    for (const reply of replies) if (reply.type !== 'all-reduced') return t.fail(JSON.stringify(reply));
+    const marks = replies.map((reply) => (reply as Extract<RingProcessReply, { type: 'all-reduced' }>).marks);
+    // Whichever rank returns first goes busy at once; the other's all-reduce still waits for its
+    // answer. That answer must leave before the busy wait, so the other rank returns while the
+    // first one is still busy; an answer held back by the busy event loop would come after it.
+    for (let i = 0; i < 3; i += 1) {
+      for (const rank of [0, 1]) {
+        const mine = marks[rank]![i]!;
+        const theirs = marks[1 - rank]![i]!;
+        t.true(mine.returnedAt < theirs.busyEndedAt, `all-reduce ${i}: rank ${rank} returned ${(mine.returnedAt - theirs.busyEndedAt).toFixed(0)} ms after rank ${1 - rank}'s busy wait ended`);
       }
     }
   } finally {

@@ -111,13 +111,17 @@ test('a batch of 256 resizes to 96x96 in well under a training step', (t) => {
   for (let i = 0; i < batch.length; i += 1) batch[i] = images[i % images.length];
   const out = new Float32Array(256 * 96 * 96);
   resizeGreyImages(batch, 256, SIDE, SIDE, 96, out);
-  const start = performance.now();
-  const reps = 10;
-  for (let r = 0; r < reps; r += 1) resizeGreyImages(batch, 256, SIDE, SIDE, 96, out);
-  const perBatchMs = (performance.now() - start) / reps;
-  t.log(`${perBatchMs.toFixed(1)} ms per 256-image batch`);
-  // Measured about 6 ms here; 100 ms leaves room for a loaded shared machine.
-  t.true(perBatchMs < 100);
+  let fastestMs = Infinity;
+  for (let r = 0; r < 10; r += 1) {
+    const start = performance.now();
+    resizeGreyImages(batch, 256, SIDE, SIDE, 96, out);
+    fastestMs = Math.min(fastestMs, performance.now() - start);
+  }
+  t.log(`${fastestMs.toFixed(1)} ms per 256-image batch`);
+  // The point is that resizing never matters beside the step it feeds: a step on such a batch
+  // takes many seconds on a CPU, a resize about 6 ms here. The fastest of 10 (load slows some,
+  // rarely all) under a whole second is 150x that, so only a resize gone badly wrong fails it.
+  t.true(fastestMs < 1_000);
 });
 
 test('bad sizes and short buffers are rejected', (t) => {

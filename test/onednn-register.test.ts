@@ -22,7 +22,7 @@ const REGISTER_MODULE = pathToFileURL(path.resolve('shared/backend/onednn/regist
 const TFJS_CORE = pathToFileURL(createRequire(import.meta.url).resolve('@tensorflow/tfjs-core')).href;
 
 /** Runs registerOnednnBackend in a fresh Node process with `env` and returns what it reported. */
-async function registerInChild(env: NodeJS.ProcessEnv): Promise<{ registered: boolean; available: boolean; reason: string; backends: string[] }> {
+async function registerInChild(env: NodeJS.ProcessEnv): Promise<{ registered: boolean; available: boolean; code: string; reason: string; backends: string[] }> {
   const dir = await mkdtemp(path.join(tmpdir(), 'onednn-register-'));
   try {
     const script = path.join(dir, 'child.mts');
@@ -30,7 +30,7 @@ async function registerInChild(env: NodeJS.ProcessEnv): Promise<{ registered: bo
       `const tf = await import(${JSON.stringify(TFJS_CORE)});`,
       `const m = await import(${JSON.stringify(REGISTER_MODULE)});`,
       `const registered = await m.registerOnednnBackend({ threads: 1 });`,
-      `console.log(JSON.stringify({ registered, available: m.onednnAvailable(), reason: m.onednnUnavailableReason(), backends: Object.keys(tf.engine().registryFactory) }));`,
+      `console.log(JSON.stringify({ registered, available: m.onednnAvailable(), code: m.onednnUnavailableCode(), reason: m.onednnUnavailableReason(), backends: Object.keys(tf.engine().registryFactory) }));`,
     ].join('\n'));
     const { stdout } = await run(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, ...env }, cwd: process.cwd() });
     return JSON.parse(stdout.trim().split('\n').pop()!);
@@ -66,7 +66,8 @@ test('a missing addon resolves to false without registering anything', async (t)
   const result = await registerInChild({ ONEDNN_ADDON_PATH: path.join(tmpdir(), 'no-such-dir', 'onednn_backend.node') });
   t.false(result.registered);
   t.false(result.available);
-  t.true(result.reason.includes('no-such-dir'));
+  t.is(result.code, 'ONEDNN_ADDON_MISSING');
+  t.true(result.reason.includes(path.join(tmpdir(), 'no-such-dir')), `the reason names the file: ${result.reason}`);
   t.false(result.backends.includes(ONEDNN_BACKEND_NAME));
 });
 
@@ -78,7 +79,7 @@ test('an addon that fails to load resolves to false and reports why', async (t) 
     const result = await registerInChild({ ONEDNN_ADDON_PATH: broken });
     t.false(result.registered);
     t.false(result.available);
-    t.true(result.reason.length > 0 && !result.reason.includes('is missing'));
+    t.is(result.code, 'ONEDNN_ADDON_LOAD_FAILED', result.reason);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -70,7 +70,8 @@ test('a rendezvous that never fills times out with RUN_RENDEZVOUS_TIMEOUT and th
     t.true(reason instanceof RunError);
     t.is(reason.code, 'RUN_RENDEZVOUS_TIMEOUT');
   }
-  t.true(elapsed >= 300 && elapsed < 2_000, `timed out after ${elapsed} ms`);
+  // Not before the deadline (load can only make it later); that it ends at all is the rejection.
+  t.true(elapsed >= 300, `timed out after ${elapsed} ms`);
   t.deepEqual(await rendezvousMembers(client, keys, 'run-x', 0), []);
 });
 

@@ -9,11 +9,12 @@ import {
   type EpochEntry,
   type RunConfig,
   validateRunConfig,
+  runFailureOf,
   type RunEvent,
   type RunState,
 } from '../shared/run/run-state.ts';
 import type { StepSample } from '../shared/run/step-samples.ts';
-import { ConfigError, RunError } from '../shared/errors.ts';
+import { CollectiveError, ConfigError, RunError } from '../shared/errors.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from './helpers/redis-server.ts';
 
 const CONFIG: RunConfig = { workers: 2, epochs: 3, batchSize: 256, lr: 0.05, resize: 32, seed: 7, backend: 'cpu', checkpointEvery: 50, limitTrain: 4096 };
@@ -123,6 +124,29 @@ test('resuming an interrupted run bumps the generation and clears the error and 
   t.false(await store.isCancelRequested(run.id));
 });
 
+test('a failed run keeps its typed failure, its state event carries it, and a resume clears it', async (t) => {
+  const store = newStore('failure');
+  const run = await store.create(CONFIG);
+  await store.transition(run.id, 'running');
+  const failure = { code: 'COLLECTIVE_PEER_LOST', rank: 0, peerRank: 1 };
+  const failed = await store.transition(run.id, 'failed', { error: 'rank 0: left neighbour rank 1 broke off', failure });
+  t.deepEqual(failed.failure, failure);
+  const events = await store.readEvents(run.id);
+  const last = events.at(-1)!;
+  t.deepEqual(last.type === 'state' ? last.failure : undefined, failure);
+  const resumed = await store.transition(run.id, 'queued');
+  t.is(resumed.failure, undefined);
+  t.is(resumed.error, undefined);
+});
+
+test('runFailureOf keeps the code, the recording rank and the lost peer of a typed error', (t) => {
+  const lost = new CollectiveError('COLLECTIVE_PEER_LOST', 'right neighbour gone', { peerRank: 2 });
+  t.deepEqual(runFailureOf(lost, 1), { code: 'COLLECTIVE_PEER_LOST', rank: 1, peerRank: 2 });
+  t.deepEqual(runFailureOf(new CollectiveError('COLLECTIVE_TIMEOUT', 'slow'), 0), { code: 'COLLECTIVE_TIMEOUT', rank: 0 });
+  t.deepEqual(runFailureOf(new RunError('RUN_NOT_FOUND', 'gone')), { code: 'RUN_NOT_FOUND' });
+  t.deepEqual(runFailureOf(new TypeError('oops'), 3), { code: 'UNEXPECTED', rank: 3 });
+});
+
 test('an unknown run id is RUN_NOT_FOUND for every operation', async (t) => {
   const store = newStore('unknown');
   const id = 'run-20000101-000000-0000';
@@ -227,22 +251,24 @@ test('tailEvents yields state, progress and epoch events as another client write
   const follower = new RunStore(client, prefix);
   const writer = new RunStore(redis.connect('run-store-writer'), prefix);
   const run = await writer.create(CONFIG);
+  const [created] = await follower.readEvents(run.id);
   const controller = new AbortController();
   const seen: RunEvent[] = [];
+  // From after the created event, so that the tail's start need not win a race with the writer.
   const following = (async () => {
-    for await (const event of follower.tailEvents(run.id, { blockMs: 200, signal: controller.signal })) {
+    for await (const event of follower.tailEvents(run.id, { after: created!.id, blockMs: 200, signal: controller.signal })) {
       seen.push(event);
       if (event.type === 'state' && event.to === 'completed') return;
     }
   })();
-  await new Promise((resolve) => setTimeout(resolve, 50));
   await writer.transition(run.id, 'running');
   await writer.setProgress(run.id, { epoch: 1, step: 5, stepsPerEpoch: 10, loss: 1.2, examplesPerSec: 300 });
   await writer.appendEpoch(run.id, { epoch: 1, loss: 1.1, trainAcc: 0.6, testAcc: 0.65, examplesPerSec: 310, seconds: 3 });
   await writer.transition(run.id, 'completed');
   await following;
 
-  t.deepEqual(seen.map((e) => e.type), ['state', 'progress', 'epoch', 'state'], 'the created event came before the tail started');
+  t.is(created!.type, 'created');
+  t.deepEqual(seen.map((e) => e.type), ['state', 'progress', 'epoch', 'state'], 'the events after the created one, in order');
   const progress = seen[1];
   t.is(progress.type === 'progress' ? progress.progress.step : -1, 5);
   const all = await follower.readEvents(run.id);
@@ -250,14 +276,26 @@ test('tailEvents yields state, progress and epoch events as another client write
   t.deepEqual(await follower.readEvents(run.id, { after: seen[1].id }), all.slice(3));
 });
 
-test('tailEvents stops when its signal aborts, even while blocked', async (t) => {
+/** Clients of the test server blocked in a command such as XREAD BLOCK. */
+async function blockedClients(): Promise<number> {
+  return Number(/blocked_clients:(\d+)/.exec(await client.info('clients'))![1]);
+}
+
+// Serial (ava runs serial tests before the others), so that the only blocked client is this test's.
+test.serial('tailEvents stops when its signal aborts, even while blocked', async (t) => {
   const store = newStore('abort');
   const run = await store.create(CONFIG);
   const controller = new AbortController();
+  const blockMs = 120_000;
   const started = Date.now();
-  setTimeout(() => controller.abort(), 100);
   const events: RunEvent[] = [];
-  for await (const event of store.tailEvents(run.id, { blockMs: 10_000, signal: controller.signal })) events.push(event);
+  const tailing = (async () => {
+    for await (const event of store.tailEvents(run.id, { blockMs, signal: controller.signal })) events.push(event);
+  })();
+  while ((await blockedClients()) === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  controller.abort();
+  await tailing;
   t.deepEqual(events, []);
-  t.true(Date.now() - started < 2_000, 'did not wait for the 10 s block');
+  // Generous: the abort ends the tail at once, the block it must not wait out is two minutes.
+  t.true(Date.now() - started < blockMs / 2, `ended ${Date.now() - started} ms after it started`);
 });

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { selectBackend } from '../shared/backend/select-backend.ts';
 import { limitImageSet } from '../shared/data/fashion-mnist.ts';
 import type { RedisKeys } from '../shared/redis/keys.ts';
-import type { CompiledRunConfig, RunRecord } from '../shared/run/run-state.ts';
+import { runFailureOf, type CompiledRunConfig, type RunRecord } from '../shared/run/run-state.ts';
 import type { RunStore } from '../shared/run/run-store.ts';
 import { StepSampler } from '../shared/run/step-samples.ts';
 import type { TrainJobData, TrainJobResult } from '../shared/run/train-job.ts';
@@ -88,7 +88,7 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
     if (rank === 0) await recordOutcome(ctx, job, outcome.kind);
     return { rank, outcome: outcome.kind, globalStep: outcome.state.globalStep };
   } catch (error) {
-    await ctx.runs.transition(job.runId, 'failed', { error: `rank ${rank}: ${(error as Error).message}` }).catch(() => {});
+    await ctx.runs.transition(job.runId, 'failed', { error: `rank ${rank}: ${(error as Error).message}`, failure: runFailureOf(error, rank) }).catch(() => {});
     throw error;
   } finally {
     clearInterval(cancelPoll);

@@ -13,9 +13,17 @@ import { registerWasmTrainingKernels } from './wasm-kernels/index.ts';
 /** The order `auto` tries, fastest first. */
 export const AUTO_ORDER: readonly ConcreteBackend[] = ['tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'];
 
-/** One backend that was tried: `error` says why it could not be used. */
+/**
+ * Why a backend could not be used: its package, module or addon is not there, it is there but
+ * does not load, TensorFlow.js could not initialise it, or something else went wrong.
+ */
+export type BackendUnavailableCode = 'BACKEND_MISSING' | 'BACKEND_LOAD_FAILED' | 'BACKEND_INIT_FAILED' | 'UNEXPECTED';
+
+/** One backend that was tried: for one that could not be used, `code` and `error` say why. */
 export interface BackendAttempt {
   name: ConcreteBackend;
+  code?: BackendUnavailableCode;
+  /** The reason, for people. */
   error?: string;
 }
 
@@ -29,6 +37,8 @@ export interface BackendSelection {
   tried: BackendAttempt[];
   /** One line for the log: threads, SIMD, build (e.g. `wasm: SIMD build, 1 thread ...`). */
   detail: string;
+  /** Compute threads the backend uses, when it says (wasm, cpu) or was told (onednn). */
+  threads?: number;
 }
 
 /** Options for {@link selectBackend}. */
@@ -41,11 +51,15 @@ export interface BackendOptions {
   threads?: number;
 }
 
-/** Raised inside a loader; becomes the attempt's `error`. */
-class Unavailable extends Error {}
+/** Raised inside a loader; becomes the attempt's `code` and `error`. */
+class Unavailable extends Error {
+  constructor(readonly code: BackendUnavailableCode, message: string) {
+    super(message);
+  }
+}
 
-/** Starts `name` or throws Unavailable; resolves to the TensorFlow.js name and a log line. */
-type Loader = (options: BackendOptions) => Promise<{ tfName: string; detail: string }>;
+/** Starts `name` or throws Unavailable; resolves to the TensorFlow.js name, a log line and its threads. */
+type Loader = (options: BackendOptions) => Promise<{ tfName: string; detail: string; threads?: number }>;
 
 /** `tf.setBackend`, which resolves false (after logging a warning) when a factory fails. */
 async function activate(tfName: string): Promise<void> {
@@ -53,9 +67,9 @@ async function activate(tfName: string): Promise<void> {
   try {
     ok = await tf.setBackend(tfName);
   } catch (error) {
-    throw new Unavailable(`tf.setBackend('${tfName}') failed: ${message(error)}`);
+    throw new Unavailable('BACKEND_INIT_FAILED', `tf.setBackend('${tfName}') failed: ${message(error)}`);
   }
-  if (!ok) throw new Unavailable(`tf.setBackend('${tfName}') resolved false: the backend did not initialise`);
+  if (!ok) throw new Unavailable('BACKEND_INIT_FAILED', `tf.setBackend('${tfName}') resolved false: the backend did not initialise`);
 }
 
 /**
@@ -68,7 +82,8 @@ function tensorflowLoader(packageName: string): Loader {
     try {
       await import(packageName);
     } catch (error) {
-      throw new Unavailable(`${packageName} is not installed or does not load: ${firstLine(error)}`);
+      const missing = (error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND';
+      throw new Unavailable(missing ? 'BACKEND_MISSING' : 'BACKEND_LOAD_FAILED', `${packageName} is not installed or does not load: ${firstLine(error)}`);
     }
     await activate('tensorflow');
     return { tfName: 'tensorflow', detail: `tensorflow: ${packageName} (libtensorflow)` };
@@ -77,22 +92,23 @@ function tensorflowLoader(packageName: string): Loader {
 
 /** The onednn backend lives in ./onednn/register.ts; a missing module or addon is "unavailable". */
 const loadOnednn: Loader = async (options) => {
-  let module: { registerOnednnBackend?: unknown; onednnUnavailableReason?: unknown };
+  let module: { registerOnednnBackend?: unknown; onednnUnavailableReason?: unknown; onednnUnavailableCode?: unknown };
   try {
     module = await import(new URL('./onednn/register.ts', import.meta.url).href);
   } catch (error) {
-    throw new Unavailable(`shared/backend/onednn/register.ts does not load: ${firstLine(error)}`);
+    throw new Unavailable('BACKEND_LOAD_FAILED', `shared/backend/onednn/register.ts does not load: ${firstLine(error)}`);
   }
   if (typeof module.registerOnednnBackend !== 'function') {
-    throw new Unavailable('shared/backend/onednn/register.ts has no registerOnednnBackend');
+    throw new Unavailable('BACKEND_LOAD_FAILED', 'shared/backend/onednn/register.ts has no registerOnednnBackend');
   }
   const registered: unknown = await module.registerOnednnBackend({ threads: options.threads });
   if (registered !== true) {
     const reason = typeof module.onednnUnavailableReason === 'function' ? String(module.onednnUnavailableReason()) : 'native addon not built';
-    throw new Unavailable(reason);
+    const loadFailed = typeof module.onednnUnavailableCode === 'function' && module.onednnUnavailableCode() === 'ONEDNN_ADDON_LOAD_FAILED';
+    throw new Unavailable(loadFailed ? 'BACKEND_LOAD_FAILED' : 'BACKEND_MISSING', reason);
   }
   await activate('onednn');
-  return { tfName: 'onednn', detail: `onednn: native oneDNN kernels, ${options.threads ?? 'default'} threads` };
+  return { tfName: 'onednn', detail: `onednn: native oneDNN kernels, ${options.threads ?? 'default'} threads`, threads: options.threads };
 };
 
 /**
@@ -109,12 +125,12 @@ const loadWasm: Loader = async (options) => {
   const threaded = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
   const build = simd && threaded ? 'threaded-SIMD' : simd ? 'SIMD' : 'plain';
   const note = threaded ? '' : ' (the threaded build is not used under Node)';
-  return { tfName: 'wasm', detail: `wasm: ${build} build, ${getThreadsCount()} thread(s)${note}` };
+  return { tfName: 'wasm', detail: `wasm: ${build} build, ${getThreadsCount()} thread(s)${note}`, threads: getThreadsCount() };
 };
 
 const loadCpu: Loader = async () => {
   await activate('cpu');
-  return { tfName: 'cpu', detail: 'cpu: plain JavaScript kernels, 1 thread' };
+  return { tfName: 'cpu', detail: 'cpu: plain JavaScript kernels, 1 thread', threads: 1 };
 };
 
 const LOADERS: Record<ConcreteBackend, Loader> = {
@@ -137,18 +153,18 @@ export async function selectBackend(choice: BackendChoice, options: BackendOptio
   let lastError: unknown;
   for (const name of candidates) {
     try {
-      const { tfName, detail } = await LOADERS[name](options);
+      const { tfName, detail, threads } = await LOADERS[name](options);
       tried.push({ name });
-      return { name, tfName, tried, detail };
+      return { name, tfName, tried, detail, ...(threads !== undefined ? { threads } : {}) };
     } catch (error) {
       // Anything a loader throws, expected (Unavailable) or not, means "not this one".
-      tried.push({ name, error: message(error) });
+      tried.push({ name, code: error instanceof Unavailable ? error.code : 'UNEXPECTED', error: message(error) });
       lastError = error;
     }
   }
   const reasons = tried.map((attempt) => `${attempt.name}: ${attempt.error}`).join('; ');
   const text = choice === 'auto' ? `no TensorFlow.js backend could be started (${reasons})` : `backend ${reasons}`;
-  throw new BackendError(text, { cause: lastError });
+  throw new BackendError(text, { cause: lastError, tried });
 }
 
 function message(error: unknown): string {

@@ -1,7 +1,7 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RedisError } from './redis-error.ts';
-import { pingRedis } from './ping-redis.ts';
+import { pingRedis, redisAnswersWithin } from './ping-redis.ts';
 import { RedisServerProcess } from './redis-server-process.ts';
 
 export { connectRedis, type ConnectRedisOptions, type RedisRole } from './connect-redis.ts';
@@ -12,10 +12,20 @@ export interface EnsureRedisOptions {
   url?: string;
   /** Environment to read REDIS_URL from. @default process.env */
   env?: NodeJS.ProcessEnv;
-  /** Where to look for an already running server when no URL is given. @default 'redis://127.0.0.1:6379' */
-  probeUrl?: string;
-  /** How long the probe and the check of a given URL wait for PONG, in ms. @default 500 */
+  /**
+   * Where to look for an already running server when no URL is given; null never looks, so the
+   * server is always the data directory's own. @default 'redis://127.0.0.1:6379'
+   */
+  probeUrl?: string | null;
+  /** How long the probe waits for PONG, in ms (a miss only means: use the data directory's own). @default 500 */
   probeTimeoutMs?: number;
+  /**
+   * How long a server that should be there (a given URL, or the one the data directory's marker
+   * names) has to answer PING, retrying, in ms: a loaded machine, or a server loading its
+   * append-only file, may be slow, and taking it for dead would fail the command or start a
+   * second server on the same files. @default 5000
+   */
+  answerTimeoutMs?: number;
   /**
    * Data directory for a server we start. When given, the server persists to an append-only
    * file there and the directory is kept, so runs stay resumable after this process exits; when
@@ -42,23 +52,24 @@ export interface LocalRedis {
 export const DEFAULT_PROBE_URL = 'redis://127.0.0.1:6379';
 
 /**
- * Finds a Redis server: `options.url`, else REDIS_URL, else one answering on `probeUrl`, else a
- * `redis-server` we start on 127.0.0.1. A URL that was given explicitly must answer PING, or this
+ * Finds a Redis server: `options.url`, else REDIS_URL, else one answering on `probeUrl` (unless
+ * it is null), else the one already started on `dataDir`, else a `redis-server` we start on
+ * 127.0.0.1. A URL that was given explicitly must answer PING, or this
  * throws RedisError('REDIS_UNAVAILABLE') rather than silently using another server.
  */
 export async function ensureRedis(options: EnsureRedisOptions = {}): Promise<LocalRedis> {
   const env = options.env ?? process.env;
-  const timeoutMs = options.probeTimeoutMs ?? 500;
+  const answerTimeoutMs = options.answerTimeoutMs ?? 5_000;
   const given = nonEmpty(options.url) ?? nonEmpty(env.REDIS_URL);
   if (given !== undefined) {
-    if (!(await pingRedis(given, timeoutMs))) {
+    if (!(await redisAnswersWithin(given, answerTimeoutMs))) {
       throw new RedisError('REDIS_UNAVAILABLE', `Redis at ${given} does not answer PING; start it or unset REDIS_URL`);
     }
     return existing(given);
   }
-  const probeUrl = options.probeUrl ?? DEFAULT_PROBE_URL;
-  if (await pingRedis(probeUrl, timeoutMs)) return existing(probeUrl);
-  const running = options.dataDir === undefined ? undefined : await serverOfDataDir(options.dataDir, timeoutMs);
+  const probeUrl = options.probeUrl === undefined ? DEFAULT_PROBE_URL : options.probeUrl;
+  if (probeUrl !== null && (await pingRedis(probeUrl, options.probeTimeoutMs ?? 500))) return existing(probeUrl);
+  const running = options.dataDir === undefined ? undefined : await serverOfDataDir(options.dataDir, answerTimeoutMs);
   if (running !== undefined) return existing(running);
   const server = await RedisServerProcess.start({
     dir: options.dataDir,
@@ -94,7 +105,7 @@ async function serverOfDataDir(dataDir: string, timeoutMs: number): Promise<stri
   const text = await readFile(marker, 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
   const url = markedUrl(text);
-  if (url !== undefined && (await pingRedis(url, timeoutMs))) return url;
+  if (url !== undefined && (await redisAnswersWithin(url, timeoutMs))) return url;
   await rm(marker, { force: true });
   return undefined;
 }

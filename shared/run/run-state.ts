@@ -3,7 +3,7 @@
  * its history and progress records, and its id. Pure data and rules; storage is run-store.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { ConfigError, RunError } from '../errors.ts';
+import { CollectiveError, ConfigError, FmnistError, RunError } from '../errors.ts';
 import type { EpochRecord } from '../train/training-state.ts';
 import { compileTrainingOptions, type CompiledTrainingOptions, type TrainingOptions } from '../config/training-options.ts';
 import { compileComputeOptions, type BackendChoice } from '../config/compute-options.ts';
@@ -101,6 +101,31 @@ export interface RunProgress {
   updatedAt: number;
 }
 
+/**
+ * Why a run failed, in fields a program can match on; the run's `error` text says the same for
+ * people and may change.
+ */
+export interface RunFailure {
+  /**
+   * Stable code of the error that failed the run: a worker's typed error (e.g.
+   * 'COLLECTIVE_PEER_LOST'), 'UNEXPECTED' for one without a code, or 'RUN_JOB_FAILED' when the
+   * coordinator saw a job fail without its worker recording why (e.g. a stalled job).
+   */
+  code: string;
+  /** The rank (job slot) whose failure this is, when one is known. */
+  rank?: number;
+  /** The rank of the peer the failure is about (e.g. the neighbour that was lost), when there is one. */
+  peerRank?: number;
+}
+
+/** The failure a worker of rank `rank` records for `error`. */
+export function runFailureOf(error: unknown, rank?: number): RunFailure {
+  const failure: RunFailure = { code: error instanceof FmnistError ? error.code : 'UNEXPECTED' };
+  if (rank !== undefined) failure.rank = rank;
+  if (error instanceof CollectiveError && error.peerRank !== undefined) failure.peerRank = error.peerRank;
+  return failure;
+}
+
 /** Everything known about one run. */
 export interface RunRecord {
   id: string;
@@ -112,8 +137,10 @@ export interface RunRecord {
   createdAt: number;
   /** ms since the epoch, of the last change of any kind. */
   updatedAt: number;
-  /** Why the run failed or was interrupted, when it was. */
+  /** Why the run failed or was interrupted, when it was, for people. */
   error?: string;
+  /** Why the run failed, as typed fields, when the process that failed it said (cleared on resume). */
+  failure?: RunFailure;
   /** Latest progress, once a worker reported one. */
   progress?: RunProgress;
   /** Finished epochs in epoch order. */
@@ -157,7 +184,7 @@ export function newRunId(now: Date = new Date()): string {
 /** What happened to a run, as written to its event stream. */
 export type RunEventBody =
   | { type: 'created'; config: RunConfig }
-  | { type: 'state'; from: RunState; to: RunState; generation: number; error?: string }
+  | { type: 'state'; from: RunState; to: RunState; generation: number; error?: string; failure?: RunFailure }
   | { type: 'progress'; progress: RunProgress }
   | { type: 'epoch'; entry: EpochEntry }
   | { type: 'cancel-requested' };

@@ -16,6 +16,7 @@ import {
   type EpochEntry,
   type RunConfig,
   type CompiledRunConfig,
+  type RunFailure,
   type RunEvent,
   type RunEventBody,
   type RunProgress,
@@ -38,6 +39,8 @@ export interface TransitionOptions {
   from?: RunState;
   /** Reason stored in the run's `error` field (for failed, interrupted, cancelled). */
   error?: string;
+  /** The typed reason stored in the run's `failure` field (for failed). */
+  failure?: RunFailure;
 }
 
 /** Options of the writes a worker or coordinator makes while a run trains. */
@@ -56,22 +59,24 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'type', 'created', 'at'
 return 1
 `);
 
-/** A resume (-> queued) also bumps the generation and forgets the cancel request and error. */
+/** A resume (-> queued) also bumps the generation and forgets the cancel request, error and failure. */
 const TRANSITION = new LuaScript(`
 local from = redis.call('HGET', KEYS[1], 'state')
 if not from then return {'missing'} end
 local legal = false
-for i = 5, #ARGV do if ARGV[i] == from then legal = true end end
+for i = 6, #ARGV do if ARGV[i] == from then legal = true end end
 if not legal then return {'illegal', from} end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updatedAt', ARGV[2])
 if ARGV[1] == 'queued' then
   redis.call('HINCRBY', KEYS[1], 'generation', 1)
-  redis.call('HDEL', KEYS[1], 'cancelRequested', 'error')
+  redis.call('HDEL', KEYS[1], 'cancelRequested', 'error', 'failure')
 end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'failure', ARGV[5]) end
 local generation = tonumber(redis.call('HGET', KEYS[1], 'generation'))
 local event = {from = from, to = ARGV[1], generation = generation}
 if ARGV[3] ~= '' then event.error = ARGV[3] end
+if ARGV[5] ~= '' then event.failure = cjson.decode(ARGV[5]) end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'type', 'state', 'at', ARGV[2], 'data', cjson.encode(event))
 return {'ok', from}
 `);
@@ -154,7 +159,8 @@ export class RunStore {
     if (options.from !== undefined) assertTransition(runId, options.from, to);
     const sources = options.from !== undefined ? [options.from] : sourcesOf(to);
     const keys = [this.keys.run(runId), this.keys.runEvents(runId)];
-    const reply = (await TRANSITION.run(this.redis, keys, [to, this.now(), options.error ?? '', this.maxEvents, ...sources])) as string[];
+    const failure = options.failure === undefined ? '' : JSON.stringify(options.failure);
+    const reply = (await TRANSITION.run(this.redis, keys, [to, this.now(), options.error ?? '', this.maxEvents, failure, ...sources])) as string[];
     if (reply[0] === 'missing') throw notFound(runId);
     if (reply[0] === 'illegal') {
       throw new RunError('RUN_BAD_TRANSITION', `run ${runId} is ${reply[1]} and cannot become ${to}${options.from ? ` (expected ${options.from})` : ''}`);
@@ -279,6 +285,7 @@ function parseRecord(fields: Record<string, string>, history: Record<string, str
     cancelRequested: fields.cancelRequested === '1',
   };
   if (fields.error !== undefined) record.error = fields.error;
+  if (fields.failure !== undefined) record.failure = JSON.parse(fields.failure) as RunFailure;
   if (fields.progress !== undefined) record.progress = JSON.parse(fields.progress) as RunProgress;
   return record;
 }

@@ -123,7 +123,7 @@ async function readJson(file: string): Promise<unknown> {
   try {
     return JSON.parse(await fs.readFile(file, 'utf8'));
   } catch (error) {
-    throw new CheckpointError('CHECKPOINT_UNREADABLE', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
+    throw new CheckpointError('CHECKPOINT_UNREADABLE', `cannot read ${file}: ${(error as Error).message}`, { cause: error, file });
   }
 }
 
@@ -140,7 +140,7 @@ function checkSpecsFit(specs: WeightSpec[], model: TrainableModel, file: string)
   for (const missing of expected.keys()) problems.push(`missing weight ${missing}`);
   if (problems.length > 0) {
     const shown = problems.slice(0, 3).join('; ') + (problems.length > 3 ? ` (+${problems.length - 3} more)` : '');
-    throw new CheckpointError('CHECKPOINT_MISMATCH', `${file} does not fit the model: ${shown}`);
+    throw new CheckpointError('CHECKPOINT_MISMATCH', `${file} does not fit the model: ${shown}`, { file });
   }
 }
 
@@ -154,7 +154,7 @@ export async function readCheckpoint<C>(checkpointPath: string, model: Trainable
   const bytes = await fs.readFile(weightsFile);
   const needed = specs.reduce((sum, s) => sum + s.shape.reduce((a, b) => a * b, 1), 0) * 4;
   if (bytes.byteLength !== needed) {
-    throw new CheckpointError('CHECKPOINT_TRUNCATED', `${weightsFile} holds ${bytes.byteLength} bytes, the manifest needs ${needed}`);
+    throw new CheckpointError('CHECKPOINT_TRUNCATED', `${weightsFile} holds ${bytes.byteLength} bytes, the manifest needs ${needed}`, { file: weightsFile });
   }
   const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   const byName = new Map(model.params.all().map((entry) => [entry.name, entry]));

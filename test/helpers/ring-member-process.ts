@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
-import { FmnistError } from '../../shared/errors.ts';
+import { CollectiveError, FmnistError } from '../../shared/errors.ts';
 import { RingMember, type AllReduceTag, type AllReduceTimings, type RingOptions } from '../../worker/collective/ring-allreduce.ts';
 import { seededValues } from './seeded-values.ts';
 
@@ -36,8 +36,13 @@ export type RingProcessReply =
   | { type: 'connected' }
   /** Sent just before the first all-reduce is called. */
   | { type: 'all-reduce-started' }
-  | { type: 'all-reduced'; timings: AllReduceTimings[]; sha256: string; values?: string }
-  | { type: 'failed'; error: { name: string; code: string; message: string } }
+  /**
+   * `marks[i]`: when all-reduce i returned here and when the busy wait after it ended, in ms on
+   * the machine's clock (`performance.timeOrigin + performance.now()`), so that the parent can
+   * order events of different ranks.
+   */
+  | { type: 'all-reduced'; timings: AllReduceTimings[]; marks: { returnedAt: number; busyEndedAt: number }[]; sha256: string; values?: string }
+  | { type: 'failed'; error: { name: string; code: string; message: string; peerRank?: number } }
   | { type: 'closed' };
 
 /** Hex SHA-256 of the values' bytes: equal digests mean bit-identical results. */
@@ -69,20 +74,27 @@ class RingProcess {
     const original = seededValues(command.length, command.seed);
     const data = new Float32Array(command.length);
     const timings: AllReduceTimings[] = [];
+    const marks: { returnedAt: number; busyEndedAt: number }[] = [];
     send({ type: 'all-reduce-started' });
     for (let i = 0; i < (command.repeats ?? 1); i += 1) {
       data.set(original);
       timings.push(await member.allReduceSum(data, { ...command.tag, step: command.tag.step + i }));
+      const returnedAt = clock();
       busyWait(command.busyAfterMs ?? 0);
+      marks.push({ returnedAt, busyEndedAt: clock() });
     }
     const values = command.returnValues ? Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64') : undefined;
-    return { type: 'all-reduced', timings, sha256: digestValues(data), values };
+    return { type: 'all-reduced', timings, marks, sha256: digestValues(data), values };
   }
 
   private requireMember(): RingMember {
     if (this.member === null) throw new Error('send a start command first');
     return this.member;
   }
+}
+
+function clock(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 function busyWait(ms: number): void {
@@ -94,7 +106,8 @@ function send(reply: RingProcessReply): void {
   process.send?.(reply);
 }
 
-function describeError(error: unknown): { name: string; code: string; message: string } {
+function describeError(error: unknown): { name: string; code: string; message: string; peerRank?: number } {
+  if (error instanceof CollectiveError) return { name: error.name, code: error.code, message: error.message, peerRank: error.peerRank };
   if (error instanceof FmnistError) return { name: error.name, code: error.code, message: error.message };
   if (error instanceof Error) return { name: error.name, code: 'UNEXPECTED', message: error.message };
   return { name: 'Error', code: 'UNEXPECTED', message: String(error) };

@@ -94,6 +94,9 @@ export class AllReduceOperation implements RoutedOperation {
   private timer: NodeJS.Timeout | undefined;
   private readonly plan: RingPlan;
   private readonly expectation: ChunkExpectation;
+  /** Ranks of the neighbours, named by the errors that blame one of them. */
+  private readonly leftRank: number;
+  private readonly rightRank: number;
 
   private outgoing: ClientWritableStream<ExchangeChunk> | null = null;
   private readonly header: ExchangeChunk;
@@ -121,6 +124,8 @@ export class AllReduceOperation implements RoutedOperation {
   constructor(private readonly setup: OperationSetup) {
     const { plan, tag, sequence } = setup;
     this.plan = plan;
+    this.leftRank = (plan.rank + plan.worldSize - 1) % plan.worldSize;
+    this.rightRank = (plan.rank + 1) % plan.worldSize;
     this.key = { runId: tag.runId, generation: tag.generation, sequence };
     this.result = new Promise((resolve, reject) => {
       this.resolveResult = resolve;
@@ -131,7 +136,7 @@ export class AllReduceOperation implements RoutedOperation {
       key: this.key,
       step: tag.step,
       purpose: tag.purpose ?? '',
-      senderRank: (plan.rank + plan.worldSize - 1) % plan.worldSize,
+      senderRank: this.leftRank,
       nextChunk: new Uint32Array(plan.steps),
     };
     this.header = {
@@ -179,14 +184,14 @@ export class AllReduceOperation implements RoutedOperation {
     incoming.listen({
       chunk: (message) => this.onChunk(message),
       end: () => this.onIncomingEnd(),
-      lost: (reason) => this.fail(collectiveError('COLLECTIVE_PEER_LOST', `left neighbour ${this.setup.leftPeer}: ${reason}`)),
+      lost: (reason) => this.fail(collectiveError('COLLECTIVE_PEER_LOST', `left neighbour ${this.setup.leftPeer}: ${reason}`, { peerRank: this.leftRank })),
     });
     this.onChunk(first);
   }
 
-  /** Fails with COLLECTIVE_MALFORMED (a neighbour is out of step). */
+  /** Fails with COLLECTIVE_MALFORMED (the left neighbour is out of step). */
   failMalformed(reason: string): void {
-    this.fail(collectiveError('COLLECTIVE_MALFORMED', reason));
+    this.fail(collectiveError('COLLECTIVE_MALFORMED', reason, { peerRank: this.leftRank }));
   }
 
   /**
@@ -252,7 +257,7 @@ export class AllReduceOperation implements RoutedOperation {
 
   private onAcknowledged(error: ServiceError | null): void {
     if (error !== null) {
-      this.fail(errorFromStatus(error, `right neighbour ${this.setup.rightPeer}`));
+      this.fail(errorFromStatus(error, `right neighbour ${this.setup.rightPeer}`, this.rightRank));
       return;
     }
     this.acknowledged = true;
@@ -265,7 +270,7 @@ export class AllReduceOperation implements RoutedOperation {
     if (this.state !== 'running') return;
     const accepted = checkChunk(message, this.expectation);
     if (typeof accepted === 'string') {
-      const error = collectiveError('COLLECTIVE_MALFORMED', `left neighbour ${this.setup.leftPeer} sent a chunk that does not fit: ${accepted}`);
+      const error = collectiveError('COLLECTIVE_MALFORMED', `left neighbour ${this.setup.leftPeer} sent a chunk that does not fit: ${accepted}`, { peerRank: this.leftRank });
       this.fail(error, { code: status.INVALID_ARGUMENT, details: accepted });
       return;
     }
@@ -318,11 +323,11 @@ export class AllReduceOperation implements RoutedOperation {
     // the cancellation a moment before taking the early end for the sender's mistake.
     const judge = () => {
       if (incoming.isBroken) {
-        this.fail(collectiveError('COLLECTIVE_PEER_LOST', `left neighbour ${this.setup.leftPeer}: its stream broke off`));
+        this.fail(collectiveError('COLLECTIVE_PEER_LOST', `left neighbour ${this.setup.leftPeer}: its stream broke off`, { peerRank: this.leftRank }));
         return;
       }
       const reason = `stream ended after ${this.chunksReceived} of ${this.chunksReceived + this.receiveLeft} chunks`;
-      this.fail(collectiveError('COLLECTIVE_MALFORMED', `left neighbour ${this.setup.leftPeer}: ${reason}`), { code: status.INVALID_ARGUMENT, details: reason });
+      this.fail(collectiveError('COLLECTIVE_MALFORMED', `left neighbour ${this.setup.leftPeer}: ${reason}`, { peerRank: this.leftRank }), { code: status.INVALID_ARGUMENT, details: reason });
     };
     if (incoming.isBroken) judge();
     else setTimeout(judge, CANCEL_GRACE_MS).unref();

@@ -41,7 +41,7 @@ export async function startCollectiveServer(
   const boundPort = await new Promise<number>((resolve, reject) => {
     server.bindAsync(joinHostPort(host, port), ServerCredentials.createInsecure(), (error, bound) => {
       if (error === null) resolve(bound);
-      else reject(collectiveError('COLLECTIVE_TRANSPORT', `cannot listen on ${joinHostPort(host, port)}: ${error.message}`, error));
+      else reject(collectiveError('COLLECTIVE_TRANSPORT', `cannot listen on ${joinHostPort(host, port)}: ${error.message}`, { cause: error }));
     });
   });
   return { server, port: boundPort };

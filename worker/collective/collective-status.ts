@@ -29,9 +29,9 @@ export type CollectiveCode =
   /** The caller's arguments are invalid (peer list, tag). */
   | 'COLLECTIVE_BAD_ARGUMENT';
 
-/** A CollectiveError with one of the ring's codes. */
-export function collectiveError(code: CollectiveCode, message: string, cause?: unknown): CollectiveError {
-  return new CollectiveError(code, message, cause === undefined ? undefined : { cause });
+/** A CollectiveError with one of the ring's codes, about the peer of rank `details.peerRank` when one is to blame. */
+export function collectiveError(code: CollectiveCode, message: string, details: { cause?: unknown; peerRank?: number } = {}): CollectiveError {
+  return new CollectiveError(code, message, details);
 }
 
 const CODE_OF_STATUS: Partial<Record<status, CollectiveCode>> = {
@@ -44,10 +44,15 @@ const CODE_OF_STATUS: Partial<Record<status, CollectiveCode>> = {
   [status.FAILED_PRECONDITION]: 'COLLECTIVE_PEER_MISMATCH',
 };
 
-/** The CollectiveError for a failed call to `peer` (e.g. 'rank 2 at 10.0.0.3:7000'). */
-export function errorFromStatus(error: ServiceError, peer: string): CollectiveError {
+/**
+ * The CollectiveError for a failed call to `peer` of rank `peerRank` (e.g. 'rank 2 at
+ * 10.0.0.3:7000'). A deadline blames no one peer (any rank down the ring may be the slow one),
+ * like the all-reduce's own timeout.
+ */
+export function errorFromStatus(error: ServiceError, peer: string, peerRank: number): CollectiveError {
   const code = CODE_OF_STATUS[error.code] ?? 'COLLECTIVE_TRANSPORT';
-  return collectiveError(code, `${peer}: ${status[error.code] ?? error.code} ${error.details}`, error);
+  const blamed = code === 'COLLECTIVE_TIMEOUT' ? undefined : peerRank;
+  return collectiveError(code, `${peer}: ${status[error.code] ?? error.code} ${error.details}`, { cause: error, peerRank: blamed });
 }
 
 /**

@@ -214,12 +214,12 @@ export class RingMember {
       const metadata = this.metadata.clone();
       metadata.setOptions({ waitForReady: true });
       client.Ping({ from_rank: this.rank }, metadata, { deadline }, (error, response) => {
-        if (error !== null) reject(errorFromStatus(error, `right neighbour rank ${right} (${peers[right]})`));
+        if (error !== null) reject(errorFromStatus(error, `right neighbour rank ${right} (${peers[right]})`, right));
         else resolve(response!);
       });
     });
     if (reply.rank !== right || reply.world_size !== this.worldSize) {
-      throw collectiveError('COLLECTIVE_PEER_MISMATCH', `${peers[right]} is rank ${reply.rank} of ${reply.world_size}, expected rank ${right} of ${this.worldSize}`);
+      throw collectiveError('COLLECTIVE_PEER_MISMATCH', `${peers[right]} is rank ${reply.rank} of ${reply.world_size}, expected rank ${right} of ${this.worldSize}`, { peerRank: right });
     }
   }
 

@@ -110,6 +110,14 @@ export function onednnUnavailableReason(): string {
 }
 
 /**
+ * Why the addon is unavailable, as a code (once `registerOnednnBackend` resolved false): its
+ * file is not there (not built), or it is there and does not load (e.g. libdnnl.so.2 missing).
+ */
+export function onednnUnavailableCode(): 'ONEDNN_ADDON_MISSING' | 'ONEDNN_ADDON_LOAD_FAILED' {
+  return addonLoadError() === undefined ? 'ONEDNN_ADDON_MISSING' : 'ONEDNN_ADDON_LOAD_FAILED';
+}
+
+/**
  * Registers the `onednn` backend (it does not make it current: call `tf.setBackend('onednn')`).
  * Resolves to false, without throwing, when the addon is not built or cannot load; true once
  * registered. Calling it again is harmless; a later `threads` value is applied with
