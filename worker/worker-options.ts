@@ -2,6 +2,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseBackendChoice, type BackendChoice } from '../shared/backend/select-backend.ts';
 import { ConfigError } from '../shared/errors.ts';
+import { parseMetricsPort, type MetricsPort } from '../shared/metrics/metrics-server.ts';
+import { dialableHost } from '../shared/net/host-port.ts';
 import { DEFAULT_KEY_PREFIX } from '../shared/redis/keys.ts';
 
 /** How a worker process is deployed; the training itself comes from the run's config. */
@@ -26,6 +28,14 @@ export interface WorkerOptions {
   authToken?: string;
   /** Name in logs. @default `<hostname>/<pid>` */
   name?: string;
+  /** Interface `/metrics` and `/healthz` listen on. @default env.WORKER_METRICS_HOST ?? listenHost */
+  metricsHost?: string;
+  /**
+   * Port of `/metrics`: a number, `auto` (a free port, registered in Redis for discovery, so
+   * several workers on one host never collide) or `off` / `0`.
+   * @default env.WORKER_METRICS_PORT ?? 'auto'
+   */
+  metricsPort?: number | string;
 }
 
 export interface CompiledWorkerOptions {
@@ -39,6 +49,10 @@ export interface CompiledWorkerOptions {
   collectiveTimeoutMs: number;
   authToken: string | undefined;
   name: string;
+  metricsHost: string;
+  metricsPort: MetricsPort;
+  /** Host Prometheus dials for this worker's metrics: advertiseHost, else metricsHost (loopback for a wildcard). */
+  metricsAdvertiseHost: string;
 }
 
 export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.ProcessEnv = process.env): CompiledWorkerOptions {
@@ -49,16 +63,22 @@ export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.Process
   if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1)) {
     throw new ConfigError(`threads must be a positive integer, got ${options.threads}`);
   }
+  const listenHost = options.listenHost ?? env.WORKER_LISTEN_HOST ?? '127.0.0.1';
+  const advertiseHost = options.advertiseHost ?? env.WORKER_ADVERTISE_HOST;
+  const metricsHost = options.metricsHost ?? env.WORKER_METRICS_HOST ?? listenHost;
   return {
     redisUrl,
     prefix: options.prefix ?? env.FMNIST_PREFIX ?? DEFAULT_KEY_PREFIX,
     backend: parseBackendChoice(options.backend ?? env.TRAIN_BACKEND ?? 'auto'),
     threads: options.threads,
-    listenHost: options.listenHost ?? env.WORKER_LISTEN_HOST ?? '127.0.0.1',
-    advertiseHost: options.advertiseHost ?? env.WORKER_ADVERTISE_HOST,
+    listenHost,
+    advertiseHost,
     checkpointRoot: path.resolve(options.checkpointRoot ?? env.CHECKPOINT_ROOT ?? '.fmnist-cluster/checkpoints'),
     collectiveTimeoutMs: timeout,
     authToken: options.authToken ?? env.FMNIST_AUTH_TOKEN,
     name: options.name ?? `${os.hostname()}/${process.pid}`,
+    metricsHost,
+    metricsPort: parseMetricsPort(options.metricsPort ?? env.WORKER_METRICS_PORT, 'auto'),
+    metricsAdvertiseHost: advertiseHost ?? dialableHost(metricsHost),
   };
 }

@@ -1,17 +1,18 @@
 import { validateRunConfig } from '../../shared/run/run-state.ts';
 import { numberFlag, parseFlags, stringFlag, TRAINING_FLAGS, trainingOptionsFromFlags } from '../cli-flags.ts';
-import { CLUSTER_FLAGS, openClusterSession, runToEnd } from '../cluster-session.ts';
+import { CLUSTER_FLAGS, LOCAL_RUN_FLAGS, monitoringPlan, openClusterSession, runToEnd } from '../cluster-session.ts';
 import { publishDataset } from '../dataset-publisher.ts';
 
 /** `coordinator launch`: creates a run, queues its jobs and (with --local or --follow) follows it. */
 export async function launchCommand(argv: string[]): Promise<number> {
-  const { values } = parseFlags('launch', argv, { ...TRAINING_FLAGS, ...CLUSTER_FLAGS, workers: { type: 'string' }, follow: { type: 'boolean' } });
+  const { values } = parseFlags('launch', argv, { ...TRAINING_FLAGS, ...CLUSTER_FLAGS, ...LOCAL_RUN_FLAGS, workers: { type: 'string' }, follow: { type: 'boolean' } });
   const config = validateRunConfig({
     ...trainingOptionsFromFlags(values),
     workers: numberFlag(values, 'workers') ?? 1,
     backend: stringFlag(values, 'backend') ?? process.env.TRAIN_BACKEND ?? 'auto',
     ...(numberFlag(values, 'threads') !== undefined ? { threads: numberFlag(values, 'threads') } : {}),
   });
+  const monitoring = monitoringPlan(values);
   const session = await openClusterSession(values);
   try {
     const run = await session.client.runs.create(config);
@@ -25,7 +26,7 @@ export async function launchCommand(argv: string[]): Promise<number> {
       process.stdout.write(`${values.json === true ? JSON.stringify({ run: run.id, status: run.state }) : run.id}\n`);
       return 0;
     }
-    return await runToEnd(session, run, { json: values.json === true, local, values, workerArgs: [] }, enqueue);
+    return await runToEnd(session, run, { json: values.json === true, local, values, workerArgs: [], monitoring }, enqueue);
   } finally {
     await session.close();
   }
