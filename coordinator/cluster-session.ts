@@ -193,9 +193,10 @@ async function startMonitoring(service: CoordinatorService | undefined, plan: Mo
   const discoveryUrl = `http://${joinHostPort(dialableHost(metrics.host), metrics.port)}/sd`;
   process.stderr.write(`metrics: ${metrics.url}/metrics (coordinator), Prometheus service discovery of the workers: ${discoveryUrl}\n`);
   if (plan.prometheusPort === undefined) return undefined;
-  // Reading /sd is cheap: every 2 s, so that a local run's workers are scraped soon after they start.
+  // A scrape waits for a worker's step to let go of its event loop (seconds on a CPU), hence 10 s;
+  // reading /sd is cheap, so every 2 s, and a local run's workers are scraped soon after they start.
   const port = plan.prometheusPort === 'auto' ? await freePort() : plan.prometheusPort;
-  const prometheus = await LocalPrometheus.start({ discoveryUrl, scrapeInterval: '5s', discoveryRefresh: '2s', port, dir: path.join(dir, 'prometheus') });
+  const prometheus = await LocalPrometheus.start({ discoveryUrl, scrapeInterval: '10s', discoveryRefresh: '2s', port, dir: path.join(dir, 'prometheus') });
   process.stderr.write(`prometheus: ${prometheus.url} (config ${prometheus.configFile})\n`);
   return prometheus;
 }
