@@ -4,9 +4,9 @@
  * defaults. Every benchmark prints ratios measured side by side in the same run, because these
  * machines are noisy: absolute figures from different runs are not comparable.
  */
-const BENCHMARKS = ['step', 'allreduce', 'scaling', 'onednn-kernels'] as const;
+const BENCHMARKS = ['step', 'allreduce', 'scaling', 'onednn-kernels', 'metrics'] as const;
 /** The benchmarks whose figures the issues set targets for. */
-const WITH_TARGETS: readonly BenchmarkName[] = ['step', 'allreduce', 'scaling'];
+const WITH_TARGETS: readonly BenchmarkName[] = ['step', 'allreduce', 'scaling', 'metrics'];
 type BenchmarkName = (typeof BENCHMARKS)[number];
 
 function isBenchmark(name: string | undefined): name is BenchmarkName {

@@ -45,7 +45,7 @@ const RESULT_MARKER = 'STEP_BENCH_RESULT ';
 const CHILD_TIMEOUT_MS = 15 * 60_000;
 
 /** Image side and batch size of one measured configuration. */
-interface Config {
+export interface Config {
   size: number;
   batch: number;
 }
@@ -126,7 +126,7 @@ export function parseStepOptions(argv: string[]): StepOptions {
 }
 
 /** Deterministic images in [0, 1] and labels; the values do not change the cost. */
-function syntheticBatch({ size, batch }: Config): ImageBatch {
+export function syntheticBatch({ size, batch }: Config): ImageBatch {
   const rng = new Prng(7);
   const x = new Float32Array(batch * size * size);
   for (let i = 0; i < x.length; i += 1) x[i] = rng.nextFloat();
@@ -154,7 +154,7 @@ function forwardOnce(model: TrainableModel, batch: ImageBatch): void {
   });
 }
 
-function stepOnce(model: TrainableModel, batch: ImageBatch, out: Float32Array): void {
+export function stepOnce(model: TrainableModel, batch: ImageBatch, out: Float32Array): void {
   const { gradients } = computeGradients(model, batch, { lossDenominator: batch.count, microBatch: batch.count, out });
   applySgd(model, gradients, LEARNING_RATE);
 }

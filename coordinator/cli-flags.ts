@@ -2,6 +2,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { ComputeOptions } from '../shared/config/compute-options.ts';
 import type { TrainingOptions } from '../shared/config/training-options.ts';
 import { ConfigError } from '../shared/errors.ts';
+import { parseMetricsPort, type MetricsPort } from '../shared/metrics/metrics-server.ts';
+import type { CoordinatorMetricsOptions } from './coordinator-service.ts';
 
 type FlagSpec = NonNullable<ParseArgsConfig['options']>;
 export type FlagValues = Record<string, string | boolean | undefined>;
@@ -80,4 +82,24 @@ export function trainingOptionsFromFlags(values: FlagValues): TrainingOptions {
     microBatch: numberFlag(values, 'micro-batch'),
     checkpointEvery: numberFlag(values, 'checkpoint-every'),
   };
+}
+
+/** Flags of the commands that run the coordinator service: `serve`, and `launch`/`resume` with --local. */
+export const METRICS_FLAGS = {
+  'metrics-host': { type: 'string' },
+  'metrics-port': { type: 'string' },
+} as const satisfies FlagSpec;
+
+/** `serve`'s metrics and discovery port (deploy/prometheus/prometheus.yml points at it). */
+export const DEFAULT_METRICS_PORT = 9400;
+
+/**
+ * Where the coordinator serves /metrics, /healthz and /sd: `--metrics-host` (env
+ * COORDINATOR_METRICS_HOST, default 127.0.0.1) and `--metrics-port` (env COORDINATOR_METRICS_PORT,
+ * default `fallbackPort`; `auto` a free port, `off` or 0 none: then undefined).
+ */
+export function metricsOptionsFromFlags(values: FlagValues, fallbackPort: MetricsPort, env: NodeJS.ProcessEnv = process.env): CoordinatorMetricsOptions | undefined {
+  const port = parseMetricsPort(stringFlag(values, 'metrics-port') ?? env.COORDINATOR_METRICS_PORT, fallbackPort);
+  if (port === 'off') return undefined;
+  return { host: stringFlag(values, 'metrics-host') ?? env.COORDINATOR_METRICS_HOST ?? '127.0.0.1', port };
 }

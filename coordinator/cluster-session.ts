@@ -4,17 +4,20 @@ import path from 'node:path';
 import { DEFAULT_PROBE_URL, ensureRedis, type LocalRedis } from '../shared/redis/local-redis.ts';
 import { redisAnswersWithin } from '../shared/redis/ping-redis.ts';
 import { RedisError } from '../shared/redis/redis-error.ts';
+import { freePort } from '../shared/redis/redis-server-process.ts';
 import { DEFAULT_KEY_PREFIX } from '../shared/redis/keys.ts';
 import { installShutdownSignal } from '../shared/process/shutdown-signal.ts';
 import type { RunRecord } from '../shared/run/run-state.ts';
 import { ConfigError } from '../shared/errors.ts';
+import { dialableHost, joinHostPort } from '../shared/net/host-port.ts';
 import { ClusterClient } from './cluster-client.ts';
-import { CoordinatorService } from './coordinator-service.ts';
+import { CoordinatorService, type CoordinatorMetricsOptions } from './coordinator-service.ts';
 import { epochJson, formatEpochLine } from './epoch-line.ts';
 import { LocalCluster } from './local-cluster.ts';
+import { LocalPrometheus } from './local-prometheus.ts';
 import { ProgressBar } from './progress-bar.ts';
 import { followRun } from './run-follower.ts';
-import { stringFlag, type FlagValues } from './cli-flags.ts';
+import { METRICS_FLAGS, metricsOptionsFromFlags, numberFlag, stringFlag, type FlagValues } from './cli-flags.ts';
 
 /** Flags of commands that talk to a cluster. */
 export const CLUSTER_FLAGS = {
@@ -24,6 +27,42 @@ export const CLUSTER_FLAGS = {
   'state-dir': { type: 'string' },
   'redis-probe': { type: 'string' },
 } as const;
+
+/**
+ * Flags of commands that can run the cluster here (`launch`, `resume`): where the coordinator
+ * serves its metrics, and `--prometheus` to run Prometheus against it.
+ */
+export const LOCAL_RUN_FLAGS = {
+  ...METRICS_FLAGS,
+  prometheus: { type: 'boolean' },
+  'prometheus-port': { type: 'string' },
+} as const;
+
+/** What a local run serves for monitoring, from {@link LOCAL_RUN_FLAGS}. */
+export interface MonitoringPlan {
+  /** The coordinator's metrics server; undefined: none. */
+  metrics?: CoordinatorMetricsOptions;
+  /** Start Prometheus (`--prometheus`) on this port, or 'auto': a free one (9090 is often Debian's own prometheus service). */
+  prometheusPort?: number | 'auto';
+}
+
+/**
+ * Checks the monitoring flags (ConfigError when they do not fit), before a command creates or
+ * queues anything: the coordinator's metrics default to a free port with --local.
+ */
+export function monitoringPlan(values: FlagValues): MonitoringPlan {
+  if (values.local !== true) {
+    if (values.prometheus === true) throw new ConfigError('--prometheus needs --local: it watches the cluster this command runs');
+    return {};
+  }
+  const metrics = metricsOptionsFromFlags(values, 'auto');
+  if (values.prometheus !== true) return { metrics };
+  if (metrics === undefined) throw new ConfigError('--prometheus needs the coordinator\'s metrics: drop --metrics-port off');
+  const port = numberFlag(values, 'prometheus-port');
+  if (port === undefined) return { metrics, prometheusPort: 'auto' };
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new ConfigError(`--prometheus-port must be an integer in [1, 65535], got ${port}`);
+  return { metrics, prometheusPort: port };
+}
 
 /** Where `--local` keeps its Redis data, checkpoints and worker logs, so runs stay resumable. */
 export function stateDir(values: FlagValues): string {
@@ -108,6 +147,8 @@ export interface RunToEndOptions {
   /** Start the coordinator service and N worker processes here (`--local`). */
   local: boolean;
   values: FlagValues;
+  /** With `local`: the coordinator's metrics and Prometheus (see {@link monitoringPlan}). */
+  monitoring?: MonitoringPlan;
 }
 
 function printEpochs(run: RunRecord, json: boolean, bar: ProgressBar) {
@@ -126,9 +167,14 @@ function printEpochs(run: RunRecord, json: boolean, bar: ProgressBar) {
  */
 export async function runToEnd(session: ClusterSession, run: RunRecord, options: RunToEndOptions, start: (service?: CoordinatorService) => Promise<void>): Promise<number> {
   const { client } = session;
-  const service = options.local ? new CoordinatorService(client, (line) => process.stderr.write(`${line}\n`)) : undefined;
+  const monitoring = options.monitoring ?? {};
+  const service = options.local ? new CoordinatorService(client, (line) => process.stderr.write(`${line}\n`), monitoring.metrics) : undefined;
   await service?.start();
   const dir = stateDir(options.values);
+  const prometheus = await startMonitoring(service, monitoring, dir).catch(async (error: unknown) => {
+    await service?.close();
+    throw error;
+  });
   const cluster = options.local
     ? LocalCluster.start({
         workers: run.config.workers,
@@ -168,8 +214,27 @@ export async function runToEnd(session: ClusterSession, run: RunRecord, options:
   } finally {
     shutdown.dispose();
     await cluster?.stop();
+    await prometheus?.close();
     await service?.close();
   }
+}
+
+/**
+ * Says where the local coordinator's metrics are and, with `--prometheus`, starts Prometheus
+ * on them (config and data under `<state-dir>/prometheus`, kept for the next run).
+ */
+async function startMonitoring(service: CoordinatorService | undefined, plan: MonitoringPlan, dir: string): Promise<LocalPrometheus | undefined> {
+  const metrics = service?.metricsServer;
+  if (metrics === undefined) return undefined;
+  const discoveryUrl = `http://${joinHostPort(dialableHost(metrics.host), metrics.port)}/sd`;
+  process.stderr.write(`metrics: ${metrics.url}/metrics (coordinator), Prometheus service discovery of the workers: ${discoveryUrl}\n`);
+  if (plan.prometheusPort === undefined) return undefined;
+  // A scrape waits for a worker's step to let go of its event loop (seconds on a CPU), hence 10 s;
+  // reading /sd is cheap, so every 2 s, and a local run's workers are scraped soon after they start.
+  const port = plan.prometheusPort === 'auto' ? await freePort() : plan.prometheusPort;
+  const prometheus = await LocalPrometheus.start({ discoveryUrl, scrapeInterval: '10s', discoveryRefresh: '2s', port, dir: path.join(dir, 'prometheus') });
+  process.stderr.write(`prometheus: ${prometheus.url} (config ${prometheus.configFile})\n`);
+  return prometheus;
 }
 
 /**

@@ -8,11 +8,15 @@ export const COMMAND_USAGE = {
   Trains in this one process (no Redis), printing the seed's per-epoch line.`,
   launch: `launch [--local] --workers N [training flags as for train] [--follow] [--json]
       [--redis URL] [--prefix fmnist] [--state-dir .fmnist-cluster] [--redis-probe URL|off]
+      [--metrics-host 127.0.0.1] [--metrics-port auto|off|N] [--prometheus [--prometheus-port N]]
   Creates a run and queues its N worker jobs. --local also starts Redis (when REDIS_URL is unset
   and nothing answers on the --redis-probe URL, 127.0.0.1:6379 by default; always with
   --redis-probe off), the coordinator and N worker processes, and follows the run to its end;
-  Ctrl-C stops everything cleanly and leaves the run resumable.`,
+  Ctrl-C stops everything cleanly and leaves the run resumable. With --local the
+  coordinator serves /metrics and Prometheus' service discovery (/sd) on a free port (it says
+  which); --prometheus also runs Debian's prometheus against them (data in <state-dir>/prometheus).`,
   resume: `resume <run> [--local] [--follow] [--force] [--json] [--redis URL] [--prefix P] [--state-dir DIR]
+      [--metrics-host H] [--metrics-port auto|off|N] [--prometheus [--prometheus-port N]]
   Continues a failed, cancelled or interrupted run from its newest complete checkpoint.
   --force also takes a run still marked running whose processes were all killed.`,
   status: `status <run> [--follow] [--json] [--redis URL | --local] [--state-dir DIR] [--prefix P]
@@ -26,6 +30,8 @@ export const COMMAND_USAGE = {
   throughput over training time and the step time split. Reads the same Redis as status.`,
   cancel: `cancel <run> [--redis URL | --local [--state-dir DIR]] [--prefix P]
   Cancels a run: its workers stop together after the current step.`,
-  serve: `serve [--redis URL] [--prefix P] [--local] [--state-dir DIR]
-  The long-running coordinator: publishes the dataset shards and watches the jobs.`,
+  serve: `serve [--redis URL] [--prefix P] [--local] [--state-dir DIR] [--metrics-host 127.0.0.1] [--metrics-port 9400|auto|off]
+  The long-running coordinator: publishes the dataset shards, watches the jobs, and serves
+  /metrics, /healthz and Prometheus' HTTP service discovery of the workers (/sd).
+  Environment: COORDINATOR_METRICS_HOST, COORDINATOR_METRICS_PORT.`,
 } as const;

@@ -1,12 +1,24 @@
+import type { IncomingMessage } from 'node:http';
 import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { MetricsServer } from '../shared/metrics/metrics-server.ts';
+import { dialableHost, joinHostPort } from '../shared/net/host-port.ts';
 import { connectRedis } from '../shared/redis/local-redis.ts';
 import { TRAIN_QUEUE, type DatasetVersions } from '../shared/run/train-job.ts';
 import { RunError } from '../shared/errors.ts';
 import type { ClusterClient } from './cluster-client.ts';
+import { CoordinatorMetrics } from './coordinator-metrics.ts';
 import { publishDataset } from './dataset-publisher.ts';
+import { discoveryTargets } from './service-discovery.ts';
 
 export type CoordinatorState = 'idle' | 'serving' | 'closed';
+
+/** Where the coordinator serves `/metrics`, `/healthz` and `/sd`. */
+export interface CoordinatorMetricsOptions {
+  host: string;
+  /** A port, or 'auto' for a free one. */
+  port: number | 'auto';
+}
 
 /** `<run>.g<generation>.s<slot>` -> its parts (see shared/run/train-job.ts). */
 function parseJobId(jobId: string): { runId: string; generation: number; slot: number } | undefined {
@@ -16,26 +28,50 @@ function parseJobId(jobId: string): { runId: string; generation: number; slot: n
 
 /**
  * The long-running coordinator (`coordinator serve`, and inside `launch --local`): publishes
- * the dataset shards, and marks a run failed when one of its current generation's jobs fails
- * (a worker's error, or BullMQ giving up on a stalled job), so that nobody waits on a dead run.
+ * the dataset shards, marks a run failed when one of its current generation's jobs fails
+ * (a worker's error, or BullMQ giving up on a stalled job), so that nobody waits on a dead run,
+ * and (unless its metrics are off) serves the cluster's metrics and Prometheus' service discovery.
  */
 export class CoordinatorService {
   state: CoordinatorState = 'idle';
   dataset?: DatasetVersions;
+  /** The metrics server, once started (undefined when metrics are off). */
+  metricsServer?: MetricsServer;
+  private readonly metrics: CoordinatorMetrics;
   private events?: QueueEvents;
   private eventsConnection?: Redis;
   private closing?: Promise<void>;
 
-  constructor(private readonly client: ClusterClient, private readonly log: (line: string) => void = () => {}) {}
+  constructor(
+    private readonly client: ClusterClient,
+    private readonly log: (line: string) => void = () => {},
+    private readonly metricsOptions?: CoordinatorMetricsOptions,
+  ) {
+    this.metrics = new CoordinatorMetrics(client);
+  }
 
   async start(): Promise<DatasetVersions> {
-    this.dataset = await publishDataset(this.client.shards);
+    if (this.metricsOptions !== undefined) this.metricsServer = await this.serveMetrics(this.metricsOptions);
+    this.dataset = await publishDataset(this.client.shards, (bytes) => this.metrics.shardsPublished(bytes));
     this.eventsConnection = connectRedis(this.client.redisUrl, 'coordinator-events');
     this.events = new QueueEvents(TRAIN_QUEUE, { connection: this.eventsConnection, prefix: this.client.keys.queuePrefix() });
     this.events.on('error', (error) => this.log(`queue events error: ${error.message}`));
     this.events.on('failed', ({ jobId, failedReason }) => void this.onJobFailed(jobId, failedReason));
     this.state = 'serving';
     return this.dataset;
+  }
+
+  private serveMetrics(options: CoordinatorMetricsOptions): Promise<MetricsServer> {
+    // Prometheus always sends Host: the address it reached us at, which is how it should list us.
+    const self = (request: IncomingMessage) => request.headers.host ?? (this.metricsServer && joinHostPort(dialableHost(options.host), this.metricsServer.port));
+    return MetricsServer.start({
+      registry: this.metrics.registry,
+      host: options.host,
+      port: options.port,
+      refresh: () => this.metrics.refresh(),
+      health: () => ({ ok: this.state !== 'closed', state: this.state }),
+      routes: { '/sd': (request) => discoveryTargets(this.client.redis, this.client.keys, self(request)) },
+    });
   }
 
   private async onJobFailed(jobId: string, reason: string): Promise<void> {
@@ -64,6 +100,7 @@ export class CoordinatorService {
         // The connection goes next either way.
       }
       this.eventsConnection?.disconnect();
+      await this.metricsServer?.close();
     })();
     return this.closing;
   }

@@ -84,3 +84,10 @@ export class RunError extends FmnistError {
     super(code, message, options);
   }
 }
+
+/** A metrics endpoint or the local Prometheus that could not be started. */
+export class MetricsError extends FmnistError {
+  constructor(code: `METRICS_${string}`, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}

@@ -41,7 +41,8 @@ test('serve, two workers and launch train a run that status --follow sees throug
   const prefix = uniquePrefix('services');
   const common = ['--redis', redis.url, '--prefix', prefix];
   const checkpointRoot = path.join(scratch, 'checkpoints');
-  const serve = runCli('coordinator', ['serve', ...common]);
+  // A free metrics port: the default 9400 may be taken by another test run on this machine.
+  const serve = runCli('coordinator', ['serve', ...common, '--metrics-port', 'auto']);
   const workers = [0, 1].map((k) => runCli('worker', [...common, '--checkpoint-root', checkpointRoot, '--backend', 'wasm', '--name', `svc-${k}`]));
   const services = [serve, ...workers];
   t.teardown(() => {

@@ -2,7 +2,7 @@ import test from 'ava';
 import type { Redis } from 'ioredis';
 import { ConfigError, RunError } from '../shared/errors.ts';
 import { RedisKeys } from '../shared/redis/keys.ts';
-import { joinRendezvous, listLiveWorkers, rendezvousMembers, startHeartbeat, type JoinOptions, type Rendezvous } from '../worker/rendezvous.ts';
+import { joinRendezvous, rendezvousMembers, type JoinOptions, type Rendezvous } from '../worker/rendezvous.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from './helpers/redis-server.ts';
 
 let redis: TestRedis;
@@ -100,24 +100,4 @@ test('a requested rank is honoured, a taken one refused, and a re-join gets its 
   t.deepEqual([first.rank, again.rank, a.rank, b.rank], [2, 2, 0, 1]);
   t.deepEqual(first.addresses, ['127.0.0.1:50001', '127.0.0.1:50002', '127.0.0.1:50000']);
   await t.throwsAsync(joinAs(keys, 0, { rank: 3 }), { instanceOf: ConfigError });
-});
-
-test('heartbeats list live workers and drop those that stopped beating', async (t) => {
-  const keys = new RedisKeys(uniquePrefix('hb'));
-  const beating = await startHeartbeat(client, keys, { runId: 'run-x', workerId: 'rank-1', generation: 3, rank: 1, address: '127.0.0.1:50001', ttlMs: 300, intervalMs: 50 });
-  const leaving = await startHeartbeat(client, keys, { runId: 'run-x', workerId: 'rank-0', generation: 3, rank: 0, ttlMs: 300, intervalMs: 50 });
-  const dying = await startHeartbeat(client, keys, { runId: 'run-x', workerId: 'rank-2', generation: 3, rank: 2, ttlMs: 300, intervalMs: 60_000 });
-  const stale = await startHeartbeat(client, keys, { runId: 'run-x', workerId: 'old-0', generation: 2, rank: 0, ttlMs: 300, intervalMs: 50 });
-  t.teardown(() => Promise.all([beating.stop(), dying.stop(), stale.stop()]).then(() => undefined));
-
-  t.deepEqual((await listLiveWorkers(client, keys, 'run-x')).map((w) => w.workerId), ['old-0', 'rank-0', 'rank-1', 'rank-2']);
-  t.deepEqual((await listLiveWorkers(client, keys, 'run-x', { generation: 3 })).map((w) => w.workerId), ['rank-0', 'rank-1', 'rank-2']);
-  await leaving.stop();
-  await leaving.stop();
-  await sleep(450);
-  const live = await listLiveWorkers(client, keys, 'run-x', { generation: 3 });
-  t.deepEqual(live.map((w) => w.workerId), ['rank-1'], 'the stopped and the silent worker are gone');
-  t.is(live[0].address, '127.0.0.1:50001');
-  t.true(Date.now() - live[0].beatAt < 300);
-  t.deepEqual((await client.smembers(keys.runWorkers('run-x'))).sort(), ['old-0', 'rank-1']);
 });

@@ -32,8 +32,9 @@ async function expectDatasetError(t: import('ava').ExecutionContext, promise: Pr
 test('a 2,500-image set round-trips through shards of 1,000, 1,000 and 500', async (t) => {
   const prefix = uniquePrefix('shards');
   const set = syntheticSet(2_500);
-  const { manifest, stored } = await new ShardStore(client, prefix).store('fmnist-v1', set);
+  const { manifest, stored, bytes } = await new ShardStore(client, prefix).store('fmnist-v1', set);
   t.true(stored);
+  t.is(bytes, 3 * SHARD_HEADER_BYTES + 2_500 * (784 + 1), 'every byte written is reported (the published-bytes metric)');
   t.deepEqual(manifest.shards.map((s) => [s.index, s.count]), [[0, 1000], [1, 1000], [2, 500]]);
   t.deepEqual({ ...manifest, shards: [] }, { version: 'fmnist-v1', shardSize: 1000, count: 2500, height: 28, width: 28, shards: [] });
   const value = await client.getBuffer(new ShardStore(client, prefix).keys.datasetShard('fmnist-v1', 2));
@@ -63,6 +64,7 @@ test('storing a version again is a no-op that returns the first manifest', async
   const second = await store.store('v1', syntheticSet(1_200, 2));
 
   t.false(second.stored);
+  t.is(second.bytes, 0);
   t.deepEqual(second.manifest, first.manifest);
   t.deepEqual((await client.keys(`${store.keys.prefix}:*`)).sort(), keysBefore);
   t.true((await client.getBuffer(store.keys.datasetShard('v1', 0)))?.equals(valueBefore as Buffer));

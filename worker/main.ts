@@ -10,9 +10,11 @@ import { compileWorkerOptions, type CompiledWorkerOptions } from './worker-optio
 
 const USAGE = `usage: npm run worker -- [--redis URL] [--prefix fmnist] [--backend auto|tensorflow-gpu|tensorflow|onednn|wasm|cpu]
        [--threads N] [--listen-host 127.0.0.1] [--advertise-host HOST] [--checkpoint-root DIR]
-       [--collective-timeout-ms 600000] [--name NAME]
+       [--collective-timeout-ms 600000] [--name NAME] [--metrics-host HOST] [--metrics-port auto|off|N]
+  /metrics and /healthz are served on --metrics-host (default: the listen host) and --metrics-port
+  (default auto: a free port, registered in Redis so that the coordinator's /sd lists it; 0 or off: none).
   Environment: REDIS_URL, FMNIST_PREFIX, TRAIN_BACKEND, WORKER_LISTEN_HOST, WORKER_ADVERTISE_HOST,
-  CHECKPOINT_ROOT, FMNIST_AUTH_TOKEN (shared secret of the ring).`;
+  WORKER_METRICS_HOST, WORKER_METRICS_PORT, CHECKPOINT_ROOT, FMNIST_AUTH_TOKEN (shared secret of the ring).`;
 
 function parseWorkerFlags(argv: string[]): CompiledWorkerOptions {
   const { values } = parseArgs({
@@ -22,6 +24,7 @@ function parseWorkerFlags(argv: string[]): CompiledWorkerOptions {
       redis: { type: 'string' }, prefix: { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' },
       'listen-host': { type: 'string' }, 'advertise-host': { type: 'string' }, 'checkpoint-root': { type: 'string' },
       'collective-timeout-ms': { type: 'string' }, name: { type: 'string' },
+      'metrics-host': { type: 'string' }, 'metrics-port': { type: 'string' },
     },
   });
   const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
@@ -29,7 +32,14 @@ function parseWorkerFlags(argv: string[]): CompiledWorkerOptions {
     redisUrl: values.redis, prefix: values.prefix, backend: values.backend, threads: number(values.threads),
     listenHost: values['listen-host'], advertiseHost: values['advertise-host'], checkpointRoot: values['checkpoint-root'],
     collectiveTimeoutMs: number(values['collective-timeout-ms']), name: values.name,
+    metricsHost: values['metrics-host'], metricsPort: values['metrics-port'],
   });
+}
+
+/** `error [CODE]: message`, one line for stderr. */
+function errorLine(error: unknown): string {
+  const code = error instanceof FmnistError ? ` [${error.code}]` : '';
+  return `error${code}: ${(error as Error).message}`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -41,13 +51,19 @@ async function main(argv: string[]): Promise<number> {
   try {
     options = parseWorkerFlags(argv);
   } catch (error) {
-    const code = error instanceof FmnistError ? ` [${error.code}]` : '';
-    process.stderr.write(`error${code}: ${(error as Error).message}\n${USAGE}\n`);
+    process.stderr.write(`${errorLine(error)}\n${USAGE}\n`);
     return 2;
   }
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} worker ${options.name}: ${line}\n`);
-  const worker = new ClusterWorker(options, log);
-  log(`waiting for jobs on ${options.redisUrl} (prefix ${options.prefix})`);
+  let worker: ClusterWorker;
+  try {
+    worker = await ClusterWorker.start(options, log);
+  } catch (error) {
+    process.stderr.write(`${errorLine(error)}\n`);
+    return 1;
+  }
+  const metrics = worker.metricsServer ? `; metrics on ${worker.metricsServer.url}/metrics` : '';
+  log(`waiting for jobs on ${options.redisUrl} (prefix ${options.prefix})${metrics}`);
   const shutdown = installShutdownSignal({ exitCode: 0, graceMs: 10 * 60_000, log });
   await new Promise<void>((resolve) => shutdown.onDrain(async () => {
     await worker.close();

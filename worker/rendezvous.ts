@@ -1,15 +1,12 @@
 /**
- * How the workers of one run generation find each other before they form the all-reduce ring,
- * and how they show they are alive while they train.
+ * How the workers of one run generation find each other before they form the all-reduce ring.
  *
  * Rendezvous: each worker joins (run, generation) with its gRPC address; a Lua script gives it
  * the requested rank or the lowest free one, atomically, and remembers it under the worker's
  * identity so that a re-join gets the same rank. Every worker then waits until `worldSize`
  * members are there and gets the same address list, ordered by rank. A new generation uses new
- * keys, so entries of an older generation are never seen.
- *
- * Heartbeat: a key per worker that expires after `ttlMs` unless refreshed; the coordinator lists
- * the live ones.
+ * keys, so entries of an older generation are never seen. (Which workers are alive, and where
+ * their metrics are, is the worker registry's business: shared/run/worker-registry.ts.)
  */
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -158,80 +155,4 @@ async function waitForMembers(redis: Redis, membersKey: string, options: JoinOpt
     }
     await sleep(Math.min(options.pollMs ?? 50, Math.max(1, deadline - Date.now())));
   }
-}
-
-/** What a heartbeat says about a worker. */
-export interface WorkerBeat {
-  /** Stable id of the worker within the run (e.g. `rank-2` or `host/pid`). */
-  workerId: string;
-  generation: number;
-  rank?: number;
-  address?: string;
-  pid: number;
-  host: string;
-  /** When the beat was written, in ms since the epoch. */
-  beatAt: number;
-}
-
-/** Options of {@link startHeartbeat}. */
-export interface HeartbeatOptions {
-  runId: string;
-  workerId: string;
-  generation: number;
-  rank?: number;
-  address?: string;
-  /** The key disappears this long after the last beat, in ms. @default 10000 */
-  ttlMs?: number;
-  /** Time between beats, in ms. @default ttlMs / 3 */
-  intervalMs?: number;
-  /** Called when a beat could not be written (the next one is tried anyway). @default ignore */
-  onError?: (error: unknown) => void;
-}
-
-/** A running heartbeat. */
-export interface Heartbeat {
-  /** Writes one beat now. */
-  beat(): Promise<void>;
-  /** Stops beating and deletes the key, so the worker is no longer listed. Idempotent. */
-  stop(): Promise<void>;
-}
-
-/** Writes a first beat, then one every `intervalMs` on an unref'ed timer, until stopped. */
-export async function startHeartbeat(redis: Redis, keys: RedisKeys, options: HeartbeatOptions): Promise<Heartbeat> {
-  const ttlMs = options.ttlMs ?? 10_000;
-  const key = keys.heartbeat(options.runId, options.workerId);
-  const beat = async () => {
-    const value: WorkerBeat = {
-      workerId: options.workerId, generation: options.generation, rank: options.rank, address: options.address,
-      pid: process.pid, host: hostname(), beatAt: Date.now(),
-    };
-    await redis.multi().set(key, JSON.stringify(value), 'PX', ttlMs).sadd(keys.runWorkers(options.runId), options.workerId).exec();
-  };
-  await beat();
-  const timer = setInterval(() => beat().catch(options.onError ?? (() => {})), options.intervalMs ?? Math.max(1, Math.floor(ttlMs / 3)));
-  timer.unref();
-  let stopping: Promise<void> | undefined;
-  const stop = () => {
-    clearInterval(timer);
-    stopping ??= redis.del(key).then(() => undefined);
-    return stopping;
-  };
-  return { beat, stop };
-}
-
-/**
- * Workers of `runId` whose heartbeat has not expired, ordered by rank then id; optionally only
- * those of one generation. Ids whose beat expired are dropped from the run's worker set.
- */
-export async function listLiveWorkers(redis: Redis, keys: RedisKeys, runId: string, options: { generation?: number } = {}): Promise<WorkerBeat[]> {
-  const ids = await redis.smembers(keys.runWorkers(runId));
-  if (ids.length === 0) return [];
-  const values = await redis.mget(ids.map((id) => keys.heartbeat(runId, id)));
-  const dead = ids.filter((_, i) => values[i] === null);
-  if (dead.length > 0) await redis.srem(keys.runWorkers(runId), ...dead);
-  return values
-    .filter((value): value is string => value !== null)
-    .map((value) => JSON.parse(value) as WorkerBeat)
-    .filter((beat) => options.generation === undefined || beat.generation === options.generation)
-    .sort((a, b) => (a.rank ?? Infinity) - (b.rank ?? Infinity) || a.workerId.localeCompare(b.workerId));
 }

@@ -16,6 +16,7 @@ import { RingMember } from './collective/ring-allreduce.ts';
 import { RingCollective } from './ring-collective.ts';
 import { joinRendezvous } from './rendezvous.ts';
 import type { ShardCache } from '../shared/shards/shard-cache.ts';
+import type { JobMetrics, WorkerMetrics } from './worker-metrics.ts';
 import type { CompiledWorkerOptions } from './worker-options.ts';
 
 /** What a worker process lends to each job it runs. */
@@ -25,6 +26,8 @@ export interface JobContext {
   keys: RedisKeys;
   runs: RunStore;
   shards: ShardCache;
+  /** The process's metrics; each job reports its steps and all-reduces there. */
+  metrics: WorkerMetrics;
   /** True once this process was asked to shut down. */
   shutdownRequested(): boolean;
   log(line: string): void;
@@ -59,9 +62,11 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
   }
   const config = run.config;
   const choice = config.backend === 'auto' ? ctx.options.backend : config.backend;
-  const backend = await selectBackend(choice, { threads: config.threads ?? ctx.options.threads });
+  const threads = config.threads ?? ctx.options.threads;
+  const backend = await selectBackend(choice, { threads });
   const data = await loadRunData(ctx.shards, job, config);
   const rank = job.slot;
+  const metrics = ctx.metrics.startJob({ runId: job.runId, rank, generation: job.generation, worldSize: job.worldSize, backend: backend.name, threads });
   const ring = await RingMember.start({
     rank,
     worldSize: job.worldSize,
@@ -69,6 +74,7 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
     advertiseHost: ctx.options.advertiseHost,
     authToken: ctx.options.authToken,
     timeoutMs: ctx.options.collectiveTimeoutMs,
+    onRefused: (reason) => ctx.metrics.refused(reason),
   });
   let model: TrainableModel | undefined;
   let cancelPoll: NodeJS.Timeout | undefined;
@@ -83,8 +89,9 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
     let cancelled = false;
     cancelPoll = setInterval(() => void ctx.runs.isCancelRequested(job.runId).then((c) => (cancelled ||= c), () => {}), 1000);
     cancelPoll.unref();
-    const hooks = jobHooks(ctx, run, model, rank, backend.name, checkpointDir, () => cancelled || ctx.shutdownRequested());
-    const outcome = await new TrainingLoop(model, data, config, new RingCollective(ring, rank, job.worldSize, job), hooks).run(state);
+    const hooks = jobHooks(ctx, run, model, { rank, backend: backend.name, checkpointDir, metrics }, () => cancelled || ctx.shutdownRequested());
+    const collective = new RingCollective(ring, rank, job.worldSize, job, (_, timings) => metrics.allReduce(timings));
+    const outcome = await new TrainingLoop(model, data, config, collective, hooks).run(state);
     if (rank === 0) await recordOutcome(ctx, job, outcome.kind);
     return { rank, outcome: outcome.kind, globalStep: outcome.state.globalStep };
   } catch (error) {
@@ -107,15 +114,25 @@ async function recordOutcome(ctx: JobContext, job: TrainJobData, kind: 'complete
   await ctx.runs.transition(job.runId, cancelled ? 'cancelled' : 'interrupted', { from: 'running', error: cancelled ? 'cancelled by the user' : 'workers were stopped' });
 }
 
-function jobHooks(ctx: JobContext, run: RunRecord, model: TrainableModel, rank: number, backend: string, checkpointDir: string, stop: () => boolean): TrainingHooks {
+/** What the hooks of one job need beside the context. */
+interface JobHookSetup {
+  rank: number;
+  backend: string;
+  checkpointDir: string;
+  metrics: JobMetrics;
+}
+
+function jobHooks(ctx: JobContext, run: RunRecord, model: TrainableModel, setup: JobHookSetup, stop: () => boolean): TrainingHooks {
+  const { rank, backend, checkpointDir, metrics } = setup;
   const guard = { generation: run.generation };
-  const hooks: TrainingHooks = { stopRequested: stop };
+  const hooks: TrainingHooks = { stopRequested: stop, onStep: (report) => metrics.step(report) };
   if (rank !== 0) return hooks;
   // One record per step: a step takes far longer than a Redis write, and followers (progress
   // bars, benchmarks, tests) get every step's loss and time split. The report's bounded series
   // gets one sample per window of steps.
   const sampler = new StepSampler(run.config.epochs);
   hooks.onStep = (report) => {
+    metrics.step(report);
     const { epoch, step, stepsPerEpoch, loss, examplesPerSec, globalStep, timings } = report;
     const progress = { epoch, step, stepsPerEpoch, loss, examplesPerSec, globalStep, timings };
     void ctx.runs.setProgress(run.id, progress, guard).catch((error: Error) => ctx.log(`progress not recorded: ${error.message}`));

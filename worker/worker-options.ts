@@ -2,6 +2,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { compileComputeOptions, type BackendChoice } from '../shared/config/compute-options.ts';
 import { ConfigError } from '../shared/errors.ts';
+import { parseMetricsPort, type MetricsPort } from '../shared/metrics/metrics-server.ts';
+import { dialableHost } from '../shared/net/host-port.ts';
 import { DEFAULT_KEY_PREFIX } from '../shared/redis/keys.ts';
 
 /** How a worker process is deployed; the training itself comes from the run's config. */
@@ -26,6 +28,14 @@ export interface WorkerOptions {
   authToken?: string;
   /** Name in logs. @default `<hostname>/<pid>` */
   name?: string;
+  /** Interface `/metrics` and `/healthz` listen on. @default env.WORKER_METRICS_HOST ?? listenHost */
+  metricsHost?: string;
+  /**
+   * Port of `/metrics`: a number, `auto` (a free port, registered in Redis for discovery, so
+   * several workers on one host never collide) or `off` / `0`.
+   * @default env.WORKER_METRICS_PORT ?? 'auto'
+   */
+  metricsPort?: number | string;
 }
 
 /** {@link WorkerOptions} with every default filled in and checked. */
@@ -41,6 +51,10 @@ export interface CompiledWorkerOptions {
   collectiveTimeoutMs: number;
   authToken: string | undefined;
   name: string;
+  metricsHost: string;
+  metricsPort: MetricsPort;
+  /** Host Prometheus dials for this worker's metrics: advertiseHost, else metricsHost (loopback for a wildcard). */
+  metricsAdvertiseHost: string;
 }
 
 /** Shortest all-reduce timeout accepted: a shorter one fails healthy rings on a busy machine. */
@@ -62,16 +76,22 @@ export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.Process
   // An empty secret is a mistake (an unset variable in a compose file), not "no authentication".
   if (authToken === '') throw new ConfigError('the auth token must not be empty; unset FMNIST_AUTH_TOKEN to turn authentication off', { option: 'auth-token' });
   const compute = compileComputeOptions({ backend: options.backend, threads: options.threads }, env);
+  const listenHost = options.listenHost ?? env.WORKER_LISTEN_HOST ?? '127.0.0.1';
+  const advertiseHost = options.advertiseHost ?? env.WORKER_ADVERTISE_HOST;
+  const metricsHost = options.metricsHost ?? env.WORKER_METRICS_HOST ?? listenHost;
   return {
     redisUrl,
     prefix: options.prefix ?? env.FMNIST_PREFIX ?? DEFAULT_KEY_PREFIX,
     backend: compute.backend,
     threads: compute.threads,
-    listenHost: options.listenHost ?? env.WORKER_LISTEN_HOST ?? '127.0.0.1',
-    advertiseHost: options.advertiseHost ?? env.WORKER_ADVERTISE_HOST,
+    listenHost,
+    advertiseHost,
     checkpointRoot: path.resolve(options.checkpointRoot ?? env.CHECKPOINT_ROOT ?? '.fmnist-cluster/checkpoints'),
     collectiveTimeoutMs: timeout,
     authToken,
     name: options.name ?? `${os.hostname()}/${process.pid}`,
+    metricsHost,
+    metricsPort: parseMetricsPort(options.metricsPort ?? env.WORKER_METRICS_PORT, 'auto'),
+    metricsAdvertiseHost: advertiseHost ?? dialableHost(metricsHost),
   };
 }

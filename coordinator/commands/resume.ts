@@ -1,6 +1,6 @@
 import { RunError } from '../../shared/errors.ts';
 import { parseFlags } from '../cli-flags.ts';
-import { CLUSTER_FLAGS, openClusterSession, runToEnd } from '../cluster-session.ts';
+import { CLUSTER_FLAGS, LOCAL_RUN_FLAGS, monitoringPlan, openClusterSession, runToEnd } from '../cluster-session.ts';
 import { publishDataset } from '../dataset-publisher.ts';
 
 /**
@@ -8,9 +8,10 @@ import { publishDataset } from '../dataset-publisher.ts';
  * new generation; its workers continue from the newest complete checkpoint.
  */
 export async function resumeCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseFlags('resume', argv, { ...CLUSTER_FLAGS, follow: { type: 'boolean' }, force: { type: 'boolean' } }, 1);
+  const { values, positionals } = parseFlags('resume', argv, { ...CLUSTER_FLAGS, ...LOCAL_RUN_FLAGS, follow: { type: 'boolean' }, force: { type: 'boolean' } }, 1);
   const runId = positionals[0];
   if (!runId) throw new RunError('RUN_ID_MISSING', 'resume needs a run id (see `coordinator list`)');
+  const monitoring = monitoringPlan(values);
   const session = await openClusterSession(values);
   try {
     const { runs } = session.client;
@@ -28,7 +29,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
       process.stdout.write(`${values.json === true ? JSON.stringify({ run: run.id, status: run.state, generation: run.generation }) : `${run.id} queued (generation ${run.generation})`}\n`);
       return 0;
     }
-    return await runToEnd(session, run, { json: values.json === true, local: values.local === true, values }, enqueue);
+    return await runToEnd(session, run, { json: values.json === true, local: values.local === true, values, monitoring }, enqueue);
   } finally {
     await session.close();
   }

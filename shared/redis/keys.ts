@@ -69,14 +69,14 @@ export class RedisKeys {
     return `${this.prefix}:rdv:${runId}:${generation}:ids`;
   }
 
-  /** Set of worker ids that have ever sent a heartbeat for a run. */
-  runWorkers(runId: string): string {
-    return `${this.prefix}:run:${runId}:workers`;
+  /** Set of the ids of registered workers (some may have expired: their beat key is gone). */
+  workerIndex(): string {
+    return `${this.prefix}:workers`;
   }
 
-  /** Heartbeat value of one worker; it expires when the worker stops beating. */
-  heartbeat(runId: string, workerId: string): string {
-    return `${this.prefix}:run:${runId}:hb:${workerId}`;
+  /** One worker's registry entry (shared/run/worker-registry.ts); it expires when the worker stops beating. */
+  workerBeat(workerId: string): string {
+    return `${this.prefix}:worker:${workerId}`;
   }
 
   /** The `prefix` option to give BullMQ queues and workers so their keys live under ours. */

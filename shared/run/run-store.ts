@@ -25,6 +25,13 @@ import {
 } from './run-state.ts';
 import type { StepSample } from './step-samples.ts';
 
+/** A run's id, state and time of last change (ms since the epoch), as {@link RunStore.summaries} lists them. */
+export interface RunSummary {
+  id: string;
+  state: RunState;
+  updatedAt: number;
+}
+
 /** Options of {@link RunStore}. */
 export interface RunStoreOptions {
   /** Approximate number of events kept per run (older ones are trimmed). @default 10000 */
@@ -147,6 +154,24 @@ export class RunStore {
     const ids = await this.redis.zrevrange(this.keys.runIndex(), 0, (options.limit ?? 100) - 1);
     const records = await Promise.all(ids.map((id) => this.get(id).catch(ignoreNotFound)));
     return records.filter((record): record is RunRecord => record !== undefined);
+  }
+
+  /**
+   * Every run's id, state and time of last change, newest first, from one pipelined round trip:
+   * cheap enough for each metrics scrape. Runs deleted since they were indexed are left out.
+   */
+  async summaries(): Promise<RunSummary[]> {
+    const ids = await this.redis.zrevrange(this.keys.runIndex(), 0, -1);
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hmget(this.keys.run(id), 'state', 'updatedAt');
+    const replies = (await pipeline.exec()) ?? [];
+    return ids.flatMap((id, i) => {
+      const [error, fields] = replies[i] ?? [new Error('no reply'), null];
+      if (error) throw error;
+      const [state, updatedAt] = fields as [string | null, string | null];
+      return state === null ? [] : [{ id, state: parseRunState(state), updatedAt: Number(updatedAt) }];
+    });
   }
 
   /**

@@ -33,6 +33,8 @@ export interface StoreShardsResult {
   manifest: ShardManifest;
   /** False when the version was already stored (nothing was written). */
   stored: boolean;
+  /** Bytes of shard values written (0 when nothing was). */
+  bytes: number;
 }
 
 /** Poll interval while another process holds the version's lock, in ms. */
@@ -75,7 +77,7 @@ export class ShardStore {
     const deadline = Date.now() + (options.waitMs ?? 120_000);
     for (;;) {
       const existing = await this.manifest(version);
-      if (existing !== undefined) return { manifest: assertSameShape(existing, set), stored: false };
+      if (existing !== undefined) return { manifest: assertSameShape(existing, set), stored: false, bytes: 0 };
       const token = await this.tryLock(version, deadline);
       if (token !== undefined) return this.storeLocked(version, set, shardSize, token);
       if (Date.now() > deadline) {
@@ -87,17 +89,18 @@ export class ShardStore {
 
   private async storeLocked(version: string, set: ImageSetLike, shardSize: number, token: string): Promise<StoreShardsResult> {
     try {
-      const shards = await this.writeShards(version, set, shardSize);
+      const { shards, bytes } = await this.writeShards(version, set, shardSize);
       const manifest: ShardManifest = { version, shardSize, count: set.count, height: set.height, width: set.width, shards };
       await this.redis.set(this.keys.datasetManifest(version), JSON.stringify(manifest), 'NX');
-      return { manifest, stored: true };
+      return { manifest, stored: true, bytes };
     } finally {
       await RELEASE_LOCK.run(this.redis, [this.keys.datasetLock(version)], [token]);
     }
   }
 
-  private async writeShards(version: string, set: ImageSetLike, shardSize: number): Promise<ShardEntry[]> {
+  private async writeShards(version: string, set: ImageSetLike, shardSize: number): Promise<{ shards: ShardEntry[]; bytes: number }> {
     const entries: ShardEntry[] = [];
+    let bytes = 0;
     const shardCount = Math.ceil(set.count / shardSize);
     for (let first = 0; first < shardCount; first += SHARDS_PER_BATCH) {
       const pipeline = this.redis.pipeline();
@@ -105,11 +108,12 @@ export class ShardStore {
         const count = Math.min(shardSize, set.count - index * shardSize);
         const value = encodeShard(set, index * shardSize, count);
         entries.push({ index, count, sha256: sha256Hex(value) });
+        bytes += value.byteLength;
         pipeline.set(this.keys.datasetShard(version, index), value);
       }
       await execOrThrow(pipeline.exec());
     }
-    return entries;
+    return { shards: entries, bytes };
   }
 
   /** A lock token, or undefined when someone else holds the lock. Expires by itself at `deadline`. */

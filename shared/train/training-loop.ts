@@ -4,7 +4,7 @@ import { globalBatches, sliceForRank } from '../data/batch-order.ts';
 import type { ImageSet } from '../data/fashion-mnist.ts';
 import type { TrainableModel } from '../model/trainable-model.ts';
 import { averageRunningStats, type Collective } from './collective.ts';
-import { countCorrect } from './evaluate.ts';
+import { evaluateSlice } from './evaluate.ts';
 import { computeGradients } from './gradient-step.ts';
 import { applySgd } from './sgd.ts';
 import { emptyTotals, type EpochRecord, type TrainingState } from './training-state.ts';
@@ -28,6 +28,8 @@ export interface StepReport {
   step: number;
   stepsPerEpoch: number;
   globalStep: number;
+  /** Examples in this rank's slice of the global batch. */
+  examples: number;
   /** Mean cross-entropy over the whole global batch (all ranks), before the update. */
   loss: number;
   /** Examples of the global batch processed per second, this step. */
@@ -150,6 +152,7 @@ export class TrainingLoop {
       step: state.stepInEpoch,
       stepsPerEpoch,
       globalStep: state.globalStep,
+      examples: mine.length,
       loss: this.stepBuffer[n + LOSS_SLOT]! / this.stepBuffer[n + COUNT_SLOT]!,
       examplesPerSec: globalBatch.length / seconds,
       timings: { dataMs: dataDone - started, computeMs: computeDone - dataDone, allReduceMs: reduceDone - computeDone, updateMs: finished - reduceDone },
@@ -165,13 +168,14 @@ export class TrainingLoop {
     await averageRunningStats(this.model, this.collective, state.globalStep);
     const { start, end } = shareOf(this.data.test.count, rank, worldSize);
     const evalBatch = this.options.microBatch ?? this.options.batchSize;
-    const localTestCorrect = countCorrect(this.model, this.data.test, this.options.resize, evalBatch, start, end);
-    const [testCorrect] = await this.collective.sumFigures([localTestCorrect], { ...tag, purpose: 'test-accuracy' });
+    const local = evaluateSlice(this.model, this.data.test, this.options.resize, evalBatch, start, end);
+    const [testCorrect, testLossSum] = await this.collective.sumFigures([local.correct, local.lossSum], { ...tag, purpose: 'test-figures' });
     const record: EpochRecord = {
       epoch: state.epoch + 1,
       loss: lossSum! / count!,
       trainAcc: correct! / count!,
       testAcc: testCorrect! / this.data.test.count,
+      testLoss: testLossSum! / this.data.test.count,
       examplesPerSec: count! / state.totals.seconds,
       seconds: state.totals.seconds,
     };

@@ -13,6 +13,8 @@ export interface EpochRecord {
   loss: number;
   trainAcc: number;
   testAcc: number;
+  /** Mean cross-entropy over the test set (absent in records written before it was measured). */
+  testLoss?: number;
   /** Training examples per second over the epoch's steps (evaluation excluded). */
   examplesPerSec: number;
   /** Seconds spent in the epoch's training steps on rank 0. */

@@ -17,6 +17,7 @@ import { collectiveError, errorFromStatus, statusForFailure } from './collective
 import type { ExchangeKey, RoutedOperation } from './exchange-router.ts';
 import { addInto, copyInto, payloadView, type PayloadReader } from './float32-chunks.ts';
 import type { IncomingExchange } from './incoming-exchange.ts';
+import type { RefusalReason } from './refusal-reason.ts';
 import type { RingPlan } from './ring-plan.ts';
 
 /** Names one all-reduce; every rank passes the same tag for the same call. */
@@ -172,11 +173,11 @@ export class AllReduceOperation implements RoutedOperation {
   /** Takes over the left neighbour's stream, whose first chunk is `first`. */
   attach(incoming: IncomingExchange, first: ExchangeChunk__Output): void {
     if (this.state !== 'running') {
-      incoming.reject(status.ABORTED, `all-reduce ${this.describe()} is already over here`);
+      incoming.refuse('already_over', status.ABORTED, `all-reduce ${this.describe()} is already over here`);
       return;
     }
     if (this.incoming !== null) {
-      incoming.reject(status.INVALID_ARGUMENT, `a second stream for all-reduce ${this.describe()}`);
+      incoming.refuse('duplicate_stream', status.INVALID_ARGUMENT, `a second stream for all-reduce ${this.describe()}`);
       this.failMalformed(`a second stream came for all-reduce ${this.describe()}`);
       return;
     }
@@ -196,14 +197,16 @@ export class AllReduceOperation implements RoutedOperation {
 
   /**
    * Fails the all-reduce: cancels the stream to the right neighbour and answers the left one
-   * with `reply` (by default ABORTED, or UNAVAILABLE when closing). Later calls do nothing.
+   * with `reply` (by default ABORTED, or UNAVAILABLE when closing; a reply with a `refusal`
+   * reason refuses the left neighbour's stream for it). Later calls do nothing.
    */
-  fail(error: CollectiveError, reply = statusForFailure(error)): void {
+  fail(error: CollectiveError, reply: { code: status; details: string; refusal?: RefusalReason } = statusForFailure(error)): void {
     if (this.state !== 'running') return;
     this.state = 'failed';
     clearTimeout(this.timer);
     if (!this.acknowledged) this.outgoing?.cancel();
-    this.incoming?.reject(reply.code, reply.details);
+    if (reply.refusal !== undefined) this.incoming?.refuse(reply.refusal, reply.code, reply.details);
+    else this.incoming?.reject(reply.code, reply.details);
     this.setup.settled(this, true);
     this.rejectResult(error);
   }
@@ -271,7 +274,7 @@ export class AllReduceOperation implements RoutedOperation {
     const accepted = checkChunk(message, this.expectation);
     if (typeof accepted === 'string') {
       const error = collectiveError('COLLECTIVE_MALFORMED', `left neighbour ${this.setup.leftPeer} sent a chunk that does not fit: ${accepted}`, { peerRank: this.leftRank });
-      this.fail(error, { code: status.INVALID_ARGUMENT, details: accepted });
+      this.fail(error, { code: status.INVALID_ARGUMENT, details: accepted, refusal: 'malformed_chunk' });
       return;
     }
     this.apply(accepted, message.payload);
@@ -327,7 +330,7 @@ export class AllReduceOperation implements RoutedOperation {
         return;
       }
       const reason = `stream ended after ${this.chunksReceived} of ${this.chunksReceived + this.receiveLeft} chunks`;
-      this.fail(collectiveError('COLLECTIVE_MALFORMED', `left neighbour ${this.setup.leftPeer}: ${reason}`, { peerRank: this.leftRank }), { code: status.INVALID_ARGUMENT, details: reason });
+      this.fail(collectiveError('COLLECTIVE_MALFORMED', `left neighbour ${this.setup.leftPeer}: ${reason}`, { peerRank: this.leftRank }), { code: status.INVALID_ARGUMENT, details: reason, refusal: 'ended_early' });
     };
     if (incoming.isBroken) judge();
     else setTimeout(judge, CANCEL_GRACE_MS).unref();

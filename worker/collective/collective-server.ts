@@ -11,7 +11,8 @@ import { loadClusterProto } from '../../shared/grpc/cluster-proto.ts';
 import { collectiveError } from './collective-status.ts';
 import { serverOptions, widenServerWindows } from './grpc-tuning.ts';
 import { IncomingExchange, type ExchangeListener } from './incoming-exchange.ts';
-import { joinHostPort } from './ring-options.ts';
+import type { RefusalReason } from './refusal-reason.ts';
+import { joinHostPort } from '../../shared/net/host-port.ts';
 
 /** What the server asks of the ring member behind it. */
 export interface CollectiveBackend {
@@ -21,6 +22,8 @@ export interface CollectiveBackend {
   route(incoming: IncomingExchange, first: ExchangeChunk__Output): void;
   /** This member's identity, for `Ping`. */
   identity(): Omit<PingResponse, 'unix_time_ms'>;
+  /** A call or stream was refused (counted by the member's owner). */
+  refused(reason: RefusalReason): void;
 }
 
 /** Drops the events of a stream that has been answered but is still being sent. */
@@ -51,6 +54,7 @@ function handlers(backend: CollectiveBackend): CollectiveHandlers {
   return {
     Exchange(call, callback) {
       if (!backend.isAuthorized(call.metadata)) {
+        backend.refused('unauthenticated');
         callback(UNAUTHENTICATED);
         return;
       }
@@ -60,13 +64,14 @@ function handlers(backend: CollectiveBackend): CollectiveHandlers {
           backend.route(incoming, first);
         },
         end() {
-          incoming.reject(status.INVALID_ARGUMENT, 'stream ended before its first chunk');
+          incoming.refuse('ended_early', status.INVALID_ARGUMENT, 'stream ended before its first chunk');
         },
         lost() {},
-      });
+      }, (reason) => backend.refused(reason));
     },
     Ping(call, callback) {
       if (!backend.isAuthorized(call.metadata)) {
+        backend.refused('unauthenticated');
         callback(UNAUTHENTICATED);
         return;
       }

@@ -98,14 +98,14 @@ export class ExchangeRouter {
 
   /** Refuses every waiting stream (shutdown). */
   refuseAllWaiting(code: status, details: string): void {
-    for (const { incoming } of this.held.values()) incoming.reject(code, details);
+    for (const { incoming } of this.held.values()) incoming.refuse('shutting_down', code, details);
     this.held.clear();
   }
 
   private hold(incoming: IncomingExchange, key: ExchangeKey, first: ExchangeChunk__Output): void {
     const id = describeKey(key);
     if (this.held.has(id)) {
-      incoming.reject(status.INVALID_ARGUMENT, `a stream for all-reduce ${id} is already waiting here`);
+      incoming.refuse('duplicate_stream', status.INVALID_ARGUMENT, `a stream for all-reduce ${id} is already waiting here`);
       return;
     }
     incoming.hold();
@@ -119,15 +119,15 @@ export class ExchangeRouter {
 
   private refuseOutOfStep(incoming: IncomingExchange, key: ExchangeKey, current: RoutedOperation): void {
     const reason = `stream for all-reduce ${describeKey(key)} while ${describeKey(current.key)} runs here`;
-    incoming.reject(status.INVALID_ARGUMENT, reason);
+    incoming.refuse('out_of_step', status.INVALID_ARGUMENT, reason);
     current.failMalformed(`left neighbour is out of step: ${reason}`);
   }
 
   private refuseFinished(incoming: IncomingExchange, key: ExchangeKey, last: { key: ExchangeKey; failed: boolean }): void {
     if (compareKeys(key, last.key) === 0 && last.failed) {
-      incoming.reject(status.ABORTED, `all-reduce ${describeKey(key)} already failed here`);
+      incoming.refuse('already_over', status.ABORTED, `all-reduce ${describeKey(key)} already failed here`);
       return;
     }
-    incoming.reject(status.INVALID_ARGUMENT, `stream for all-reduce ${describeKey(key)}, but ${describeKey(last.key)} is already over here`);
+    incoming.refuse('already_over', status.INVALID_ARGUMENT, `stream for all-reduce ${describeKey(key)}, but ${describeKey(last.key)} is already over here`);
   }
 }

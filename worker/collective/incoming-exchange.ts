@@ -7,6 +7,7 @@
 import { status, type sendUnaryData, type ServerReadableStream } from '@grpc/grpc-js';
 import type { ExchangeChunk__Output } from '../../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
 import type { ExchangeSummary } from '../../proto/generated/fmnist/cluster/v1/ExchangeSummary.ts';
+import type { RefusalReason, RefusalSink } from './refusal-reason.ts';
 
 /** What the current consumer of the stream is told. */
 export interface ExchangeListener {
@@ -27,6 +28,7 @@ export class IncomingExchange {
     private readonly call: ServerReadableStream<ExchangeChunk__Output, ExchangeSummary>,
     private readonly callback: sendUnaryData<ExchangeSummary>,
     first: ExchangeListener,
+    private readonly onRefused: RefusalSink = () => {},
   ) {
     this.listener = first;
     call.on('data', (message: ExchangeChunk__Output) => this.listener.chunk(message));
@@ -76,6 +78,13 @@ export class IncomingExchange {
   /** Answers the call with an error status (sender sees it as the call's status). */
   reject(code: status, details: string): void {
     if (this.answer()) this.callback({ code, details });
+  }
+
+  /** Refuses the stream for `reason` (counted once, like the answer) with an error status. */
+  refuse(reason: RefusalReason, code: status, details: string): void {
+    if (!this.answer()) return;
+    this.onRefused(reason);
+    this.callback({ code, details });
   }
 
   private answer(): boolean {

@@ -25,7 +25,8 @@ import { ExchangeRouter } from './exchange-router.ts';
 import { PayloadReader } from './float32-chunks.ts';
 import { channelOptions } from './grpc-tuning.ts';
 import type { IncomingExchange } from './incoming-exchange.ts';
-import { compileRingOptions, joinHostPort, type CompiledRingOptions, type RingOptions } from './ring-options.ts';
+import { joinHostPort } from '../../shared/net/host-port.ts';
+import { compileRingOptions, type CompiledRingOptions, type RingOptions } from './ring-options.ts';
 import { RingPlan } from './ring-plan.ts';
 
 export type { AllReduceTag, AllReduceTimings } from './allreduce-operation.ts';
@@ -74,6 +75,7 @@ export class RingMember {
       isAuthorized: (metadata) => member.isAuthorized(metadata),
       route: (incoming, first) => member.route(incoming, first),
       identity: () => ({ rank: member.rank, world_size: member.worldSize }),
+      refused: (reason) => member.options.onRefused(reason),
     });
     member.server = started.server;
     member.boundAddress = joinHostPort(advertiseHost, started.port);
@@ -197,7 +199,7 @@ export class RingMember {
 
   private route(incoming: IncomingExchange, first: ExchangeChunk__Output): void {
     if (this.stateValue === 'closing' || this.stateValue === 'closed') {
-      incoming.reject(status.UNAVAILABLE, `rank ${this.rank} is shutting down`);
+      incoming.refuse('shutting_down', status.UNAVAILABLE, `rank ${this.rank} is shutting down`);
       return;
     }
     this.router.route(incoming, first);

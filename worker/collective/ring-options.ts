@@ -5,6 +5,8 @@
  */
 import { endianness } from 'node:os';
 import { ConfigError } from '../../shared/errors.ts';
+import { dialableHost } from '../../shared/net/host-port.ts';
+import type { RefusalSink } from './refusal-reason.ts';
 
 /** What a worker passes to `RingMember.start`. Ranks and peers come from the rendezvous. */
 export interface RingOptions {
@@ -47,6 +49,8 @@ export interface RingOptions {
    * @default the larger of timeoutMs and 10000
    */
   connectTimeoutMs?: number;
+  /** Told of every call or stream this member refuses, with the reason (for metrics). @default ignore */
+  onRefused?: RefusalSink;
 }
 
 /** {@link RingOptions} with every default filled in and every value checked. */
@@ -60,6 +64,7 @@ export interface CompiledRingOptions {
   readonly chunkBytes: number;
   readonly timeoutMs: number;
   readonly connectTimeoutMs: number;
+  readonly onRefused: RefusalSink;
 }
 
 export const DEFAULT_CHUNK_BYTES = 1 << 20;
@@ -68,7 +73,6 @@ const MIN_CONNECT_TIMEOUT_MS = 10_000;
 const MAX_TIMEOUT_MS = 24 * 3600_000;
 const MIN_CHUNK_BYTES = 4 << 10;
 const MAX_CHUNK_BYTES = 64 << 20;
-const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]', '']);
 
 /** Checks `options` and fills defaults; throws ConfigError on the first bad value. */
 export function compileRingOptions(options: RingOptions): CompiledRingOptions {
@@ -85,11 +89,12 @@ export function compileRingOptions(options: RingOptions): CompiledRingOptions {
     worldSize,
     listenHost,
     port: integerIn('port', options.port ?? 0, 0, 65_535),
-    advertiseHost: options.advertiseHost ?? (WILDCARD_HOSTS.has(listenHost) ? '127.0.0.1' : listenHost),
+    advertiseHost: options.advertiseHost ?? dialableHost(listenHost),
     authToken: options.authToken,
     chunkBytes,
     timeoutMs,
     connectTimeoutMs: integerIn('connectTimeoutMs', options.connectTimeoutMs ?? Math.max(timeoutMs, MIN_CONNECT_TIMEOUT_MS), 1, MAX_TIMEOUT_MS),
+    onRefused: options.onRefused ?? (() => {}),
   };
 }
 
@@ -98,10 +103,4 @@ function integerIn(name: string, value: number, min: number, max: number): numbe
     throw new ConfigError(`${name} must be an integer in [${min}, ${max}], got ${String(value)}`);
   }
   return value;
-}
-
-/** `host:port` with IPv6 literals bracketed, as gRPC targets and `bindAsync` want them. */
-export function joinHostPort(host: string, port: number): string {
-  const bare = host.startsWith('[') ? host.slice(1, -1) : host;
-  return bare.includes(':') ? `[${bare}]:${port}` : `${bare}:${port}`;
 }

@@ -1,0 +1,15 @@
+/** `host:port` strings as gRPC targets, `listen()` and Prometheus targets want them. */
+
+/** Hosts that mean "every interface": a peer cannot dial them. */
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]', '']);
+
+/** `host:port` with IPv6 literals bracketed. */
+export function joinHostPort(host: string, port: number): string {
+  const bare = host.startsWith('[') ? host.slice(1, -1) : host;
+  return bare.includes(':') ? `[${bare}]:${port}` : `${bare}:${port}`;
+}
+
+/** The host others dial for a server listening on `listenHost`: itself, or loopback for a wildcard. */
+export function dialableHost(listenHost: string): string {
+  return WILDCARD_HOSTS.has(listenHost) ? '127.0.0.1' : listenHost;
+}
