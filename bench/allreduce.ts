@@ -2,6 +2,10 @@
  * `npm run bench -- allreduce [--ranks 2,3,4] [--elements 11178378] [--repeats 5]
  * [--chunk-bytes 1048576] [--tcp-bytes N] [--untuned]`
  *
+ * Beside each ring, in the same run, PyTorch's gloo `all_reduce` of the same size among the
+ * same number of processes (bench/pytorch_allreduce.py, Debian's python3-torch), measured the
+ * same way; the table's ours/gloo is the ratio of the two median times (target: <= 1).
+ *
  * Ring all-reduce (sum) of one ResNet-18 gradient (11,178,378 float32) among 2, 3 and 4 worker
  * processes on loopback, beside the raw TCP throughput between two Node processes measured in
  * the same run (before and after the rings, to bracket the machine's noise). Figures follow
@@ -14,7 +18,7 @@
  * Every process (ring ranks and TCP ends alike) starts with the settings of worker/process-tuning.env
  * unless `--untuned` is given.
  */
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
 import net from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -22,6 +26,7 @@ import { parseArgs } from 'node:util';
 import { RING_NODE_FLAGS, RING_PROCESS_ENV } from '../worker/process-tuning.ts';
 import type { AllReduceTimings } from '../worker/collective/ring-allreduce.ts';
 import { RingProcessHandle } from '../test/helpers/ring-process-handle.ts';
+import { PYTHON } from '../test/helpers/pytorch.ts';
 
 const RESNET18_PARAMETERS = 11_178_378;
 const TCP_WRITE_BYTES = 4 << 20;
@@ -44,7 +49,17 @@ interface RingFigures {
   algbw: number;
   busbw: number;
   rank0: AllReduceTimings;
+  /** The same all-reduce by PyTorch's gloo, or why it could not run. */
+  gloo: GlooFigures | { unavailable: string };
 }
+
+interface GlooFigures {
+  /** Per repeat, the slowest rank's all_reduce time (ms). */
+  timesMs: number[];
+  medianMs: number;
+}
+
+const PYTORCH_ALLREDUCE = fileURLToPath(new URL('./pytorch_allreduce.py', import.meta.url));
 
 export async function runBenchmark(argv: string[]): Promise<void> {
   const options = parseOptions(argv);
@@ -59,7 +74,7 @@ export async function runBenchmark(argv: string[]): Promise<void> {
   for (const ranks of options.ranks) {
     const figures = await measureRing(ranks, options);
     rings.push(figures);
-    print(`  n=${ranks}: ${figures.timesMs.map((t) => t.toFixed(0)).join(' ')} ms`);
+    print(`  n=${ranks}: ours ${figures.timesMs.map((t) => t.toFixed(0)).join(' ')} ms; gloo ${'unavailable' in figures.gloo ? figures.gloo.unavailable : `${figures.gloo.timesMs.map((t) => t.toFixed(0)).join(' ')} ms`}`);
   }
   const tcpAfter = await measureTcp(options.tcpBytes, options.launch);
   const tcp = (tcpBefore + tcpAfter) / 2;
@@ -112,10 +127,52 @@ async function measureRing(ranks: number, options: BenchOptions): Promise<RingFi
     const medianMs = median(timesMs);
     const algbw = (options.elements * 4) / (medianMs / 1000);
     const rank0 = results[0]![timesMs.indexOf(medianMs)]!;
-    return { ranks, timesMs, medianMs, algbw, busbw: (algbw * 2 * (ranks - 1)) / ranks, rank0 };
+    await Promise.all(processes.map((p) => p.stop()));
+    const gloo = await measureGloo(ranks, options).catch((error: unknown) => ({ unavailable: error instanceof Error ? error.message : String(error) }));
+    return { ranks, timesMs, medianMs, algbw, busbw: (algbw * 2 * (ranks - 1)) / ranks, rank0, gloo };
   } finally {
     await Promise.all(processes.map((p) => p.stop()));
   }
+}
+
+/** PyTorch gloo's all_reduce among `ranks` processes, right after ours with the same size and repeats. */
+async function measureGloo(ranks: number, options: BenchOptions): Promise<GlooFigures> {
+  const port = await freePort();
+  const args = (rank: number) => [PYTORCH_ALLREDUCE, '--rank', String(rank), '--world-size', String(ranks), '--port', String(port), '--elements', String(options.elements), '--repeats', String(options.repeats)];
+  const env = { ...process.env, OMP_NUM_THREADS: '1' };
+  const results = await Promise.all(Array.from({ length: ranks }, (_, rank) => runPython(args(rank), env)));
+  const perRank = results.map((text) => (JSON.parse(text) as { times_ms: number[] }).times_ms);
+  const timesMs = perRank[0]!.map((_, i) => Math.max(...perRank.map((times) => times[i]!)));
+  return { timesMs, medianMs: median(timesMs) };
+}
+
+/** Runs /usr/bin/python3 with `args`; its stdout's last line, or a rejection saying why it failed. */
+function runPython(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', (error) => reject(new Error(`${PYTHON}: ${error.message}`)));
+    child.on('close', (code) => {
+      const lines = stdout.trim().split('\n');
+      if (code === 0) resolve(lines[lines.length - 1]!);
+      else reject(new Error(`gloo rank exited with ${code}: ${stderr.trim().split('\n').pop() ?? ''}`));
+    });
+  });
+}
+
+/** A loopback port nothing listens on right now, for gloo's rendezvous. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** Runs `repeats` all-reduces on every rank; per rank, its timings. */
@@ -139,11 +196,13 @@ function median(values: number[]): number {
 
 function printTable(rings: RingFigures[], tcp: number, duplex: number): void {
   print('');
-  print('ranks  time ms  algbw GB/s  busbw GB/s  busbw/TCP  busbw/duplex   rank 0: reduce-scatter / all-gather / apply ms');
+  print('ranks  time ms  gloo ms  ours/gloo  algbw GB/s  busbw GB/s  busbw/TCP  busbw/duplex   rank 0: reduce-scatter / all-gather / apply ms');
   for (const r of rings) {
     const t = r.rank0;
+    const glooMs = 'unavailable' in r.gloo ? '-' : r.gloo.medianMs.toFixed(1);
+    const ratio = 'unavailable' in r.gloo ? '-' : (r.medianMs / r.gloo.medianMs).toFixed(2);
     print(
-      `${String(r.ranks).padStart(5)}  ${r.medianMs.toFixed(1).padStart(7)}  ${gbps(r.algbw).padStart(10)}  ${gbps(r.busbw).padStart(10)}  ${(r.busbw / tcp).toFixed(3).padStart(9)}  ${(r.busbw / duplex).toFixed(3).padStart(12)}   ` +
+      `${String(r.ranks).padStart(5)}  ${r.medianMs.toFixed(1).padStart(7)}  ${glooMs.padStart(7)}  ${ratio.padStart(9)}  ${gbps(r.algbw).padStart(10)}  ${gbps(r.busbw).padStart(10)}  ${(r.busbw / tcp).toFixed(3).padStart(9)}  ${(r.busbw / duplex).toFixed(3).padStart(12)}   ` +
         `${t.reduceScatterMs.toFixed(0)} / ${t.allGatherMs.toFixed(0)} / ${t.applyMs.toFixed(0)}`,
     );
   }
