@@ -49,6 +49,8 @@ interface RingFigures {
   algbw: number;
   busbw: number;
   rank0: AllReduceTimings;
+  /** CPU time per byte of the gradient (ns/B): median over repeats of the ranks' mean CPU time in the call. */
+  cpuNsPerByte: number;
   /** The same all-reduce by PyTorch's gloo, or why it could not run. */
   gloo: GlooFigures | { unavailable: string };
 }
@@ -122,14 +124,17 @@ async function measureRing(ranks: number, options: BenchOptions): Promise<RingFi
     const peers = started.map((s) => s.address);
     await Promise.all(processes.map((p) => p.request({ type: 'connect', peers }, 'connected')));
     await allReduceEverywhere(processes, options.elements, 0, 1);
-    const results = await allReduceEverywhere(processes, options.elements, 1, options.repeats);
+    const replies = await allReduceEverywhere(processes, options.elements, 1, options.repeats);
+    const results = replies.map((r) => r.timings);
+    const cpuMs = replies[0]!.cpuMs.map((_, i) => replies.reduce((sum, r) => sum + r.cpuMs[i]!, 0) / ranks);
+    const cpuNsPerByte = (median(cpuMs) * 1e6) / (options.elements * 4);
     const timesMs = results[0]!.map((_, i) => Math.max(...results.map((perRank) => perRank[i]!.totalMs)));
     const medianMs = median(timesMs);
     const algbw = (options.elements * 4) / (medianMs / 1000);
     const rank0 = results[0]![timesMs.indexOf(medianMs)]!;
     await Promise.all(processes.map((p) => p.stop()));
     const gloo = await measureGloo(ranks, options).catch((error: unknown) => ({ unavailable: error instanceof Error ? error.message : String(error) }));
-    return { ranks, timesMs, medianMs, algbw, busbw: (algbw * 2 * (ranks - 1)) / ranks, rank0, gloo };
+    return { ranks, timesMs, medianMs, algbw, busbw: (algbw * 2 * (ranks - 1)) / ranks, rank0, cpuNsPerByte, gloo };
   } finally {
     await Promise.all(processes.map((p) => p.stop()));
   }
@@ -176,7 +181,7 @@ function freePort(): Promise<number> {
 }
 
 /** Runs `repeats` all-reduces on every rank; per rank, its timings. */
-async function allReduceEverywhere(processes: RingProcessHandle[], length: number, step: number, repeats: number): Promise<AllReduceTimings[][]> {
+async function allReduceEverywhere(processes: RingProcessHandle[], length: number, step: number, repeats: number): Promise<Array<{ timings: AllReduceTimings[]; cpuMs: number[] }>> {
   const tag = { runId: 'bench', generation: 0, step, purpose: 'gradients' };
   processes.forEach((p, rank) => p.send({ type: 'all-reduce', length, seed: rank + 1, tag, repeats }));
   return Promise.all(
@@ -184,7 +189,7 @@ async function allReduceEverywhere(processes: RingProcessHandle[], length: numbe
       await p.next(); // all-reduce-started
       const reply = await p.next();
       if (reply.type !== 'all-reduced') throw new Error(`all-reduce failed: ${JSON.stringify(reply)}`);
-      return reply.timings;
+      return { timings: reply.timings, cpuMs: reply.cpuMs };
     }),
   );
 }
@@ -196,13 +201,14 @@ function median(values: number[]): number {
 
 function printTable(rings: RingFigures[], tcp: number, duplex: number): void {
   print('');
-  print('ranks  time ms  gloo ms  ours/gloo  algbw GB/s  busbw GB/s  busbw/TCP  busbw/duplex   rank 0: reduce-scatter / all-gather / apply ms');
+  print('CPU ns/B: CPU time of a rank during one all-reduce (every thread), per byte of the gradient; less load-sensitive than the times');
+  print('ranks  time ms  gloo ms  ours/gloo  CPU ns/B  algbw GB/s  busbw GB/s  busbw/TCP  busbw/duplex   rank 0: reduce-scatter / all-gather / apply ms');
   for (const r of rings) {
     const t = r.rank0;
     const glooMs = 'unavailable' in r.gloo ? '-' : r.gloo.medianMs.toFixed(1);
     const ratio = 'unavailable' in r.gloo ? '-' : (r.medianMs / r.gloo.medianMs).toFixed(2);
     print(
-      `${String(r.ranks).padStart(5)}  ${r.medianMs.toFixed(1).padStart(7)}  ${glooMs.padStart(7)}  ${ratio.padStart(9)}  ${gbps(r.algbw).padStart(10)}  ${gbps(r.busbw).padStart(10)}  ${(r.busbw / tcp).toFixed(3).padStart(9)}  ${(r.busbw / duplex).toFixed(3).padStart(12)}   ` +
+      `${String(r.ranks).padStart(5)}  ${r.medianMs.toFixed(1).padStart(7)}  ${glooMs.padStart(7)}  ${ratio.padStart(9)}  ${r.cpuNsPerByte.toFixed(2).padStart(8)}  ${gbps(r.algbw).padStart(10)}  ${gbps(r.busbw).padStart(10)}  ${(r.busbw / tcp).toFixed(3).padStart(9)}  ${(r.busbw / duplex).toFixed(3).padStart(12)}   ` +
         `${t.reduceScatterMs.toFixed(0)} / ${t.allGatherMs.toFixed(0)} / ${t.applyMs.toFixed(0)}`,
     );
   }

@@ -36,7 +36,8 @@ export type RingProcessReply =
   | { type: 'connected' }
   /** Sent just before the first all-reduce is called. */
   | { type: 'all-reduce-started' }
-  | { type: 'all-reduced'; timings: AllReduceTimings[]; sha256: string; values?: string }
+  /** `cpuMs`: per all-reduce, this process's CPU time (user + system, every thread) during the call. */
+  | { type: 'all-reduced'; timings: AllReduceTimings[]; cpuMs: number[]; sha256: string; values?: string }
   | { type: 'failed'; error: { name: string; code: string; message: string } }
   | { type: 'closed' };
 
@@ -69,14 +70,18 @@ class RingProcess {
     const original = seededValues(command.length, command.seed);
     const data = new Float32Array(command.length);
     const timings: AllReduceTimings[] = [];
+    const cpuMs: number[] = [];
     send({ type: 'all-reduce-started' });
     for (let i = 0; i < (command.repeats ?? 1); i += 1) {
       data.set(original);
+      const cpuBefore = process.cpuUsage();
       timings.push(await member.allReduceSum(data, { ...command.tag, step: command.tag.step + i }));
+      const cpu = process.cpuUsage(cpuBefore);
+      cpuMs.push((cpu.user + cpu.system) / 1000);
       busyWait(command.busyAfterMs ?? 0);
     }
     const values = command.returnValues ? Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64') : undefined;
-    return { type: 'all-reduced', timings, sha256: digestValues(data), values };
+    return { type: 'all-reduced', timings, cpuMs, sha256: digestValues(data), values };
   }
 
   private requireMember(): RingMember {
