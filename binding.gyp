@@ -7,7 +7,8 @@
       "target_name": "collective_native",
       "sources": [
         "native/collective/addon.cc",
-        "native/collective/float-add.cc"
+        "native/collective/float-add.cc",
+        "native/collective/shm-segment.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"
@@ -16,7 +17,8 @@
       "cflags!": ["-fno-exceptions", "-O2"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
       "cflags": ["-O3", "-ffp-contract=off"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-ffp-contract=off", "-Wall", "-Wextra"]
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-ffp-contract=off", "-Wall", "-Wextra"],
+      "libraries": ["-lrt"]
     }
   ],
   "conditions": [

@@ -14,6 +14,19 @@ export const COLLECTIVE_ADDON_PATH = fileURLToPath(new URL('../../build/Release/
 export interface CollectiveAddon {
   /** `target[offset + i] += values[i]` for every i, float32 (RangeError when it does not fit). */
   addInto(target: Float32Array, offset: number, values: Float32Array): void;
+  /**
+   * Maps the POSIX shared-memory segment `name` ("/..."), creating it with `bytes` bytes when
+   * `create` (an Error when it exists); opening one that does not exist or is not sized yet gives
+   * null. Unmapped when the ArrayBuffer is collected.
+   */
+  shmMap(name: string, bytes: number, create: boolean): ArrayBuffer | null;
+  /** Removes the segment's name (mappings stay valid); false when there was none. */
+  shmUnlink(name: string): boolean;
+  /** Adds `delta` to the int32 at `byteOffset` of a mapped segment, wakes its waiters; the new value. */
+  counterAdd(segment: ArrayBuffer, byteOffset: number, delta: number): number;
+  counterLoad(segment: ArrayBuffer, byteOffset: number): number;
+  /** Blocks (futex) until the int32 at `byteOffset` is at least `target`, at most `timeoutMs`; whether it got there. */
+  counterWait(segment: ArrayBuffer, byteOffset: number, target: number, timeoutMs: number): boolean;
 }
 
 let loaded: CollectiveAddon | null | undefined;
