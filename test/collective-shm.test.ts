@@ -19,8 +19,8 @@ function uniqueName(): string {
   return `/fmnist-test-${process.pid}-${groups}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-async function joinAll(worldSize: number, length: number, name = uniqueName()): Promise<ShmAllReduce[]> {
-  return Promise.all(Array.from({ length: worldSize }, (_, rank) => ShmAllReduce.join({ name, rank, worldSize, length, timeoutMs: 60_000 })));
+async function joinAll(worldSize: number, capacity: number, name = uniqueName()): Promise<ShmAllReduce[]> {
+  return Promise.all(Array.from({ length: worldSize }, (_, rank) => ShmAllReduce.join({ name, rank, worldSize, capacity, timeoutMs: 60_000 })));
 }
 
 function bits(values: Float32Array): Uint32Array {
@@ -29,15 +29,18 @@ function bits(values: Float32Array): Uint32Array {
 
 for (const worldSize of [2, 3, 4]) {
   test(`${worldSize} ranks on shared memory sum odd lengths to the ring-order sum, bit-identical on every rank`, async (t) => {
+    // One group, calls of different lengths up to its capacity, as a training step makes.
+    const groupsOfRanks = await joinAll(worldSize, 65_537);
     for (const length of [1, worldSize - 1 || 1, 5, 1001, 65_537]) {
-      const groupsOfRanks = await joinAll(worldSize, length);
       const inputs = groupsOfRanks.map((_, rank) => seededValues(length, rank + 1, 1e3));
       const data = inputs.map((values) => values.slice());
       await Promise.all(groupsOfRanks.map((group, rank) => group.allReduceSum(data[rank]!)));
       const expected = bits(ringOrderSum(inputs));
       for (const result of data) t.deepEqual(bits(result), expected, `length ${length}`);
-      await Promise.all(groupsOfRanks.map((group) => group.close()));
     }
+    await Promise.all(groupsOfRanks.map((group) => group.close()));
+    const error = await t.throwsAsync(ShmAllReduce.join({ name: uniqueName(), rank: 0, worldSize, capacity: 0 }), { instanceOf: CollectiveError });
+    t.is(error?.code, 'COLLECTIVE_BAD_ARGUMENT');
   });
 }
 
@@ -64,7 +67,7 @@ test('the segment is unlinked once every rank has mapped it, and after a join th
   t.false(existsSync(`/dev/shm${name}`), 'unlinked after the join');
   await Promise.all(pair.map((group) => group.close()));
   const lonely = uniqueName();
-  const error = await t.throwsAsync(ShmAllReduce.join({ name: lonely, rank: 0, worldSize: 2, length: 16, timeoutMs: 200 }), { instanceOf: CollectiveError });
+  const error = await t.throwsAsync(ShmAllReduce.join({ name: lonely, rank: 0, worldSize: 2, capacity: 16, timeoutMs: 200 }), { instanceOf: CollectiveError });
   t.is(error?.code, 'COLLECTIVE_TIMEOUT');
   t.false(existsSync(`/dev/shm${lonely}`), 'unlinked after the failed join');
 });
@@ -72,14 +75,14 @@ test('the segment is unlinked once every rank has mapped it, and after a join th
 test('a rank whose process is killed fails its peer with COLLECTIVE_PEER_LOST instead of a hang', async (t) => {
   const name = uniqueName();
   const length = 1000;
-  const child = fork(fileURLToPath(new URL('./helpers/shm-member-process.ts', import.meta.url)), [JSON.stringify({ name, rank: 1, worldSize: 2, length })], {
+  const child = fork(fileURLToPath(new URL('./helpers/shm-member-process.ts', import.meta.url)), [JSON.stringify({ name, rank: 1, worldSize: 2, capacity: length })], {
     execArgv: ['--import', 'tsx'],
   });
   t.teardown(() => child.kill('SIGKILL'));
   const joinedChild = new Promise((resolve) => child.once('message', resolve));
   // The timeout is far longer than the test's other waits: a COLLECTIVE_TIMEOUT here would
   // mean the death went unnoticed.
-  const group = await ShmAllReduce.join({ name, rank: 0, worldSize: 2, length, timeoutMs: 600_000 });
+  const group = await ShmAllReduce.join({ name, rank: 0, worldSize: 2, capacity: length, timeoutMs: 600_000 });
   await joinedChild;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGKILL');

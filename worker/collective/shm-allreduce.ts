@@ -6,8 +6,8 @@
  * twice, no socket, no encoding.
  *
  * ```ts
- * const group = await ShmAllReduce.join({ name: '/fmnist-run-g0', rank, worldSize, length });
- * await group.allReduceSum(gradient); // every rank, same length, same order of calls
+ * const group = await ShmAllReduce.join({ name: '/fmnist-run-g0', rank, worldSize, capacity });
+ * await group.allReduceSum(gradient); // every rank, same length (<= capacity), same order of calls
  * await group.close();
  * ```
  *
@@ -26,8 +26,8 @@ export interface ShmAllReduceOptions {
   /** 0 .. worldSize-1; rank 0 creates the segment. */
   rank: number;
   worldSize: number;
-  /** Values per all-reduce (float32). */
-  length: number;
+  /** Most values one all-reduce may carry (float32): the segment holds one slot of this size per rank. */
+  capacity: number;
   /** Longest wait for the other ranks, joining or at a barrier (ms). @default 60000 */
   timeoutMs?: number;
 }
@@ -35,11 +35,11 @@ export interface ShmAllReduceOptions {
 /** 'open': ready; 'failed': a wait failed, the group must be re-formed; 'closed'. */
 export type ShmAllReduceState = 'open' | 'failed' | 'closed';
 
-/** Header: barrier counter, ready flag, world size, length, then one pid per rank. */
+/** Header: barrier counter, ready flag, world size, capacity, then one pid per rank. */
 const BARRIER = 0;
 const READY = 4;
 const WORLD_SIZE = 8;
-const LENGTH = 12;
+const CAPACITY = 12;
 const PIDS = 64;
 /** How long one futex wait lasts before the peers' liveness is checked again (ms). */
 const WAIT_SLICE_MS = 20;
@@ -51,21 +51,16 @@ export class ShmAllReduce {
   private closing: Promise<void> | null = null;
   private readonly slots: Float32Array[];
   private readonly result: Float32Array;
-  private readonly segmentStart: number;
-  private readonly segmentEnd: number;
 
   private constructor(
     private readonly addon: CollectiveAddon,
     private readonly segment: ArrayBuffer,
     private readonly options: Required<ShmAllReduceOptions>,
   ) {
-    const { worldSize, length, rank } = options;
+    const { worldSize, capacity } = options;
     const base = headerBytes(worldSize);
-    this.slots = Array.from({ length: worldSize }, (_, r) => new Float32Array(segment, base + r * length * 4, length));
-    this.result = new Float32Array(segment, base + worldSize * length * 4, length);
-    // Rank k reduces segment k, the same split as the gRPC ring's (ring-plan.ts).
-    this.segmentStart = Math.floor((rank * length) / worldSize);
-    this.segmentEnd = Math.floor(((rank + 1) * length) / worldSize);
+    this.slots = Array.from({ length: worldSize }, (_, r) => new Float32Array(segment, base + r * capacity * 4, capacity));
+    this.result = new Float32Array(segment, base + worldSize * capacity * 4, capacity);
   }
 
   /**
@@ -78,7 +73,7 @@ export class ShmAllReduce {
     checkOptions(compiled);
     const addon = collectiveAddon();
     if (addon === null) throw collectiveError('COLLECTIVE_TRANSPORT', 'the collective addon is not built: no shared-memory transport');
-    const bytes = headerBytes(compiled.worldSize) + (compiled.worldSize + 1) * compiled.length * 4;
+    const bytes = headerBytes(compiled.worldSize) + (compiled.worldSize + 1) * compiled.capacity * 4;
     const deadline = performance.now() + compiled.timeoutMs;
     const segment = compiled.rank === 0 ? createSegment(addon, compiled, bytes) : await openSegment(addon, compiled, bytes, deadline);
     const group = new ShmAllReduce(addon, segment, compiled);
@@ -104,15 +99,15 @@ export class ShmAllReduce {
    */
   async allReduceSum(data: Float32Array): Promise<void> {
     if (this.stateValue !== 'open') throw collectiveError('COLLECTIVE_CLOSED', `shared-memory group ${this.options.name} is ${this.stateValue}`);
-    if (!(data instanceof Float32Array) || data.length !== this.options.length) {
-      throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `the group reduces ${this.options.length} float32 values`);
+    if (!(data instanceof Float32Array) || data.length > this.options.capacity) {
+      throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `the group reduces at most ${this.options.capacity} float32 values`);
     }
     const deadline = performance.now() + this.options.timeoutMs;
     this.slots[this.options.rank]!.set(data);
     await this.barrier(deadline);
-    this.reduceOwnSegment();
+    this.reduceOwnSegment(data.length);
     await this.barrier(deadline);
-    data.set(this.result);
+    data.set(this.result.subarray(0, data.length));
   }
 
   /** Drops the mapping (unmapped once collected) and unlinks a name still there. Same promise when called again. */
@@ -124,10 +119,11 @@ export class ShmAllReduce {
     return this.closing;
   }
 
-  private reduceOwnSegment(): void {
+  /** Rank k reduces segment k of the first `length` values, the gRPC ring's split (ring-plan.ts). */
+  private reduceOwnSegment(length: number): void {
     const { rank, worldSize } = this.options;
-    const lo = this.segmentStart;
-    const hi = this.segmentEnd;
+    const lo = Math.floor((rank * length) / worldSize);
+    const hi = Math.floor(((rank + 1) * length) / worldSize);
     this.result.set(this.slots[rank]!.subarray(lo, hi), lo);
     for (let s = 1; s < worldSize; s += 1) addInto(this.result, lo, this.slots[(rank + s) % worldSize]!.subarray(lo, hi));
   }
@@ -169,7 +165,7 @@ function headerBytes(worldSize: number): number {
 function checkOptions(o: Required<ShmAllReduceOptions>): void {
   const valid =
     /^\/[^/]{1,250}$/.test(o.name) && Number.isInteger(o.worldSize) && o.worldSize >= 1 && Number.isInteger(o.rank) && o.rank >= 0 && o.rank < o.worldSize &&
-    Number.isInteger(o.length) && o.length >= 1 && o.length <= 0x7fff_ffff && o.timeoutMs > 0;
+    Number.isInteger(o.capacity) && o.capacity >= 1 && o.capacity <= 0x7fff_ffff && o.timeoutMs > 0;
   if (!valid) throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `bad shared-memory group options ${JSON.stringify(o)}`);
 }
 
@@ -182,7 +178,7 @@ function createSegment(addon: CollectiveAddon, o: Required<ShmAllReduceOptions>,
   }
   const header = new Int32Array(segment!, 0, PIDS / 4 + o.worldSize);
   header[WORLD_SIZE / 4] = o.worldSize;
-  header[LENGTH / 4] = o.length;
+  header[CAPACITY / 4] = o.capacity;
   header[PIDS / 4] = process.pid;
   // Published last: a rank that sees it set finds the header filled in.
   addon.counterAdd(segment!, READY, 1);
@@ -194,8 +190,8 @@ async function openSegment(addon: CollectiveAddon, o: Required<ShmAllReduceOptio
     const segment = addon.shmMap(o.name, bytes, false);
     if (segment !== null && addon.counterLoad(segment, READY) === 1) {
       const header = new Int32Array(segment, 0, PIDS / 4 + o.worldSize);
-      if (header[WORLD_SIZE / 4] !== o.worldSize || header[LENGTH / 4] !== o.length) {
-        throw collectiveError('COLLECTIVE_PEER_MISMATCH', `${o.name} holds ${header[WORLD_SIZE / 4]} ranks of ${header[LENGTH / 4]} values, expected ${o.worldSize} of ${o.length}`);
+      if (header[WORLD_SIZE / 4] !== o.worldSize || header[CAPACITY / 4] !== o.capacity) {
+        throw collectiveError('COLLECTIVE_PEER_MISMATCH', `${o.name} holds ${header[WORLD_SIZE / 4]} ranks of ${header[CAPACITY / 4]} values, expected ${o.worldSize} of ${o.capacity}`);
       }
       header[PIDS / 4 + o.rank] = process.pid;
       return segment;
