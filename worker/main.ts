@@ -10,7 +10,7 @@ import { compileWorkerOptions, type CompiledWorkerOptions } from './worker-optio
 
 const USAGE = `usage: npm run worker -- [--redis URL] [--prefix fmnist] [--backend auto|tensorflow-gpu|tensorflow|onednn|wasm|cpu]
        [--threads N] [--listen-host 127.0.0.1] [--advertise-host HOST] [--checkpoint-root DIR]
-       [--collective-timeout-ms 600000] [--name NAME]
+       [--collective-timeout-ms 600000] [--collective-transport auto|grpc] [--host-id ID] [--name NAME]
   Environment: REDIS_URL, FMNIST_PREFIX, TRAIN_BACKEND, WORKER_LISTEN_HOST, WORKER_ADVERTISE_HOST,
   CHECKPOINT_ROOT, FMNIST_AUTH_TOKEN (shared secret of the ring).`;
 
@@ -22,6 +22,7 @@ function parseWorkerFlags(argv: string[]): CompiledWorkerOptions {
       redis: { type: 'string' }, prefix: { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' },
       'listen-host': { type: 'string' }, 'advertise-host': { type: 'string' }, 'checkpoint-root': { type: 'string' },
       'collective-timeout-ms': { type: 'string' }, name: { type: 'string' },
+      'collective-transport': { type: 'string' }, 'host-id': { type: 'string' },
     },
   });
   const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
@@ -29,6 +30,7 @@ function parseWorkerFlags(argv: string[]): CompiledWorkerOptions {
     redisUrl: values.redis, prefix: values.prefix, backend: values.backend, threads: number(values.threads),
     listenHost: values['listen-host'], advertiseHost: values['advertise-host'], checkpointRoot: values['checkpoint-root'],
     collectiveTimeoutMs: number(values['collective-timeout-ms']), name: values.name,
+    collectiveTransport: values['collective-transport'], hostId: values['host-id'],
   });
 }
 
