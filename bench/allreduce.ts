@@ -2,6 +2,12 @@
  * `npm run bench -- allreduce [--ranks 2,3,4] [--elements 11178378] [--repeats 5]
  * [--chunk-bytes 1048576] [--tcp-bytes N] [--untuned]`
  *
+ * Beside each ring, in the same run, PyTorch's gloo `all_reduce` of the same size among the
+ * same number of processes (bench/pytorch_allreduce.py, Debian's python3-torch), measured the
+ * same way; the table's ours/gloo is the ratio of the two median times (target: <= 1). And the
+ * shared-memory all-reduce (worker/collective/shm-allreduce.ts) among as many processes, the
+ * transport for ranks of one host: shm/gloo.
+ *
  * Ring all-reduce (sum) of one ResNet-18 gradient (11,178,378 float32) among 2, 3 and 4 worker
  * processes on loopback, beside the raw TCP throughput between two Node processes measured in
  * the same run (before and after the rings, to bracket the machine's noise). Figures follow
@@ -14,7 +20,7 @@
  * Every process (ring ranks and TCP ends alike) starts with the settings of worker/process-tuning.env
  * unless `--untuned` is given.
  */
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
 import net from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -22,6 +28,8 @@ import { parseArgs } from 'node:util';
 import { RING_NODE_FLAGS, RING_PROCESS_ENV } from '../worker/process-tuning.ts';
 import type { AllReduceTimings } from '../worker/collective/ring-allreduce.ts';
 import { RingProcessHandle } from '../test/helpers/ring-process-handle.ts';
+import { PYTHON } from '../test/helpers/pytorch.ts';
+import type { ShmMemberRequest } from '../test/helpers/shm-member-process.ts';
 
 const RESNET18_PARAMETERS = 11_178_378;
 const TCP_WRITE_BYTES = 4 << 20;
@@ -44,7 +52,23 @@ interface RingFigures {
   algbw: number;
   busbw: number;
   rank0: AllReduceTimings;
+  /** CPU time per byte of the gradient (ns/B): median over repeats of the ranks' mean CPU time in the call. */
+  cpuNsPerByte: number;
+  /** The same all-reduce by PyTorch's gloo, or why it could not run. */
+  gloo: GlooFigures | { unavailable: string };
+  /** The same all-reduce through shared memory, or why it could not run. */
+  shm: GlooFigures | { unavailable: string };
 }
+
+/** A peer transport's figures (gloo, or our shared memory). */
+interface GlooFigures {
+  /** Per repeat, the slowest rank's all-reduce time (ms). */
+  timesMs: number[];
+  medianMs: number;
+}
+
+const PYTORCH_ALLREDUCE = fileURLToPath(new URL('./pytorch_allreduce.py', import.meta.url));
+const SHM_MEMBER = fileURLToPath(new URL('../test/helpers/shm-member-process.ts', import.meta.url));
 
 export async function runBenchmark(argv: string[]): Promise<void> {
   const options = parseOptions(argv);
@@ -59,7 +83,7 @@ export async function runBenchmark(argv: string[]): Promise<void> {
   for (const ranks of options.ranks) {
     const figures = await measureRing(ranks, options);
     rings.push(figures);
-    print(`  n=${ranks}: ${figures.timesMs.map((t) => t.toFixed(0)).join(' ')} ms`);
+    print(`  n=${ranks}: gRPC ring ${figures.timesMs.map((t) => t.toFixed(0)).join(' ')} ms; gloo ${describeTimes(figures.gloo)}; shared memory ${describeTimes(figures.shm)}`);
   }
   const tcpAfter = await measureTcp(options.tcpBytes, options.launch);
   const tcp = (tcpBefore + tcpAfter) / 2;
@@ -107,19 +131,95 @@ async function measureRing(ranks: number, options: BenchOptions): Promise<RingFi
     const peers = started.map((s) => s.address);
     await Promise.all(processes.map((p) => p.request({ type: 'connect', peers }, 'connected')));
     await allReduceEverywhere(processes, options.elements, 0, 1);
-    const results = await allReduceEverywhere(processes, options.elements, 1, options.repeats);
+    const replies = await allReduceEverywhere(processes, options.elements, 1, options.repeats);
+    const results = replies.map((r) => r.timings);
+    const cpuMs = replies[0]!.cpuMs.map((_, i) => replies.reduce((sum, r) => sum + r.cpuMs[i]!, 0) / ranks);
+    const cpuNsPerByte = (median(cpuMs) * 1e6) / (options.elements * 4);
     const timesMs = results[0]!.map((_, i) => Math.max(...results.map((perRank) => perRank[i]!.totalMs)));
     const medianMs = median(timesMs);
     const algbw = (options.elements * 4) / (medianMs / 1000);
     const rank0 = results[0]![timesMs.indexOf(medianMs)]!;
-    return { ranks, timesMs, medianMs, algbw, busbw: (algbw * 2 * (ranks - 1)) / ranks, rank0 };
+    await Promise.all(processes.map((p) => p.stop()));
+    const unavailable = (error: unknown) => ({ unavailable: error instanceof Error ? error.message : String(error) });
+    const gloo = await measureGloo(ranks, options).catch(unavailable);
+    const shm = await measureShm(ranks, options).catch(unavailable);
+    return { ranks, timesMs, medianMs, algbw, busbw: (algbw * 2 * (ranks - 1)) / ranks, rank0, cpuNsPerByte, gloo, shm };
   } finally {
     await Promise.all(processes.map((p) => p.stop()));
   }
 }
 
+/** PyTorch gloo's all_reduce among `ranks` processes, right after ours with the same size and repeats. */
+async function measureGloo(ranks: number, options: BenchOptions): Promise<GlooFigures> {
+  const port = await freePort();
+  const args = (rank: number) => [PYTORCH_ALLREDUCE, '--rank', String(rank), '--world-size', String(ranks), '--port', String(port), '--elements', String(options.elements), '--repeats', String(options.repeats)];
+  const env = { ...process.env, OMP_NUM_THREADS: '1' };
+  const results = await Promise.all(Array.from({ length: ranks }, (_, rank) => runPython(args(rank), env)));
+  const perRank = results.map((text) => (JSON.parse(text) as { times_ms: number[] }).times_ms);
+  const timesMs = perRank[0]!.map((_, i) => Math.max(...perRank.map((times) => times[i]!)));
+  return { timesMs, medianMs: median(timesMs) };
+}
+
+/** Our shared-memory all-reduce among `ranks` processes (test/helpers/shm-member-process.ts), same size and repeats. */
+async function measureShm(ranks: number, options: BenchOptions): Promise<GlooFigures> {
+  const name = `/fmnist-bench-${process.pid}-${ranks}`;
+  const spawnOptions = { execArgv: ['--import', 'tsx', ...options.launch.nodeFlags], env: options.launch.env };
+  const members = Array.from({ length: ranks }, (_, rank) => fork(SHM_MEMBER, [JSON.stringify({ name, rank, worldSize: ranks, capacity: options.elements })], spawnOptions));
+  try {
+    const next = () => Promise.all(members.map((m) => new Promise<unknown>((resolve, reject) => {
+      m.once('message', resolve);
+      m.once('exit', (code) => reject(new Error(`shared-memory rank exited (${code})`)));
+    })));
+    await next(); // joined
+    const run = async (repeats: number) => {
+      const replies = next();
+      members.forEach((m, rank) => m.send({ seed: rank + 1, repeats } satisfies ShmMemberRequest));
+      return ((await replies) as Array<{ timesMs: number[] }>).map((r) => r.timesMs);
+    };
+    await run(1);
+    const perRank = await run(options.repeats);
+    const timesMs = perRank[0]!.map((_, i) => Math.max(...perRank.map((times) => times[i]!)));
+    return { timesMs, medianMs: median(timesMs) };
+  } finally {
+    for (const m of members) m.kill();
+  }
+}
+
+function describeTimes(figures: GlooFigures | { unavailable: string }): string {
+  return 'unavailable' in figures ? figures.unavailable : `${figures.timesMs.map((t) => t.toFixed(0)).join(' ')} ms`;
+}
+
+/** Runs /usr/bin/python3 with `args`; its stdout's last line, or a rejection saying why it failed. */
+function runPython(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', (error) => reject(new Error(`${PYTHON}: ${error.message}`)));
+    child.on('close', (code) => {
+      const lines = stdout.trim().split('\n');
+      if (code === 0) resolve(lines[lines.length - 1]!);
+      else reject(new Error(`gloo rank exited with ${code}: ${stderr.trim().split('\n').pop() ?? ''}`));
+    });
+  });
+}
+
+/** A loopback port nothing listens on right now, for gloo's rendezvous. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 /** Runs `repeats` all-reduces on every rank; per rank, its timings. */
-async function allReduceEverywhere(processes: RingProcessHandle[], length: number, step: number, repeats: number): Promise<AllReduceTimings[][]> {
+async function allReduceEverywhere(processes: RingProcessHandle[], length: number, step: number, repeats: number): Promise<Array<{ timings: AllReduceTimings[]; cpuMs: number[] }>> {
   const tag = { runId: 'bench', generation: 0, step, purpose: 'gradients' };
   processes.forEach((p, rank) => p.send({ type: 'all-reduce', length, seed: rank + 1, tag, repeats }));
   return Promise.all(
@@ -127,7 +227,7 @@ async function allReduceEverywhere(processes: RingProcessHandle[], length: numbe
       await p.next(); // all-reduce-started
       const reply = await p.next();
       if (reply.type !== 'all-reduced') throw new Error(`all-reduce failed: ${JSON.stringify(reply)}`);
-      return reply.timings;
+      return { timings: reply.timings, cpuMs: reply.cpuMs };
     }),
   );
 }
@@ -139,11 +239,16 @@ function median(values: number[]): number {
 
 function printTable(rings: RingFigures[], tcp: number, duplex: number): void {
   print('');
-  print('ranks  time ms  algbw GB/s  busbw GB/s  busbw/TCP  busbw/duplex   rank 0: reduce-scatter / all-gather / apply ms');
+  print('CPU ns/B: CPU time of a rank during one all-reduce (every thread), per byte of the gradient; less load-sensitive than the times');
+  print('ranks  time ms  gloo ms  ours/gloo  shm ms  shm/gloo  CPU ns/B  algbw GB/s  busbw GB/s  busbw/TCP  busbw/duplex   rank 0: reduce-scatter / all-gather / apply ms');
   for (const r of rings) {
     const t = r.rank0;
+    const glooMs = 'unavailable' in r.gloo ? '-' : r.gloo.medianMs.toFixed(1);
+    const ratio = 'unavailable' in r.gloo ? '-' : (r.medianMs / r.gloo.medianMs).toFixed(2);
+    const shmMs = 'unavailable' in r.shm ? '-' : r.shm.medianMs.toFixed(1);
+    const shmRatio = 'unavailable' in r.shm || 'unavailable' in r.gloo ? '-' : (r.shm.medianMs / r.gloo.medianMs).toFixed(2);
     print(
-      `${String(r.ranks).padStart(5)}  ${r.medianMs.toFixed(1).padStart(7)}  ${gbps(r.algbw).padStart(10)}  ${gbps(r.busbw).padStart(10)}  ${(r.busbw / tcp).toFixed(3).padStart(9)}  ${(r.busbw / duplex).toFixed(3).padStart(12)}   ` +
+      `${String(r.ranks).padStart(5)}  ${r.medianMs.toFixed(1).padStart(7)}  ${glooMs.padStart(7)}  ${ratio.padStart(9)}  ${shmMs.padStart(6)}  ${shmRatio.padStart(8)}  ${r.cpuNsPerByte.toFixed(2).padStart(8)}  ${gbps(r.algbw).padStart(10)}  ${gbps(r.busbw).padStart(10)}  ${(r.busbw / tcp).toFixed(3).padStart(9)}  ${(r.busbw / duplex).toFixed(3).padStart(12)}   ` +
         `${t.reduceScatterMs.toFixed(0)} / ${t.allGatherMs.toFixed(0)} / ${t.applyMs.toFixed(0)}`,
     );
   }

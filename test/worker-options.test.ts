@@ -22,6 +22,8 @@ test('with only Redis given and an empty environment, every other option takes i
     checkpointRoot: path.resolve('.fmnist-cluster/checkpoints'),
     collectiveTimeoutMs: 600_000,
     authToken: undefined,
+    collectiveTransport: 'auto',
+    hostId: os.hostname(),
     name: `${os.hostname()}/${process.pid}`,
   });
 });
@@ -34,6 +36,8 @@ const ENV: NodeJS.ProcessEnv = {
   WORKER_ADVERTISE_HOST: 'worker-3',
   CHECKPOINT_ROOT: '/shared/checkpoints',
   FMNIST_AUTH_TOKEN: 'ring-secret',
+  FMNIST_COLLECTIVE_TRANSPORT: 'grpc',
+  FMNIST_HOST_ID: 'rack-2',
 };
 
 test('the environment passed in fills what the options leave out', (t) => {
@@ -45,6 +49,8 @@ test('the environment passed in fills what the options leave out', (t) => {
     advertiseHost: 'worker-3',
     checkpointRoot: '/shared/checkpoints',
     authToken: 'ring-secret',
+    collectiveTransport: 'grpc',
+    hostId: 'rack-2',
   });
 });
 
@@ -59,6 +65,8 @@ test('options win over the environment', (t) => {
     checkpointRoot: 'ckpt',
     collectiveTimeoutMs: 5_000,
     authToken: 'other',
+    collectiveTransport: 'auto',
+    hostId: 'h1',
     name: 'w1',
   };
   t.deepEqual(compileWorkerOptions(options, ENV), { ...options, backend: 'cpu', checkpointRoot: path.resolve('ckpt') });
@@ -77,6 +85,9 @@ const INVALID: [string, WorkerOptions, NodeJS.ProcessEnv, string][] = [
   ['a fractional timeout', { redisUrl: REDIS, collectiveTimeoutMs: 1_000.5 }, {}, 'collective-timeout-ms'],
   ['a timeout that is not a number', { redisUrl: REDIS, collectiveTimeoutMs: Number.NaN }, {}, 'collective-timeout-ms'],
   ['an empty auth token', { redisUrl: REDIS }, { FMNIST_AUTH_TOKEN: '' }, 'auth-token'],
+  ['an unknown collective transport', { redisUrl: REDIS, collectiveTransport: 'carrier-pigeon' }, {}, 'collective-transport'],
+  ['an unknown FMNIST_COLLECTIVE_TRANSPORT', { redisUrl: REDIS }, { FMNIST_COLLECTIVE_TRANSPORT: 'shm' }, 'collective-transport'],
+  ['an empty host id', { redisUrl: REDIS, hostId: '' }, {}, 'host-id'],
 ];
 
 for (const [what, options, env, option] of INVALID) {

@@ -10,7 +10,8 @@ import { compileWorkerOptions, type CompiledWorkerOptions } from './worker-optio
 
 const USAGE = `usage: npm run worker -- [--redis URL] [--prefix fmnist] [--backend auto|tensorflow-gpu|tensorflow|onednn|wasm|cpu]
        [--threads N] [--listen-host 127.0.0.1] [--advertise-host HOST] [--checkpoint-root DIR]
-       [--collective-timeout-ms 600000] [--name NAME] [--metrics-host HOST] [--metrics-port auto|off|N]
+       [--collective-timeout-ms 600000] [--collective-transport auto|grpc] [--host-id ID] [--name NAME]
+       [--metrics-host HOST] [--metrics-port auto|off|N]
   /metrics and /healthz are served on --metrics-host (default: the listen host) and --metrics-port
   (default auto: a free port, registered in Redis so that the coordinator's /sd lists it; 0 or off: none).
   Environment: REDIS_URL, FMNIST_PREFIX, TRAIN_BACKEND, WORKER_LISTEN_HOST, WORKER_ADVERTISE_HOST,
@@ -25,6 +26,7 @@ function parseWorkerFlags(argv: string[]): CompiledWorkerOptions {
       'listen-host': { type: 'string' }, 'advertise-host': { type: 'string' }, 'checkpoint-root': { type: 'string' },
       'collective-timeout-ms': { type: 'string' }, name: { type: 'string' },
       'metrics-host': { type: 'string' }, 'metrics-port': { type: 'string' },
+      'collective-transport': { type: 'string' }, 'host-id': { type: 'string' },
     },
   });
   const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
@@ -33,6 +35,7 @@ function parseWorkerFlags(argv: string[]): CompiledWorkerOptions {
     listenHost: values['listen-host'], advertiseHost: values['advertise-host'], checkpointRoot: values['checkpoint-root'],
     collectiveTimeoutMs: number(values['collective-timeout-ms']), name: values.name,
     metricsHost: values['metrics-host'], metricsPort: values['metrics-port'],
+    collectiveTransport: values['collective-transport'], hostId: values['host-id'],
   });
 }
 

@@ -1,5 +1,10 @@
 import type { Collective, CollectiveTag } from '../shared/train/collective.ts';
-import type { AllReduceTimings, RingMember } from './collective/ring-allreduce.ts';
+import type { AllReduceTag, AllReduceTimings } from './collective/ring-allreduce.ts';
+
+/** What sums: the gRPC ring's RingMember, or a host's ShmAllReduce. */
+export interface SumAllReduce {
+  allReduceSum(data: Float32Array, tag: AllReduceTag): Promise<AllReduceTimings>;
+}
 
 /**
  * The training loop's collective over the gRPC ring. Each call gets the next sequence number
@@ -10,7 +15,7 @@ export class RingCollective implements Collective {
   private sequence = 0;
 
   constructor(
-    private readonly ring: RingMember,
+    private readonly ring: SumAllReduce,
     readonly rank: number,
     readonly worldSize: number,
     private readonly run: { runId: string; generation: number },

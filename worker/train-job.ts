@@ -13,6 +13,7 @@ import { TrainingLoop, type TrainingData, type TrainingHooks } from '../shared/t
 import { initialTrainingState, type TrainingState } from '../shared/train/training-state.ts';
 import type { TrainableModel } from '../shared/model/trainable-model.ts';
 import { RingMember } from './collective/ring-allreduce.ts';
+import { chooseCollective } from './collective-choice.ts';
 import { RingCollective } from './ring-collective.ts';
 import { joinRendezvous } from './rendezvous.ts';
 import type { ShardCache } from '../shared/shards/shard-cache.ts';
@@ -79,7 +80,7 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
   let model: TrainableModel | undefined;
   let cancelPoll: NodeJS.Timeout | undefined;
   try {
-    const group = await joinRendezvous(ctx.redis, ctx.keys, { runId: job.runId, generation: job.generation, worldSize: job.worldSize, address: ring.address, rank, timeoutMs: ctx.options.collectiveTimeoutMs });
+    const group = await joinRendezvous(ctx.redis, ctx.keys, { runId: job.runId, generation: job.generation, worldSize: job.worldSize, address: ring.address, host: ctx.options.hostId, rank, timeoutMs: ctx.options.collectiveTimeoutMs });
     await ring.connect(group.peers.map((peer) => peer.address));
     if (rank === 0) await ctx.runs.transition(job.runId, 'running', { from: 'queued' });
     ctx.log(`run ${job.runId} generation ${job.generation}: rank ${rank} of ${job.worldSize} on ${backend.name}`);
@@ -90,8 +91,12 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
     cancelPoll = setInterval(() => void ctx.runs.isCancelRequested(job.runId).then((c) => (cancelled ||= c), () => {}), 1000);
     cancelPoll.unref();
     const hooks = jobHooks(ctx, run, model, { rank, backend: backend.name, checkpointDir, metrics }, () => cancelled || ctx.shutdownRequested());
-    const collective = new RingCollective(ring, rank, job.worldSize, job, (_, timings) => metrics.allReduce(timings));
-    const outcome = await new TrainingLoop(model, data, config, collective, hooks).run(state);
+    const transport = await chooseCollective(ring, {
+      transport: ctx.options.collectiveTransport, hosts: group.peers.map((peer) => peer.host), rank,
+      scope: `${ctx.keys.prefix}/${job.runId}/${job.generation}`, weights: model.params.all().reduce((sum, p) => sum + p.variable.size, 0), timeoutMs: ctx.options.collectiveTimeoutMs,
+    });
+    ctx.log(`run ${job.runId} generation ${job.generation}: all-reduce over ${transport.line}`);
+    const outcome = await new TrainingLoop(model, data, config, new RingCollective(transport.sum, rank, job.worldSize, job, (_, timings) => metrics.allReduce(timings)), hooks).run(state).finally(() => transport.close());
     if (rank === 0) await recordOutcome(ctx, job, outcome.kind);
     return { rank, outcome: outcome.kind, globalStep: outcome.state.globalStep };
   } catch (error) {

@@ -26,6 +26,14 @@ export interface WorkerOptions {
   collectiveTimeoutMs?: number;
   /** Shared secret peers present to each other. @default env.FMNIST_AUTH_TOKEN */
   authToken?: string;
+  /**
+   * 'auto': when every rank of a ring has the same host id and the collective addon is built,
+   * they all-reduce through shared memory, else over the gRPC ring; 'grpc': always the ring.
+   * @default env.FMNIST_COLLECTIVE_TRANSPORT ?? 'auto'
+   */
+  collectiveTransport?: string;
+  /** Which ranks share a host (and so may share memory). @default env.FMNIST_HOST_ID ?? os.hostname() */
+  hostId?: string;
   /** Name in logs. @default `<hostname>/<pid>` */
   name?: string;
   /** Interface `/metrics` and `/healthz` listen on. @default env.WORKER_METRICS_HOST ?? listenHost */
@@ -50,12 +58,17 @@ export interface CompiledWorkerOptions {
   checkpointRoot: string;
   collectiveTimeoutMs: number;
   authToken: string | undefined;
+  collectiveTransport: CollectiveTransport;
+  hostId: string;
   name: string;
   metricsHost: string;
   metricsPort: MetricsPort;
   /** Host Prometheus dials for this worker's metrics: advertiseHost, else metricsHost (loopback for a wildcard). */
   metricsAdvertiseHost: string;
 }
+
+/** How ranks all-reduce; see {@link WorkerOptions.collectiveTransport}. */
+export type CollectiveTransport = 'auto' | 'grpc';
 
 /** Shortest all-reduce timeout accepted: a shorter one fails healthy rings on a busy machine. */
 const MIN_COLLECTIVE_TIMEOUT_MS = 1_000;
@@ -75,6 +88,12 @@ export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.Process
   const authToken = options.authToken ?? env.FMNIST_AUTH_TOKEN;
   // An empty secret is a mistake (an unset variable in a compose file), not "no authentication".
   if (authToken === '') throw new ConfigError('the auth token must not be empty; unset FMNIST_AUTH_TOKEN to turn authentication off', { option: 'auth-token' });
+  const collectiveTransport = options.collectiveTransport ?? (env.FMNIST_COLLECTIVE_TRANSPORT || 'auto');
+  if (collectiveTransport !== 'auto' && collectiveTransport !== 'grpc') {
+    throw new ConfigError(`collective transport is auto or grpc, got ${JSON.stringify(collectiveTransport)}`, { option: 'collective-transport' });
+  }
+  const hostId = options.hostId ?? (env.FMNIST_HOST_ID || os.hostname());
+  if (hostId === '') throw new ConfigError('the host id must not be empty', { option: 'host-id' });
   const compute = compileComputeOptions({ backend: options.backend, threads: options.threads }, env);
   const listenHost = options.listenHost ?? env.WORKER_LISTEN_HOST ?? '127.0.0.1';
   const advertiseHost = options.advertiseHost ?? env.WORKER_ADVERTISE_HOST;
@@ -89,6 +108,8 @@ export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.Process
     checkpointRoot: path.resolve(options.checkpointRoot ?? env.CHECKPOINT_ROOT ?? '.fmnist-cluster/checkpoints'),
     collectiveTimeoutMs: timeout,
     authToken,
+    collectiveTransport,
+    hostId,
     name: options.name ?? `${os.hostname()}/${process.pid}`,
     metricsHost,
     metricsPort: parseMetricsPort(options.metricsPort ?? env.WORKER_METRICS_PORT, 'auto'),

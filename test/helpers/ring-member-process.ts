@@ -39,9 +39,10 @@ export type RingProcessReply =
   /**
    * `marks[i]`: when all-reduce i returned here and when the busy wait after it ended, in ms on
    * the machine's clock (`performance.timeOrigin + performance.now()`), so that the parent can
-   * order events of different ranks.
+   * order events of different ranks. `cpuMs`: per all-reduce, this process's CPU time (user +
+   * system, every thread) during the call.
    */
-  | { type: 'all-reduced'; timings: AllReduceTimings[]; marks: { returnedAt: number; busyEndedAt: number }[]; sha256: string; values?: string }
+  | { type: 'all-reduced'; timings: AllReduceTimings[]; marks: { returnedAt: number; busyEndedAt: number }[]; cpuMs: number[]; sha256: string; values?: string }
   | { type: 'failed'; error: { name: string; code: string; message: string; peerRank?: number } }
   | { type: 'closed' };
 
@@ -75,16 +76,20 @@ class RingProcess {
     const data = new Float32Array(command.length);
     const timings: AllReduceTimings[] = [];
     const marks: { returnedAt: number; busyEndedAt: number }[] = [];
+    const cpuMs: number[] = [];
     send({ type: 'all-reduce-started' });
     for (let i = 0; i < (command.repeats ?? 1); i += 1) {
       data.set(original);
+      const cpuBefore = process.cpuUsage();
       timings.push(await member.allReduceSum(data, { ...command.tag, step: command.tag.step + i }));
       const returnedAt = clock();
+      const cpu = process.cpuUsage(cpuBefore);
+      cpuMs.push((cpu.user + cpu.system) / 1000);
       busyWait(command.busyAfterMs ?? 0);
       marks.push({ returnedAt, busyEndedAt: clock() });
     }
     const values = command.returnValues ? Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64') : undefined;
-    return { type: 'all-reduced', timings, marks, sha256: digestValues(data), values };
+    return { type: 'all-reduced', timings, marks, cpuMs, sha256: digestValues(data), values };
   }
 
   private requireMember(): RingMember {

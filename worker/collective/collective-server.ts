@@ -7,8 +7,8 @@ import { Server, ServerCredentials, status, type Metadata } from '@grpc/grpc-js'
 import type { ExchangeChunk__Output } from '../../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
 import type { CollectiveHandlers } from '../../proto/generated/fmnist/cluster/v1/Collective.ts';
 import type { PingResponse } from '../../proto/generated/fmnist/cluster/v1/PingResponse.ts';
-import { loadClusterProto } from '../../shared/grpc/cluster-proto.ts';
 import { collectiveError } from './collective-status.ts';
+import { collectiveService } from './exchange-codec.ts';
 import { serverOptions, widenServerWindows } from './grpc-tuning.ts';
 import { IncomingExchange, type ExchangeListener } from './incoming-exchange.ts';
 import type { RefusalReason } from './refusal-reason.ts';
@@ -40,7 +40,7 @@ export async function startCollectiveServer(
 ): Promise<{ server: Server; port: number }> {
   const server = new Server(serverOptions(chunkBytes));
   widenServerWindows(server);
-  server.addService(loadClusterProto().fmnist.cluster.v1.Collective.service, handlers(backend));
+  server.addService(collectiveService(), handlers(backend));
   const boundPort = await new Promise<number>((resolve, reject) => {
     server.bindAsync(joinHostPort(host, port), ServerCredentials.createInsecure(), (error, bound) => {
       if (error === null) resolve(bound);

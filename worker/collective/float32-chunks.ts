@@ -3,6 +3,9 @@
  * without copies where the platform allows: the payload sent is a Buffer view over the caller's
  * array, and a received payload is read in place when it is 4-byte aligned.
  */
+import { collectiveAddon } from './native-collective.ts';
+
+const native = collectiveAddon();
 
 /** A Buffer sharing memory with `data[offset .. offset+length)` (no copy). */
 export function payloadView(data: Float32Array, offset: number, length: number): Buffer {
@@ -27,8 +30,18 @@ export class PayloadReader {
   }
 }
 
-/** `target[offset + i] += values[i]` for every i: the reduce-scatter step. */
+/**
+ * `target[offset + i] += values[i]` for every i: the reduce-scatter step. Native (vectorised)
+ * when the collective addon is built; the JavaScript loop gives the same bits (each sum is one
+ * float32 rounding either way).
+ */
 export function addInto(target: Float32Array, offset: number, values: Float32Array): void {
+  if (native !== null) native.addInto(target, offset, values);
+  else addIntoScalar(target, offset, values);
+}
+
+/** {@link addInto} in JavaScript. */
+export function addIntoScalar(target: Float32Array, offset: number, values: Float32Array): void {
   const n = values.length;
   const dst = target.subarray(offset, offset + n);
   for (let i = 0; i < n; i += 1) dst[i] += values[i];

@@ -16,11 +16,11 @@ import { credentials, Server, status, type Metadata } from '@grpc/grpc-js';
 import type { CollectiveClient } from '../../proto/generated/fmnist/cluster/v1/Collective.ts';
 import type { ExchangeChunk__Output } from '../../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
 import type { PingResponse__Output } from '../../proto/generated/fmnist/cluster/v1/PingResponse.ts';
-import { loadClusterProto } from '../../shared/grpc/cluster-proto.ts';
 import { AllReduceOperation, type AllReduceTag, type AllReduceTimings } from './allreduce-operation.ts';
 import { tokenChecker, tokenMetadata } from './bearer-token.ts';
 import { startCollectiveServer } from './collective-server.ts';
 import { collectiveError, errorFromStatus } from './collective-status.ts';
+import { collectiveClient } from './exchange-codec.ts';
 import { ExchangeRouter } from './exchange-router.ts';
 import { PayloadReader } from './float32-chunks.ts';
 import { channelOptions } from './grpc-tuning.ts';
@@ -207,8 +207,7 @@ export class RingMember {
 
   private async connectRight(peers: readonly string[]): Promise<void> {
     const right = (this.rank + 1) % this.worldSize;
-    const { Collective } = loadClusterProto().fmnist.cluster.v1;
-    const client = new Collective(peers[right]!, credentials.createInsecure(), channelOptions(this.options.chunkBytes));
+    const client = collectiveClient(peers[right]!, credentials.createInsecure(), channelOptions(this.options.chunkBytes));
     this.client = client;
     const reply = await new Promise<PingResponse__Output>((resolve, reject) => {
       const deadline = new Date(Date.now() + this.options.connectTimeoutMs);

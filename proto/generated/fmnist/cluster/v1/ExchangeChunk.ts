@@ -16,6 +16,7 @@ export interface ExchangeChunk {
   'world_size'?: (number);
   'sender_rank'?: (number);
   'payload'?: (Buffer | Uint8Array | string);
+  'alignment'?: (Buffer | Uint8Array | string);
 }
 
 export interface ExchangeChunk__Output {
@@ -32,4 +33,5 @@ export interface ExchangeChunk__Output {
   'world_size': (number);
   'sender_rank': (number);
   'payload': (Buffer);
+  'alignment': (Buffer);
 }
