@@ -73,9 +73,18 @@ const SHM_MEMBER = fileURLToPath(new URL('../test/helpers/shm-member-process.ts'
 export async function runBenchmark(argv: string[]): Promise<void> {
   const options = parseOptions(argv);
   const bytes = options.elements * 4;
-  print(`all-reduce of ${options.elements} float32 (${(bytes / 1e6).toFixed(1)} MB), chunks of ${options.chunkBytes} B, ${options.repeats} repeats after 1 warm-up`);
-  print(`machine: ${availableParallelism()} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-  const tuning = options.launch.nodeFlags.length > 0 ? `node ${options.launch.nodeFlags.join(' ')}, GLIBC_TUNABLES=${options.launch.env.GLIBC_TUNABLES}` : 'none (--untuned)';
+  print(
+    `all-reduce of ${options.elements} float32 (${(bytes / 1e6).toFixed(1)} MB), chunks of ${options.chunkBytes} B, ${options.repeats} repeats after 1 warm-up`,
+  );
+  print(
+    `machine: ${availableParallelism()} cores, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+  const tuning =
+    options.launch.nodeFlags.length > 0
+      ? `node ${options.launch.nodeFlags.join(' ')}, GLIBC_TUNABLES=${options.launch.env.GLIBC_TUNABLES}`
+      : 'none (--untuned)';
   print(`process tuning: ${tuning}`);
   const tcpBefore = await measureTcp(options.tcpBytes, options.launch);
   print(`raw TCP loopback, 2 processes, ${options.tcpBytes} B in ${TCP_WRITE_BYTES} B writes: ${gbps(tcpBefore)} GB/s`);
@@ -83,14 +92,20 @@ export async function runBenchmark(argv: string[]): Promise<void> {
   for (const ranks of options.ranks) {
     const figures = await measureRing(ranks, options);
     rings.push(figures);
-    print(`  n=${ranks}: gRPC ring ${figures.timesMs.map((t) => t.toFixed(0)).join(' ')} ms; gloo ${describeTimes(figures.gloo)}; shared memory ${describeTimes(figures.shm)}`);
+    print(
+      `  n=${ranks}: gRPC ring ${figures.timesMs.map((t) => t.toFixed(0)).join(' ')} ms; gloo ${describeTimes(figures.gloo)}; shared memory ${describeTimes(figures.shm)}`,
+    );
   }
   const tcpAfter = await measureTcp(options.tcpBytes, options.launch);
   const tcp = (tcpBefore + tcpAfter) / 2;
   print(`raw TCP again: ${gbps(tcpAfter)} GB/s; mean ${gbps(tcp)} GB/s`);
   const duplex = await measureDuplexTcp(options.tcpBytes, options.launch);
   print(`raw TCP both ways at once (each process sends and receives, as a ring rank does): ${gbps(duplex)} GB/s each way`);
-  print(`load average now ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  print(
+    `load average now ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
   printTable(rings, tcp, duplex);
 }
 
@@ -152,7 +167,19 @@ async function measureRing(ranks: number, options: BenchOptions): Promise<RingFi
 /** PyTorch gloo's all_reduce among `ranks` processes, right after ours with the same size and repeats. */
 async function measureGloo(ranks: number, options: BenchOptions): Promise<GlooFigures> {
   const port = await freePort();
-  const args = (rank: number) => [PYTORCH_ALLREDUCE, '--rank', String(rank), '--world-size', String(ranks), '--port', String(port), '--elements', String(options.elements), '--repeats', String(options.repeats)];
+  const args = (rank: number) => [
+    PYTORCH_ALLREDUCE,
+    '--rank',
+    String(rank),
+    '--world-size',
+    String(ranks),
+    '--port',
+    String(port),
+    '--elements',
+    String(options.elements),
+    '--repeats',
+    String(options.repeats),
+  ];
   const env = { ...process.env, OMP_NUM_THREADS: '1' };
   const results = await Promise.all(Array.from({ length: ranks }, (_, rank) => runPython(args(rank), env)));
   const perRank = results.map((text) => (JSON.parse(text) as { times_ms: number[] }).times_ms);
@@ -164,12 +191,20 @@ async function measureGloo(ranks: number, options: BenchOptions): Promise<GlooFi
 async function measureShm(ranks: number, options: BenchOptions): Promise<GlooFigures> {
   const name = `/fmnist-bench-${process.pid}-${ranks}`;
   const spawnOptions = { execArgv: ['--import', 'tsx', ...options.launch.nodeFlags], env: options.launch.env };
-  const members = Array.from({ length: ranks }, (_, rank) => fork(SHM_MEMBER, [JSON.stringify({ name, rank, worldSize: ranks, capacity: options.elements })], spawnOptions));
+  const members = Array.from({ length: ranks }, (_, rank) =>
+    fork(SHM_MEMBER, [JSON.stringify({ name, rank, worldSize: ranks, capacity: options.elements })], spawnOptions),
+  );
   try {
-    const next = () => Promise.all(members.map((m) => new Promise<unknown>((resolve, reject) => {
-      m.once('message', resolve);
-      m.once('exit', (code) => reject(new Error(`shared-memory rank exited (${code})`)));
-    })));
+    const next = () =>
+      Promise.all(
+        members.map(
+          (m) =>
+            new Promise<unknown>((resolve, reject) => {
+              m.once('message', resolve);
+              m.once('exit', (code) => reject(new Error(`shared-memory rank exited (${code})`)));
+            }),
+        ),
+      );
     await next(); // joined
     const run = async (repeats: number) => {
       const replies = next();
@@ -219,7 +254,12 @@ function freePort(): Promise<number> {
 }
 
 /** Runs `repeats` all-reduces on every rank; per rank, its timings. */
-async function allReduceEverywhere(processes: RingProcessHandle[], length: number, step: number, repeats: number): Promise<Array<{ timings: AllReduceTimings[]; cpuMs: number[] }>> {
+async function allReduceEverywhere(
+  processes: RingProcessHandle[],
+  length: number,
+  step: number,
+  repeats: number,
+): Promise<Array<{ timings: AllReduceTimings[]; cpuMs: number[] }>> {
   const tag = { runId: 'bench', generation: 0, step, purpose: 'gradients' };
   processes.forEach((p, rank) => p.send({ type: 'all-reduce', length, seed: rank + 1, tag, repeats }));
   return Promise.all(
@@ -240,7 +280,9 @@ function median(values: number[]): number {
 function printTable(rings: RingFigures[], tcp: number, duplex: number): void {
   print('');
   print('CPU ns/B: CPU time of a rank during one all-reduce (every thread), per byte of the gradient; less load-sensitive than the times');
-  print('ranks  time ms  gloo ms  ours/gloo  shm ms  shm/gloo  CPU ns/B  algbw GB/s  busbw GB/s  busbw/TCP  busbw/duplex   rank 0: reduce-scatter / all-gather / apply ms');
+  print(
+    'ranks  time ms  gloo ms  ours/gloo  shm ms  shm/gloo  CPU ns/B  algbw GB/s  busbw GB/s  busbw/TCP  busbw/duplex   rank 0: reduce-scatter / all-gather / apply ms',
+  );
   for (const r of rings) {
     const t = r.rank0;
     const glooMs = 'unavailable' in r.gloo ? '-' : r.gloo.medianMs.toFixed(1);

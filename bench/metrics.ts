@@ -77,8 +77,28 @@ function stepSeconds(config: MetricsConfig, steps: number): number {
 async function metricsSeconds(): Promise<{ hooks: number; render: number }> {
   const metrics = new WorkerMetrics();
   const job = metrics.startJob({ runId: 'run-bench', rank: 0, generation: 0, worldSize: 2, backend: 'bench', threads: 1 });
-  const report: StepReport = { epoch: 1, step: 1, stepsPerEpoch: 100, globalStep: 1, examples: 64, loss: 2.3, examplesPerSec: 1000, timings: { dataMs: 1, computeMs: 40, allReduceMs: 9, updateMs: 1 } };
-  const timings: AllReduceTimings = { totalMs: 9, firstChunkMs: 1, reduceScatterMs: 4, allGatherMs: 4, acknowledgeMs: 1, applyMs: 1, bytesSent: 4e6, bytesReceived: 4e6, chunksSent: 4, chunksReceived: 4 };
+  const report: StepReport = {
+    epoch: 1,
+    step: 1,
+    stepsPerEpoch: 100,
+    globalStep: 1,
+    examples: 64,
+    loss: 2.3,
+    examplesPerSec: 1000,
+    timings: { dataMs: 1, computeMs: 40, allReduceMs: 9, updateMs: 1 },
+  };
+  const timings: AllReduceTimings = {
+    totalMs: 9,
+    firstChunkMs: 1,
+    reduceScatterMs: 4,
+    allGatherMs: 4,
+    acknowledgeMs: 1,
+    applyMs: 1,
+    bytesSent: 4e6,
+    bytesReceived: 4e6,
+    chunksSent: 4,
+    chunksReceived: 4,
+  };
   const hook = () => {
     job.step(report);
     job.allReduce(timings);
@@ -101,7 +121,9 @@ export async function runBenchmark(argv: string[]): Promise<void> {
   const options = parseOptions(argv);
   const backend = await selectBackend('auto', { threads: availableParallelism() });
   const cost = await metricsSeconds();
-  process.stdout.write(`backend ${backend.detail}\nmetric hooks per step: ${(cost.hooks * 1e6).toFixed(1)} us; one /metrics render: ${(cost.render * 1e3).toFixed(2)} ms\n`);
+  process.stdout.write(
+    `backend ${backend.detail}\nmetric hooks per step: ${(cost.hooks * 1e6).toFixed(1)} us; one /metrics render: ${(cost.render * 1e3).toFixed(2)} ms\n`,
+  );
   for (const config of options.configs) {
     const step = stepSeconds(config, options.steps);
     const overhead = (interval: number) => (100 * (cost.hooks + (cost.render * step) / interval)) / step;

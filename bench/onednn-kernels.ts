@@ -258,7 +258,9 @@ function printKernelTable(timer: KernelTimer, steps: number, step: { wallMs: num
   const sum = (filter: (name: string) => boolean) => rows.filter(([k]) => filter(k)).reduce((total, [, v]) => total + v.ms, 0) / steps;
   const kernels = sum(() => true);
   const conv = sum((k) => CONVOLUTION_KERNELS.has(k));
-  console.log(`  ${timer.clock} time: step ${stepMs.toFixed(1)} ms = convolutions ${conv.toFixed(1)} + other kernels ${(kernels - conv).toFixed(1)} + outside kernels ${(stepMs - kernels).toFixed(1)}`);
+  console.log(
+    `  ${timer.clock} time: step ${stepMs.toFixed(1)} ms = convolutions ${conv.toFixed(1)} + other kernels ${(kernels - conv).toFixed(1)} + outside kernels ${(stepMs - kernels).toFixed(1)}`,
+  );
   console.log(`  ${'kernel'.padEnd(28)}${'ms/step'.padStart(9)}${'share'.padStart(8)}${'calls'.padStart(7)}`);
   for (const [name, v] of rows.slice(0, top)) {
     const ms = v.ms / steps;
@@ -289,8 +291,12 @@ async function benchVariant(variant: Variant, options: Options, timer: KernelTim
   const reused = (backend.allocationStats.reusedBytes - allocated.reusedBytes) / options.steps / 2 ** 20;
   const wall = median(figures.map((f) => f.wallMs));
   const cpu = median(figures.map((f) => f.cpuMs));
-  console.log(`\n${variant}: median step ${wall.toFixed(1)} ms wall (${median(figures.map((f) => f.gradMs)).toFixed(1)} gradients + ${median(figures.map((f) => f.sgdMs)).toFixed(1)} sgd), ${cpu.toFixed(1)} ms CPU; tensors alive ${tf.memory().numTensors}`);
-  console.log(`  native outputs per step: ${reused.toFixed(1)} MiB recycled, ${fresh.toFixed(1)} MiB freshly allocated; pool holds ${(backend.pooledBytes / 2 ** 20).toFixed(1)} MiB`);
+  console.log(
+    `\n${variant}: median step ${wall.toFixed(1)} ms wall (${median(figures.map((f) => f.gradMs)).toFixed(1)} gradients + ${median(figures.map((f) => f.sgdMs)).toFixed(1)} sgd), ${cpu.toFixed(1)} ms CPU; tensors alive ${tf.memory().numTensors}`,
+  );
+  console.log(
+    `  native outputs per step: ${reused.toFixed(1)} MiB recycled, ${fresh.toFixed(1)} MiB freshly allocated; pool holds ${(backend.pooledBytes / 2 ** 20).toFixed(1)} MiB`,
+  );
   const mean = (key: 'wallMs' | 'cpuMs') => figures.reduce((total, f) => total + f[key], 0) / figures.length;
   printKernelTable(timer, options.steps, { wallMs: mean('wallMs'), cpuMs: mean('cpuMs') }, options.top);
   model.dispose();
@@ -365,7 +371,9 @@ export async function runBenchmark(argv: string[]): Promise<void> {
     throw new Error(`onednn backend unavailable: ${onednnUnavailableReason()}`);
   }
   await tf.setBackend('onednn');
-  console.log(`ResNet-18 training step, ${options.size}x${options.size} images, batch ${options.batch}, ${options.threads} thread(s), ${options.steps} timed steps after ${options.warmup} warm-up`);
+  console.log(
+    `ResNet-18 training step, ${options.size}x${options.size} images, batch ${options.batch}, ${options.threads} thread(s), ${options.steps} timed steps after ${options.warmup} warm-up`,
+  );
   const timer = new KernelTimer(options.kernelClock);
   timer.install();
   const results: VariantResult[] = [];
@@ -373,10 +381,13 @@ export async function runBenchmark(argv: string[]): Promise<void> {
   const torch = options.torch ? benchTorch(options) : null;
   console.log('\nexamples/sec (wall | CPU time):');
   for (const r of results) {
-    const ratio = torch ? `  = ${(r.wallExamplesPerSec / torch.wallExamplesPerSec).toFixed(2)} | ${(r.cpuExamplesPerSec / torch.cpuExamplesPerSec).toFixed(2)} x PyTorch` : '';
+    const ratio = torch
+      ? `  = ${(r.wallExamplesPerSec / torch.wallExamplesPerSec).toFixed(2)} | ${(r.cpuExamplesPerSec / torch.cpuExamplesPerSec).toFixed(2)} x PyTorch`
+      : '';
     console.log(`  onednn ${r.variant.padEnd(9)}${r.wallExamplesPerSec.toFixed(1).padStart(7)} | ${r.cpuExamplesPerSec.toFixed(1).padStart(7)}${ratio}`);
   }
-  if (torch) console.log(`  pytorch ${torch.version.padEnd(8)} ${torch.wallExamplesPerSec.toFixed(1).padStart(7)} | ${torch.cpuExamplesPerSec.toFixed(1).padStart(7)}`);
+  if (torch)
+    console.log(`  pytorch ${torch.version.padEnd(8)} ${torch.wallExamplesPerSec.toFixed(1).padStart(7)} | ${torch.cpuExamplesPerSec.toFixed(1).padStart(7)}`);
 }
 
 if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {

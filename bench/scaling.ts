@@ -39,10 +39,24 @@ async function measure(redisUrl: string, scratch: string, workers: number, flags
   const service = new CoordinatorService(client);
   const dataset = await service.start();
   const run = await client.runs.create({
-    workers, epochs: 1, batchSize: flags.batchSize, resize: flags.resize, lr: 0.05, seed: 0,
-    limitTrain: flags.batchSize * flags.steps, limitTest: 1, backend: flags.backend, threads: flags.threads,
+    workers,
+    epochs: 1,
+    batchSize: flags.batchSize,
+    resize: flags.resize,
+    lr: 0.05,
+    seed: 0,
+    limitTrain: flags.batchSize * flags.steps,
+    limitTest: 1,
+    backend: flags.backend,
+    threads: flags.threads,
   });
-  const cluster = LocalCluster.start({ workers, redisUrl, prefix: client.keys.prefix, checkpointRoot: path.join(scratch, 'ckpt'), logDir: path.join(scratch, 'logs', run.id) });
+  const cluster = LocalCluster.start({
+    workers,
+    redisUrl,
+    prefix: client.keys.prefix,
+    checkpointRoot: path.join(scratch, 'ckpt'),
+    logDir: path.join(scratch, 'logs', run.id),
+  });
   const steps: RunProgress[] = [];
   try {
     await client.queue.enqueueGeneration(run, dataset);
@@ -61,11 +75,25 @@ async function measure(redisUrl: string, scratch: string, workers: number, flags
 }
 
 export async function runBenchmark(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, strict: true, options: {
-    workers: { type: 'string', default: '1,2' }, 'batch-size': { type: 'string', default: '256' }, resize: { type: 'string', default: '96' },
-    steps: { type: 'string', default: '4' }, backend: { type: 'string', default: 'auto' }, threads: { type: 'string', default: '1' },
-  } });
-  const flags = { batchSize: Number(values['batch-size']), resize: Number(values.resize), steps: Number(values.steps), backend: values.backend!, threads: Number(values.threads) };
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      workers: { type: 'string', default: '1,2' },
+      'batch-size': { type: 'string', default: '256' },
+      resize: { type: 'string', default: '96' },
+      steps: { type: 'string', default: '4' },
+      backend: { type: 'string', default: 'auto' },
+      threads: { type: 'string', default: '1' },
+    },
+  });
+  const flags = {
+    batchSize: Number(values['batch-size']),
+    resize: Number(values.resize),
+    steps: Number(values.steps),
+    backend: values.backend!,
+    threads: Number(values.threads),
+  };
   const counts = values.workers!.split(',').map(Number);
   const redis = await ensureRedis({ probeUrl: 'redis://127.0.0.1:1' });
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'fmnist-bench-scaling-'));
@@ -82,15 +110,21 @@ export async function runBenchmark(argv: string[]): Promise<void> {
     await rm(scratch, { recursive: true, force: true });
   }
   const base = results[0]!;
-  console.log(`\nscaling: ResNet-18, global batch ${flags.batchSize}, ${flags.resize}x${flags.resize}, backend ${flags.backend}, ${flags.threads} thread(s) per worker, ${os.cpus().length} cores`);
+  console.log(
+    `\nscaling: ResNet-18, global batch ${flags.batchSize}, ${flags.resize}x${flags.resize}, backend ${flags.backend}, ${flags.threads} thread(s) per worker, ${os.cpus().length} cores`,
+  );
   console.log('workers  examples/sec  vs first   step ms   data ms  compute ms  all-reduce ms  update ms');
   for (const r of results) {
     const s = r.split;
-    console.log(`${String(r.workers).padStart(7)}  ${r.examplesPerSec.toFixed(1).padStart(12)}  ${(r.examplesPerSec / base.examplesPerSec).toFixed(2).padStart(7)}x  ${s.stepMs.toFixed(0).padStart(8)}  ${s.dataMs.toFixed(1).padStart(8)}  ${s.computeMs.toFixed(0).padStart(10)}  ${s.allReduceMs.toFixed(0).padStart(13)}  ${s.updateMs.toFixed(0).padStart(9)}`);
+    console.log(
+      `${String(r.workers).padStart(7)}  ${r.examplesPerSec.toFixed(1).padStart(12)}  ${(r.examplesPerSec / base.examplesPerSec).toFixed(2).padStart(7)}x  ${s.stepMs.toFixed(0).padStart(8)}  ${s.dataMs.toFixed(1).padStart(8)}  ${s.computeMs.toFixed(0).padStart(10)}  ${s.allReduceMs.toFixed(0).padStart(13)}  ${s.updateMs.toFixed(0).padStart(9)}`,
+    );
   }
   const two = results.find((r) => r.workers === 2);
   if (ceiling !== undefined) {
-    console.log(`ceiling: two 1-worker runs of half the batch at once, no ring: ${ceiling.toFixed(1)} examples/sec together, ${(ceiling / base.examplesPerSec).toFixed(2)}x one worker`);
+    console.log(
+      `ceiling: two 1-worker runs of half the batch at once, no ring: ${ceiling.toFixed(1)} examples/sec together, ${(ceiling / base.examplesPerSec).toFixed(2)}x one worker`,
+    );
   }
   if (two && base.workers === 1) console.log(`target: 2 workers >= 1.8x one worker: ${(two.examplesPerSec / base.examplesPerSec).toFixed(2)}x`);
 }

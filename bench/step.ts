@@ -248,7 +248,10 @@ async function measurePytorch(options: StepOptions): Promise<BackendResult> {
   const output = await runProcess(PYTHON, args, threadEnv(options.threads));
   if (output.code !== 0) return { unavailable: `${PYTHON} exited with code ${output.code}: ${lastLines(output.stderr, 3)}` };
   const parsed = JSON.parse(output.stdout) as { detail: string; results: { size: number; batch: number; forward: number[]; step: number[] }[] };
-  return { detail: parsed.detail, results: parsed.results.map((r) => ({ size: r.size, batch: r.batch, forward: { seconds: r.forward }, step: { seconds: r.step } })) };
+  return {
+    detail: parsed.detail,
+    results: parsed.results.map((r) => ({ size: r.size, batch: r.batch, forward: { seconds: r.forward }, step: { seconds: r.step } })),
+  };
 }
 
 function median(values: number[]): number {
@@ -284,7 +287,11 @@ function printTable(rows: { name: string; result: BackendResult }[], pytorch: Ba
     lines.push(`  ${name}: ${'unavailable' in result ? `unavailable (${result.unavailable})` : result.detail}`);
   }
   lines.push('');
-  lines.push(['backend', 'config', 'step ex/s', 'fwd ex/s', 'step/fwd time', 'step vs torch', 'fwd vs torch', 'step spread'].map((h, i) => (i === 0 ? h.padEnd(12) : i === 1 ? h.padEnd(14) : h.padStart(14))).join(''));
+  lines.push(
+    ['backend', 'config', 'step ex/s', 'fwd ex/s', 'step/fwd time', 'step vs torch', 'fwd vs torch', 'step spread']
+      .map((h, i) => (i === 0 ? h.padEnd(12) : i === 1 ? h.padEnd(14) : h.padStart(14)))
+      .join(''),
+  );
   for (const config of options.configs) {
     const label = `${config.size}x${config.size} b${config.batch}`;
     const torch = resultFor(pytorch, config);
@@ -299,9 +306,17 @@ function printTable(rows: { name: string; result: BackendResult }[], pytorch: Ba
       const step = examplesPerSecond(r.step, config.batch);
       const forward = examplesPerSecond(r.forward, config.batch);
       // step/fwd time = (1 / step ex/s) / (1 / fwd ex/s).
-      const cells = [format(step), format(forward), format(ratio(forward, step), 2), format(ratio(step, torchStep), 3), format(ratio(forward, torchForward), 3), spread(r.step)];
+      const cells = [
+        format(step),
+        format(forward),
+        format(ratio(forward, step), 2),
+        format(ratio(step, torchStep), 3),
+        format(ratio(forward, torchForward), 3),
+        spread(r.step),
+      ];
       lines.push(`${name.padEnd(12)}${label.padEnd(14)}${cells.map((c) => c.padStart(14)).join('')}`);
-      for (const timing of [r.step, r.forward]) if ('skipped' in timing) lines.push(`${''.padEnd(26)}(${timing === r.step ? 'step' : 'forward'} ${timing.skipped})`);
+      for (const timing of [r.step, r.forward])
+        if ('skipped' in timing) lines.push(`${''.padEnd(26)}(${timing === r.step ? 'step' : 'forward'} ${timing.skipped})`);
     }
   }
   lines.push('');

@@ -98,7 +98,11 @@ export const DEFAULT_METRICS_PORT = 9400;
  * COORDINATOR_METRICS_HOST, default 127.0.0.1) and `--metrics-port` (env COORDINATOR_METRICS_PORT,
  * default `fallbackPort`; `auto` a free port, `off` or 0 none: then undefined).
  */
-export function metricsOptionsFromFlags(values: FlagValues, fallbackPort: MetricsPort, env: NodeJS.ProcessEnv = process.env): CoordinatorMetricsOptions | undefined {
+export function metricsOptionsFromFlags(
+  values: FlagValues,
+  fallbackPort: MetricsPort,
+  env: NodeJS.ProcessEnv = process.env,
+): CoordinatorMetricsOptions | undefined {
   const port = parseMetricsPort(stringFlag(values, 'metrics-port') ?? env.COORDINATOR_METRICS_PORT, fallbackPort);
   if (port === 'off') return undefined;
   return { host: stringFlag(values, 'metrics-host') ?? env.COORDINATOR_METRICS_HOST ?? '127.0.0.1', port };

@@ -14,7 +14,11 @@ export class ClusterClient {
   readonly queue: TrainingQueue;
   private closing?: Promise<void>;
 
-  constructor(readonly redisUrl: string, prefix: string, role = 'coordinator') {
+  constructor(
+    readonly redisUrl: string,
+    prefix: string,
+    role = 'coordinator',
+  ) {
     this.keys = new RedisKeys(prefix);
     this.redis = connectRedis(redisUrl, role);
     this.runs = new RunStore(this.redis, this.keys);

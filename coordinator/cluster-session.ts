@@ -57,7 +57,7 @@ export function monitoringPlan(values: FlagValues): MonitoringPlan {
   }
   const metrics = metricsOptionsFromFlags(values, 'auto');
   if (values.prometheus !== true) return { metrics };
-  if (metrics === undefined) throw new ConfigError('--prometheus needs the coordinator\'s metrics: drop --metrics-port off');
+  if (metrics === undefined) throw new ConfigError("--prometheus needs the coordinator's metrics: drop --metrics-port off");
   const port = numberFlag(values, 'prometheus-port');
   if (port === undefined) return { metrics, prometheusPort: 'auto' };
   if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new ConfigError(`--prometheus-port must be an integer in [1, 65535], got ${port}`);
@@ -110,7 +110,11 @@ export interface ClusterSessionOptions {
  * answer, rather than retrying silently; a service (`waitForRedis`, as `serve`) keeps retrying,
  * as it must when it starts before Redis does.
  */
-export async function openClusterSession(values: FlagValues, env: NodeJS.ProcessEnv = process.env, options: ClusterSessionOptions = {}): Promise<ClusterSession> {
+export async function openClusterSession(
+  values: FlagValues,
+  env: NodeJS.ProcessEnv = process.env,
+  options: ClusterSessionOptions = {},
+): Promise<ClusterSession> {
   const url = stringFlag(values, 'redis') ?? (env.REDIS_URL || undefined);
   const prefix = stringFlag(values, 'prefix') ?? env.FMNIST_PREFIX ?? DEFAULT_KEY_PREFIX;
   let redis: LocalRedis | undefined;
@@ -155,7 +159,9 @@ function printEpochs(run: RunRecord, json: boolean, bar: ProgressBar) {
   return (entry: RunRecord['history'][number]) => {
     bar.clear();
     const backend = entry.backend ?? run.config.backend;
-    const line = json ? epochJson(entry, backend, { workers: run.config.workers }) : formatEpochLine(entry, run.config.epochs, `${backend} x${run.config.workers}`);
+    const line = json
+      ? epochJson(entry, backend, { workers: run.config.workers })
+      : formatEpochLine(entry, run.config.epochs, `${backend} x${run.config.workers}`);
     process.stdout.write(`${line}\n`);
   };
 }
@@ -165,7 +171,12 @@ function printEpochs(run: RunRecord, json: boolean, bar: ProgressBar) {
  * `local`, runs the workers here and stops them cleanly on Ctrl-C, leaving the run resumable.
  * Resolves to the exit code: 0 only when the run completed.
  */
-export async function runToEnd(session: ClusterSession, run: RunRecord, options: RunToEndOptions, start: (service?: CoordinatorService) => Promise<void>): Promise<number> {
+export async function runToEnd(
+  session: ClusterSession,
+  run: RunRecord,
+  options: RunToEndOptions,
+  start: (service?: CoordinatorService) => Promise<void>,
+): Promise<number> {
   const { client } = session;
   const monitoring = options.monitoring ?? {};
   const service = options.local ? new CoordinatorService(client, (line) => process.stderr.write(`${line}\n`), monitoring.metrics) : undefined;
@@ -197,18 +208,29 @@ export async function runToEnd(session: ClusterSession, run: RunRecord, options:
   try {
     await start(service);
     if (!options.json) process.stderr.write(`run ${run.id}: ${run.config.workers} worker(s)${cluster ? `, logs in ${cluster.options.logDir}` : ''}\n`);
-    const final = await followRun(client.runs, run.id, {
-      onEpoch: printEpochs(run, options.json, bar),
-      onProgress: (p) => {
-        const done = (p.epoch - 1) * p.stepsPerEpoch + p.step;
-        bar.update(done, run.config.epochs * p.stepsPerEpoch, `epoch ${p.epoch}/${run.config.epochs} step ${p.step}/${p.stepsPerEpoch} loss ${p.loss.toFixed(3)} ${p.examplesPerSec.toFixed(1)} ex/s`);
+    const final = await followRun(
+      client.runs,
+      run.id,
+      {
+        onEpoch: printEpochs(run, options.json, bar),
+        onProgress: (p) => {
+          const done = (p.epoch - 1) * p.stepsPerEpoch + p.step;
+          bar.update(
+            done,
+            run.config.epochs * p.stepsPerEpoch,
+            `epoch ${p.epoch}/${run.config.epochs} step ${p.step}/${p.stepsPerEpoch} loss ${p.loss.toFixed(3)} ${p.examplesPerSec.toFixed(1)} ex/s`,
+          );
+        },
       },
-    }, follow.signal);
+      follow.signal,
+    );
     bar.clear();
     const why = { ...(final.error ? { error: final.error } : {}), ...(final.failure ? { failure: final.failure } : {}) };
     process.stdout.write(`${JSON.stringify({ run: run.id, status: final.state, ...why })}\n`);
     if (final.state !== 'completed' && final.state !== 'running' && !options.json) {
-      process.stderr.write(`run ${run.id} is ${final.state}${final.error ? `: ${final.error}` : ''}; resume with: npm run coordinator -- resume ${run.id}${options.local ? ' --local' : ''}\n`);
+      process.stderr.write(
+        `run ${run.id} is ${final.state}${final.error ? `: ${final.error}` : ''}; resume with: npm run coordinator -- resume ${run.id}${options.local ? ' --local' : ''}\n`,
+      );
     }
     return final.state === 'completed' ? 0 : shutdown.requested ? 130 : 1;
   } finally {

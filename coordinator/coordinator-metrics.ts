@@ -63,7 +63,10 @@ export class CoordinatorMetrics {
   private readonly etaSeconds: Gauge<'run'>;
   private readonly shardBytes: Counter;
 
-  constructor(private readonly view: ClusterView, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly view: ClusterView,
+    private readonly now: () => number = Date.now,
+  ) {
     const registers = [this.registry];
     const perRun = { labelNames: ['run'] as const, registers };
     this.runsByState = new Gauge({ name: 'fmnist_runs', help: 'Runs in the cluster, by state.', labelNames: ['state'], registers });
@@ -72,8 +75,16 @@ export class CoordinatorMetrics {
     this.testAccuracy = new Gauge({ name: 'fmnist_run_test_accuracy', help: 'Test accuracy after the latest finished epoch (0..1).', ...perRun });
     this.testLoss = new Gauge({ name: 'fmnist_run_test_loss', help: 'Mean test cross-entropy after the latest finished epoch.', ...perRun });
     this.progressRatio = new Gauge({ name: 'fmnist_run_progress_ratio', help: 'Optimiser steps done / steps of the whole run (0..1).', ...perRun });
-    this.etaSeconds = new Gauge({ name: 'fmnist_run_eta_seconds', help: 'Seconds left for a running run at the pace of its latest step (evaluation not included).', ...perRun });
-    this.shardBytes = new Counter({ name: 'fmnist_shard_bytes_published_total', help: 'Bytes of dataset shards this coordinator wrote to Redis (workers fetch them from there).', registers });
+    this.etaSeconds = new Gauge({
+      name: 'fmnist_run_eta_seconds',
+      help: 'Seconds left for a running run at the pace of its latest step (evaluation not included).',
+      ...perRun,
+    });
+    this.shardBytes = new Counter({
+      name: 'fmnist_shard_bytes_published_total',
+      help: 'Bytes of dataset shards this coordinator wrote to Redis (workers fetch them from there).',
+      registers,
+    });
     collectProcessMetrics(this.registry);
   }
 

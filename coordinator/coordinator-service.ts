@@ -63,7 +63,8 @@ export class CoordinatorService {
 
   private serveMetrics(options: CoordinatorMetricsOptions): Promise<MetricsServer> {
     // Prometheus always sends Host: the address it reached us at, which is how it should list us.
-    const self = (request: IncomingMessage) => request.headers.host ?? (this.metricsServer && joinHostPort(dialableHost(options.host), this.metricsServer.port));
+    const self = (request: IncomingMessage) =>
+      request.headers.host ?? (this.metricsServer && joinHostPort(dialableHost(options.host), this.metricsServer.port));
     return MetricsServer.start({
       registry: this.metrics.registry,
       host: options.host,

@@ -2,8 +2,10 @@ import type { EpochRecord } from '../shared/train/training-state.ts';
 
 /** The seed program's figures for one epoch, as a line for people. */
 export function formatEpochLine(record: EpochRecord, epochs: number, backend: string): string {
-  return `epoch ${record.epoch}/${epochs}: loss ${record.loss.toFixed(3)}, train acc ${record.trainAcc.toFixed(3)}, ` +
-    `test acc ${record.testAcc.toFixed(3)}, ${record.examplesPerSec.toFixed(1)} examples/sec on ${backend}`;
+  return (
+    `epoch ${record.epoch}/${epochs}: loss ${record.loss.toFixed(3)}, train acc ${record.trainAcc.toFixed(3)}, ` +
+    `test acc ${record.testAcc.toFixed(3)}, ${record.examplesPerSec.toFixed(1)} examples/sec on ${backend}`
+  );
 }
 
 /**

@@ -54,12 +54,16 @@ export class LocalPrometheus {
     await mkdir(path.join(options.dir, 'data'), { recursive: true });
     await writeFile(configFile, prometheusConfig(options));
     const executable = options.executable ?? process.env.PROMETHEUS ?? 'prometheus';
-    const child = spawn(executable, [
-      `--config.file=${configFile}`,
-      `--storage.tsdb.path=${path.join(options.dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${options.port}`,
-      '--log.level=warn',
-    ], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(
+      executable,
+      [
+        `--config.file=${configFile}`,
+        `--storage.tsdb.path=${path.join(options.dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${options.port}`,
+        '--log.level=warn',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+    );
     liveChildren.add(child);
     child.once('exit', () => liveChildren.delete(child));
     const prometheus = new LocalPrometheus(child, options.port, configFile);
@@ -99,7 +103,10 @@ export class LocalPrometheus {
     this.child.once('error', (error) => (spawnError = error));
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (spawnError) throw new MetricsError('METRICS_PROMETHEUS_NOT_FOUND', `cannot run ${executable} (Debian: apt-get install prometheus): ${spawnError.message}`, { cause: spawnError });
+      if (spawnError)
+        throw new MetricsError('METRICS_PROMETHEUS_NOT_FOUND', `cannot run ${executable} (Debian: apt-get install prometheus): ${spawnError.message}`, {
+          cause: spawnError,
+        });
       if (this.child.exitCode !== null || this.child.signalCode !== null) {
         throw new MetricsError('METRICS_PROMETHEUS_START_FAILED', `${executable} exited at start:\n${this.logTail}`);
       }

@@ -23,7 +23,10 @@ export class ProgressBar {
   private readonly width: number;
   private readonly now: () => number;
 
-  constructor(private readonly stream: BarStream = process.stderr, options: ProgressBarOptions = {}) {
+  constructor(
+    private readonly stream: BarStream = process.stderr,
+    options: ProgressBarOptions = {},
+  ) {
     this.width = options.width ?? 24;
     this.now = options.now ?? (() => performance.now());
   }

@@ -33,11 +33,17 @@ test.serial('auto skips the TensorFlow packages that are not installed and takes
   if (nodeInstalled) {
     t.is(selection.tfName, 'tensorflow');
   } else {
-    t.deepEqual(selection.tried.slice(0, 2).map((attempt) => attempt.name), ['tensorflow-gpu', 'tensorflow']);
+    t.deepEqual(
+      selection.tried.slice(0, 2).map((attempt) => attempt.name),
+      ['tensorflow-gpu', 'tensorflow'],
+    );
     for (const attempt of selection.tried.slice(0, 2)) t.is(attempt.code, 'BACKEND_MISSING', attempt.error);
     t.is(selection.name, (await onednnBuilt()) ? 'onednn' : 'wasm');
   }
-  t.deepEqual(selection.tried.map((attempt) => attempt.name), AUTO_ORDER.slice(0, selection.tried.length));
+  t.deepEqual(
+    selection.tried.map((attempt) => attempt.name),
+    AUTO_ORDER.slice(0, selection.tried.length),
+  );
   t.deepEqual(selection.tried.at(-1), { name: selection.name });
   t.true(selection.tried.slice(0, -1).every((attempt) => attempt.code !== undefined && attempt.error !== undefined));
   t.is(tf.getBackend(), selection.tfName);
@@ -46,6 +52,16 @@ test.serial('auto skips the TensorFlow packages that are not installed and takes
 
 test.serial('the backend auto picks runs a computation', async (t) => {
   await selectBackend('auto');
-  const product = tf.tidy(() => tf.matMul(tf.tensor2d([[1, 2], [3, 4]]), tf.tensor2d([[5], [6]])).arraySync());
+  const product = tf.tidy(() =>
+    tf
+      .matMul(
+        tf.tensor2d([
+          [1, 2],
+          [3, 4],
+        ]),
+        tf.tensor2d([[5], [6]]),
+      )
+      .arraySync(),
+  );
   t.deepEqual(product, [[17], [39]]);
 });

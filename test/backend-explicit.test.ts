@@ -42,7 +42,10 @@ test.serial('asking for tensorflow without tfjs-node installed is a BackendError
   const before = tf.getBackend();
   const error = await t.throwsAsync(selectBackend('tensorflow'), { instanceOf: BackendError });
   t.is(error?.code, 'BACKEND_UNAVAILABLE');
-  t.deepEqual(error?.tried.map((attempt) => [attempt.name, attempt.code]), [['tensorflow', 'BACKEND_MISSING']]);
+  t.deepEqual(
+    error?.tried.map((attempt) => [attempt.name, attempt.code]),
+    [['tensorflow', 'BACKEND_MISSING']],
+  );
   t.is(tf.getBackend(), before, 'a failed request leaves the current backend alone');
 });
 

@@ -50,7 +50,34 @@ for (const flags of BAD_FLAGS) {
 
 test.serial('the same flags, valid, make launch store a run (the check above can tell the difference)', async (t) => {
   const prefix = uniquePrefix('cli-config-ok');
-  const result = await runCli('coordinator', ['launch', '--redis', redis.url, '--prefix', prefix, '--workers', '1', '--backend', 'cpu', '--threads', '1', '--micro-batch', '8', '--model', 'tiny-cnn', '--epochs', '1', '--lr', '0.1', '--limit-train', '64', '--limit-test', '16', '--resize', '28', '--json']);
+  const result = await runCli('coordinator', [
+    'launch',
+    '--redis',
+    redis.url,
+    '--prefix',
+    prefix,
+    '--workers',
+    '1',
+    '--backend',
+    'cpu',
+    '--threads',
+    '1',
+    '--micro-batch',
+    '8',
+    '--model',
+    'tiny-cnn',
+    '--epochs',
+    '1',
+    '--lr',
+    '0.1',
+    '--limit-train',
+    '64',
+    '--limit-test',
+    '16',
+    '--resize',
+    '28',
+    '--json',
+  ]);
   t.is(result.code, 0, result.stderr);
   const [run] = await new RunStore(client, prefix).list();
   t.like(run?.config, { backend: 'cpu', threads: 1, microBatch: 8, model: 'tiny-cnn', epochs: 1, lr: 0.1 });

@@ -18,7 +18,25 @@ test.after.always(async () => {
 });
 
 /** 320 images in batches of 64: one epoch is exactly 5 steps, checkpointed at its end. */
-const TINY = ['--model', 'tiny-cnn', '--epochs', '1', '--batch-size', '64', '--resize', '28', '--limit-train', '320', '--limit-test', '200', '--seed', '3', '--backend', 'wasm', '--json'];
+const TINY = [
+  '--model',
+  'tiny-cnn',
+  '--epochs',
+  '1',
+  '--batch-size',
+  '64',
+  '--resize',
+  '28',
+  '--limit-train',
+  '320',
+  '--limit-test',
+  '200',
+  '--seed',
+  '3',
+  '--backend',
+  'wasm',
+  '--json',
+];
 
 async function trainAlone(flags: string[]): Promise<{ lines: Record<string, unknown>[]; dir: string }> {
   const dir = path.join(scratch, `train-${Math.random().toString(36).slice(2)}`);

@@ -22,12 +22,34 @@ test.after.always(async () => {
  * at 0.05 the first steps are chaotic (the loss jumps from 3.5 to 7 and back), so any difference,
  * however small, is amplified within a few steps and the comparison would say nothing.
  */
-const FLAGS = ['--epochs', '1', '--lr', '0.005', '--batch-size', '64', '--resize', '28', '--limit-train', '256', '--limit-test', '64', '--seed', '11', '--backend', 'wasm', '--json'];
+const FLAGS = [
+  '--epochs',
+  '1',
+  '--lr',
+  '0.005',
+  '--batch-size',
+  '64',
+  '--resize',
+  '28',
+  '--limit-train',
+  '256',
+  '--limit-test',
+  '64',
+  '--seed',
+  '11',
+  '--backend',
+  'wasm',
+  '--json',
+];
 
 /** The global batch loss of every step, from the run's event stream. */
 async function stepLosses(workers: number): Promise<number[]> {
   const prefix = uniquePrefix(`curve${workers}`);
-  const result = await runCli('coordinator', ['launch', '--local', '--workers', String(workers), ...FLAGS, '--redis', redis.url, '--prefix', prefix, '--state-dir', path.join(scratch, prefix)], { timeoutMs: 280_000 });
+  const result = await runCli(
+    'coordinator',
+    ['launch', '--local', '--workers', String(workers), ...FLAGS, '--redis', redis.url, '--prefix', prefix, '--state-dir', path.join(scratch, prefix)],
+    { timeoutMs: 280_000 },
+  );
   if (result.code !== 0) throw new Error(`launch failed: ${result.stdout} ${result.stderr}`);
   const runId = jsonLines(result.stdout).at(-1)!.run as string;
   const events = await new RunStore(redis.connect(), prefix).readEvents(runId, { count: 1000 });

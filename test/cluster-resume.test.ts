@@ -24,7 +24,27 @@ test.after.always(async () => {
 });
 
 /** 2 epochs of 10 steps, a checkpoint every 3 steps: the kill lands between checkpoints. */
-const FLAGS = ['--model', 'tiny-cnn', '--epochs', '2', '--batch-size', '32', '--resize', '28', '--limit-train', '320', '--limit-test', '100', '--seed', '5', '--backend', 'wasm', '--checkpoint-every', '3', '--json'];
+const FLAGS = [
+  '--model',
+  'tiny-cnn',
+  '--epochs',
+  '2',
+  '--batch-size',
+  '32',
+  '--resize',
+  '28',
+  '--limit-train',
+  '320',
+  '--limit-test',
+  '100',
+  '--seed',
+  '5',
+  '--backend',
+  'wasm',
+  '--checkpoint-every',
+  '3',
+  '--json',
+];
 
 async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -40,14 +60,45 @@ test('a run whose processes were all killed resumes to the same weights as one n
   t.teardown(() => redis.close());
   const prefix = uniquePrefix('resume');
   const straightDir = path.join(scratch, 'straight');
-  const straight = await runCli('coordinator', ['launch', '--local', '--workers', '2', ...FLAGS, '--redis', redis.url, '--prefix', `${prefix}-straight`, '--state-dir', straightDir]);
+  const straight = await runCli('coordinator', [
+    'launch',
+    '--local',
+    '--workers',
+    '2',
+    ...FLAGS,
+    '--redis',
+    redis.url,
+    '--prefix',
+    `${prefix}-straight`,
+    '--state-dir',
+    straightDir,
+  ]);
   t.is(straight.code, 0, straight.stderr);
   const straightRun = jsonLines(straight.stdout).at(-1)!.run as string;
 
   // The same run again, killed (coordinator and workers, SIGKILL) once it checkpointed mid-epoch,
   // and Redis crashes too (it restarts from its append-only file).
   const stateDir = path.join(scratch, 'killed');
-  const launch = spawn(process.execPath, ['--import', 'tsx', 'coordinator/main.ts', 'launch', '--local', '--workers', '2', ...FLAGS, '--redis', redis.url, '--prefix', prefix, '--state-dir', stateDir], { cwd: REPO_ROOT, env: cliEnv(), detached: true, stdio: 'ignore' });
+  const launch = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'coordinator/main.ts',
+      'launch',
+      '--local',
+      '--workers',
+      '2',
+      ...FLAGS,
+      '--redis',
+      redis.url,
+      '--prefix',
+      prefix,
+      '--state-dir',
+      stateDir,
+    ],
+    { cwd: REPO_ROOT, env: cliEnv(), detached: true, stdio: 'ignore' },
+  );
   const exited = new Promise((resolve) => launch.on('exit', resolve));
   let checkpointDir = '';
   await waitFor(async () => {
@@ -63,11 +114,26 @@ test('a run whose processes were all killed resumes to the same weights as one n
   const killedAt = (await listCheckpoints(checkpointDir)).map((dir) => path.basename(dir));
   t.log(`killed after checkpoints ${killedAt.join(', ')}`);
 
-  const resumed = await runCli('coordinator', ['resume', runId, '--force', '--local', '--json', '--redis', redis.url, '--prefix', prefix, '--state-dir', stateDir]);
+  const resumed = await runCli('coordinator', [
+    'resume',
+    runId,
+    '--force',
+    '--local',
+    '--json',
+    '--redis',
+    redis.url,
+    '--prefix',
+    prefix,
+    '--state-dir',
+    stateDir,
+  ]);
   t.is(resumed.code, 0, resumed.stderr);
   const lines = jsonLines(resumed.stdout);
   t.deepEqual(lines.at(-1), { run: runId, status: 'completed' });
-  t.true(identicalWeights(await newestWeights(checkpointDir), await newestWeights(path.join(straightDir, 'checkpoints', straightRun))), 'final weights are bit-identical');
+  t.true(
+    identicalWeights(await newestWeights(checkpointDir), await newestWeights(path.join(straightDir, 'checkpoints', straightRun))),
+    'final weights are bit-identical',
+  );
 
   const status = await runCli('coordinator', ['status', runId, '--json', '--redis', redis.url, '--prefix', prefix]);
   const record = JSON.parse(status.stdout);
@@ -87,7 +153,23 @@ test('status, cancel and resume of an unknown run fail with RUN_NOT_FOUND', asyn
 test('cancel stops a running run after the current step, once', async (t) => {
   const prefix = uniquePrefix('cancel');
   const stateDir = path.join(scratch, 'cancel');
-  const flags = ['--model', 'tiny-cnn', '--epochs', '30', '--batch-size', '32', '--resize', '28', '--limit-train', '320', '--limit-test', '32', '--backend', 'wasm', '--json'];
+  const flags = [
+    '--model',
+    'tiny-cnn',
+    '--epochs',
+    '30',
+    '--batch-size',
+    '32',
+    '--resize',
+    '28',
+    '--limit-train',
+    '320',
+    '--limit-test',
+    '32',
+    '--backend',
+    'wasm',
+    '--json',
+  ];
   let runId = '';
   const launch = runCli('coordinator', ['launch', '--local', '--workers', '2', ...flags, '--redis', redis.url, '--prefix', prefix, '--state-dir', stateDir], {
     onStdoutLine: (line) => {
@@ -115,11 +197,51 @@ test('cancel stops a running run after the current step, once', async (t) => {
 test('Ctrl-C on launch --local stops the coordinator and its workers cleanly and the run resumes', async (t) => {
   const prefix = uniquePrefix('ctrl-c');
   const stateDir = path.join(scratch, 'ctrl-c');
-  const flags = ['--model', 'tiny-cnn', '--epochs', '6', '--batch-size', '32', '--resize', '28', '--limit-train', '320', '--limit-test', '32', '--seed', '3', '--backend', 'wasm', '--json'];
+  const flags = [
+    '--model',
+    'tiny-cnn',
+    '--epochs',
+    '6',
+    '--batch-size',
+    '32',
+    '--resize',
+    '28',
+    '--limit-train',
+    '320',
+    '--limit-test',
+    '32',
+    '--seed',
+    '3',
+    '--backend',
+    'wasm',
+    '--json',
+  ];
   // Its own process group, as a terminal's foreground job: Ctrl-C sends SIGINT to the whole group.
-  const launch = spawn(process.execPath, ['--import', 'tsx', 'coordinator/main.ts', 'launch', '--local', '--workers', '2', ...flags, '--redis', redis.url, '--prefix', prefix, '--state-dir', stateDir], {
-    cwd: REPO_ROOT, env: cliEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const launch = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'coordinator/main.ts',
+      'launch',
+      '--local',
+      '--workers',
+      '2',
+      ...flags,
+      '--redis',
+      redis.url,
+      '--prefix',
+      prefix,
+      '--state-dir',
+      stateDir,
+    ],
+    {
+      cwd: REPO_ROOT,
+      env: cliEnv(),
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   launch.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
@@ -153,7 +275,25 @@ test('a worker killed mid-run fails the run at once, naming the lost peer, and r
   const prefix = uniquePrefix('peer-death');
   const stateDir = path.join(scratch, 'peer-death');
   const common = ['--redis', redis.url, '--prefix', prefix];
-  const flags = ['--model', 'tiny-cnn', '--epochs', '12', '--batch-size', '32', '--resize', '28', '--limit-train', '320', '--limit-test', '32', '--seed', '4', '--backend', 'wasm', '--json'];
+  const flags = [
+    '--model',
+    'tiny-cnn',
+    '--epochs',
+    '12',
+    '--batch-size',
+    '32',
+    '--resize',
+    '28',
+    '--limit-train',
+    '320',
+    '--limit-test',
+    '32',
+    '--seed',
+    '4',
+    '--backend',
+    'wasm',
+    '--json',
+  ];
   let killedAt = 0;
   const kill = async (): Promise<void> => {
     const client = redis.connect('peer-death');
@@ -214,7 +354,23 @@ test('status --follow --local beside a running launch --local shares its Redis, 
   const env = { REDIS_URL: '', FMNIST_REDIS_PROBE: decoy.url };
   const local = ['--local', '--redis-probe', 'off', '--state-dir', stateDir, '--prefix', prefix];
   const marker = path.join(stateDir, 'redis', 'server.json');
-  const flags = ['--model', 'tiny-cnn', '--epochs', '6', '--batch-size', '32', '--resize', '28', '--limit-train', '320', '--limit-test', '32', '--backend', 'wasm', '--json'];
+  const flags = [
+    '--model',
+    'tiny-cnn',
+    '--epochs',
+    '6',
+    '--batch-size',
+    '32',
+    '--resize',
+    '28',
+    '--limit-train',
+    '320',
+    '--limit-test',
+    '32',
+    '--backend',
+    'wasm',
+    '--json',
+  ];
   let follower: Promise<CliResult> | undefined;
   let markerDuringRun = false;
   const launch = await runCli('coordinator', ['launch', '--workers', '2', ...flags, ...local], {
@@ -256,9 +412,27 @@ test('a reader that goes away (| head -1) stops launch --local like Ctrl-C: work
   const stateDir = path.join(scratch, 'closed-stdout');
   const local = ['--local', '--state-dir', stateDir, '--prefix', uniquePrefix('closed-stdout')];
   const marker = path.join(stateDir, 'redis', 'server.json');
-  const flags = ['--model', 'tiny-cnn', '--epochs', '30', '--batch-size', '32', '--resize', '28', '--limit-train', '320', '--limit-test', '32', '--backend', 'wasm', '--json'];
+  const flags = [
+    '--model',
+    'tiny-cnn',
+    '--epochs',
+    '30',
+    '--batch-size',
+    '32',
+    '--resize',
+    '28',
+    '--limit-train',
+    '320',
+    '--limit-test',
+    '32',
+    '--backend',
+    'wasm',
+    '--json',
+  ];
   const launch = spawn(process.execPath, ['--import', 'tsx', 'coordinator/main.ts', 'launch', '--workers', '2', ...flags, ...local], {
-    cwd: REPO_ROOT, env: cliEnv({ REDIS_URL: '' }), stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: REPO_ROOT,
+    env: cliEnv({ REDIS_URL: '' }),
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
   launch.stderr.on('data', (chunk: Buffer) => (stderr += chunk));

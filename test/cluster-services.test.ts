@@ -50,7 +50,27 @@ test('serve, two workers and launch train a run that status --follow sees throug
   });
   await Promise.all(workers.map((worker) => printed(worker, /waiting for jobs/)));
 
-  const flags = ['--workers', '2', '--model', 'tiny-cnn', '--epochs', '2', '--batch-size', '32', '--resize', '28', '--limit-train', '256', '--limit-test', '64', '--seed', '9', '--backend', 'wasm', '--json'];
+  const flags = [
+    '--workers',
+    '2',
+    '--model',
+    'tiny-cnn',
+    '--epochs',
+    '2',
+    '--batch-size',
+    '32',
+    '--resize',
+    '28',
+    '--limit-train',
+    '256',
+    '--limit-test',
+    '64',
+    '--seed',
+    '9',
+    '--backend',
+    'wasm',
+    '--json',
+  ];
   let follower: Promise<CliResult> | undefined;
   const launch = await runCli('coordinator', ['launch', '--follow', ...flags, ...common], {
     onStdoutLine: (line) => {
@@ -65,7 +85,13 @@ test('serve, two workers and launch train a run that status --follow sees throug
   });
   t.is(launch.code, 0, launch.stderr);
   const lines = jsonLines(launch.stdout);
-  t.deepEqual(lines.filter((line) => 'epoch' in line).map((line) => [line.epoch, line.workers]), [[1, 2], [2, 2]]);
+  t.deepEqual(
+    lines.filter((line) => 'epoch' in line).map((line) => [line.epoch, line.workers]),
+    [
+      [1, 2],
+      [2, 2],
+    ],
+  );
   const runId = lines.at(-1)!.run as string;
   t.is(lines.at(-1)!.status, 'completed');
   t.true((await listCheckpoints(path.join(checkpointRoot, runId))).length > 0, 'rank 0 wrote checkpoints where the workers were told to');
@@ -75,14 +101,21 @@ test('serve, two workers and launch train a run that status --follow sees throug
   t.is(followed.code, 0, followed.stderr);
   const seen = jsonLines(followed.stdout);
   t.deepEqual(seen.at(-1), { run: runId, status: 'completed' });
-  t.true(seen.some((line) => line.epoch === 2), 'the follower printed the epoch that ended after it attached');
+  t.true(
+    seen.some((line) => line.epoch === 2),
+    'the follower printed the epoch that ended after it attached',
+  );
   const record = JSON.parse((await runCli('coordinator', ['status', runId, '--json', ...common])).stdout);
   t.is(record.state, 'completed');
   t.is(record.history.length, 2);
 
   for (const service of services) service.child.kill('SIGTERM');
   const exits = await Promise.all(services.map((service) => service));
-  t.deepEqual(exits.map((exit) => exit.code), [0, 0, 0], exits.map((exit) => exit.stderr).join('\n'));
+  t.deepEqual(
+    exits.map((exit) => exit.code),
+    [0, 0, 0],
+    exits.map((exit) => exit.stderr).join('\n'),
+  );
 });
 
 test('commands give up with REDIS_UNAVAILABLE when Redis does not answer, instead of waiting for it', async (t) => {

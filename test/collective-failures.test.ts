@@ -15,7 +15,6 @@ import { RingMember } from '../worker/collective/ring-allreduce.ts';
 
 const TOKEN = TEST_TOKEN;
 
-
 function client(address: string): CollectiveClient {
   const { Collective } = loadClusterProto().fmnist.cluster.v1;
   return new Collective(address, credentials.createInsecure());
@@ -132,7 +131,10 @@ const MALFORMED: Array<[string, ExchangeChunk[]]> = [
   ['another vector length', [{ ...GOOD_CHUNK, total_elements: LENGTH + 1 }]],
   ['another ring size', [{ ...GOOD_CHUNK, world_size: 3 }]],
   ['a sender that is not the left neighbour', [{ ...GOOD_CHUNK, sender_rank: 1 }]],
-  ['a good chunk, then an all-gather chunk at the wrong offset', [GOOD_CHUNK, { ...GOOD_CHUNK, phase: 'PHASE_ALL_GATHER', offset: 0, payload: Buffer.alloc(16) }]],
+  [
+    'a good chunk, then an all-gather chunk at the wrong offset',
+    [GOOD_CHUNK, { ...GOOD_CHUNK, phase: 'PHASE_ALL_GATHER', offset: 0, payload: Buffer.alloc(16) }],
+  ],
   ['a stream that ends early', [GOOD_CHUNK]],
 ];
 
@@ -164,8 +166,15 @@ test('ranks that disagree on the step both fail with COLLECTIVE_MALFORMED', asyn
     const failures = await Promise.all(
       members.map((member, rank) => collectiveFailure(member.allReduceSum(new Float32Array(100), { runId: 'r', generation: 0, step: rank }))),
     );
-    t.deepEqual(failures.map((error) => error.code), ['COLLECTIVE_MALFORMED', 'COLLECTIVE_MALFORMED']);
-    t.deepEqual(failures.map((error) => error.peerRank), [1, 0], 'each names its neighbour as out of step');
+    t.deepEqual(
+      failures.map((error) => error.code),
+      ['COLLECTIVE_MALFORMED', 'COLLECTIVE_MALFORMED'],
+    );
+    t.deepEqual(
+      failures.map((error) => error.peerRank),
+      [1, 0],
+      'each names its neighbour as out of step',
+    );
   } finally {
     await Promise.all(members.map((member) => member.close()));
   }
@@ -178,7 +187,10 @@ test('ranks that disagree on the length or the generation fail on every rank', a
       members.map((member, rank) => collectiveFailure(member.allReduceSum(new Float32Array(rank === 1 ? 101 : 100), { runId: 'r', generation: 0, step: 0 }))),
     );
     t.true(lengths.some((error) => error.code === 'COLLECTIVE_MALFORMED'));
-    t.true(lengths.every((error) => ['COLLECTIVE_MALFORMED', 'COLLECTIVE_PEER_ABORTED', 'COLLECTIVE_PEER_LOST'].includes(error.code)), lengths.map((e) => e.code).join());
+    t.true(
+      lengths.every((error) => ['COLLECTIVE_MALFORMED', 'COLLECTIVE_PEER_ABORTED', 'COLLECTIVE_PEER_LOST'].includes(error.code)),
+      lengths.map((e) => e.code).join(),
+    );
     const peers = members.map((member) => member.address);
     await Promise.all(members.map((member) => member.connect(peers)));
     const generations = await Promise.all(
@@ -204,7 +216,10 @@ test('a rank that closes during an all-reduce fails it on every rank', async (t)
       t.true(['COLLECTIVE_PEER_LOST', 'COLLECTIVE_PEER_ABORTED'].includes(errors[rank]!.code), `rank ${rank}: ${errors[rank]!.code}`);
       t.true([1, 2 - rank].includes(errors[rank]!.peerRank!), `rank ${rank} blames rank ${errors[rank]!.peerRank}`);
     }
-    t.true([0, 2].some((rank) => errors[rank]!.peerRank === 1), 'a survivor names the closed rank');
+    t.true(
+      [0, 2].some((rank) => errors[rank]!.peerRank === 1),
+      'a survivor names the closed rank',
+    );
   } finally {
     await Promise.all(members.map((member) => member.close()));
   }

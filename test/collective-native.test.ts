@@ -29,7 +29,10 @@ test('native addInto equals the JavaScript loop bit for bit (NaN payloads aside)
   values.set(specials, 17);
   for (const offset of [0, 1, 3, 5_000]) {
     const target = seededValues(110_000, 11);
-    target.set(specials.map((v) => -v), offset + 17);
+    target.set(
+      specials.map((v) => -v),
+      offset + 17,
+    );
     const expected = target.slice();
     addIntoScalar(expected, offset, values);
     addon!.addInto(target, offset, values);

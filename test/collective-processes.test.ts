@@ -40,7 +40,6 @@ async function beginAllReduce(processes: RingProcessHandle[], length: number, se
   for (const reply of started) if (reply.type !== 'all-reduce-started') throw new Error(JSON.stringify(reply));
 }
 
-
 test.serial('three rank processes reduce a full ResNet-18 gradient to the same bits', async (t) => {
   const processes = await startRingProcesses(3);
   try {
@@ -99,7 +98,10 @@ test.serial('a rank process killed during an all-reduce makes the others fail as
       t.true(['COLLECTIVE_PEER_LOST', 'COLLECTIVE_PEER_ABORTED'].includes(failureCode(reply)), JSON.stringify(reply));
       t.true([1, 2 - 2 * i].includes(blamedRank(reply)!), JSON.stringify(reply));
     }
-    t.true(survivors.some((reply) => failureCode(reply) === 'COLLECTIVE_PEER_LOST' && blamedRank(reply) === 1), 'a survivor names the killed rank as lost');
+    t.true(
+      survivors.some((reply) => failureCode(reply) === 'COLLECTIVE_PEER_LOST' && blamedRank(reply) === 1),
+      'a survivor names the killed rank as lost',
+    );
     t.is(await processes[1]!.exited(), null);
   } finally {
     await stopAll(processes);
@@ -128,7 +130,9 @@ test.serial('a rank that goes straight back to compute after an all-reduce does 
   const busyAfterMs = 1_000;
   const processes = await startRingProcesses(2, { chunkBytes: 1 << 20 });
   try {
-    processes.forEach((p, rank) => p.send({ type: 'all-reduce', length: 1_000_000, seed: 7 + rank, tag: { runId: 'busy', generation: 0, step: 0 }, repeats: 3, busyAfterMs }));
+    processes.forEach((p, rank) =>
+      p.send({ type: 'all-reduce', length: 1_000_000, seed: 7 + rank, tag: { runId: 'busy', generation: 0, step: 0 }, repeats: 3, busyAfterMs }),
+    );
     for (const p of processes) t.is((await p.next()).type, 'all-reduce-started');
     const replies = await Promise.all(processes.map((p) => p.next()));
     for (const reply of replies) if (reply.type !== 'all-reduced') return t.fail(JSON.stringify(reply));
@@ -140,7 +144,10 @@ test.serial('a rank that goes straight back to compute after an all-reduce does 
       for (const rank of [0, 1]) {
         const mine = marks[rank]![i]!;
         const theirs = marks[1 - rank]![i]!;
-        t.true(mine.returnedAt < theirs.busyEndedAt, `all-reduce ${i}: rank ${rank} returned ${(mine.returnedAt - theirs.busyEndedAt).toFixed(0)} ms after rank ${1 - rank}'s busy wait ended`);
+        t.true(
+          mine.returnedAt < theirs.busyEndedAt,
+          `all-reduce ${i}: rank ${rank} returned ${(mine.returnedAt - theirs.busyEndedAt).toFixed(0)} ms after rank ${1 - rank}'s busy wait ended`,
+        );
       }
     }
   } finally {

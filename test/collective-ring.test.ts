@@ -13,7 +13,6 @@ import { seededValues } from './helpers/seeded-values.ts';
 const RESNET18_PARAMETERS = 11_178_378;
 const TOKEN = TEST_TOKEN;
 
-
 async function closeRing(members: RingMember[]): Promise<void> {
   await Promise.all(members.map((member) => member.close()));
 }
@@ -21,7 +20,6 @@ async function closeRing(members: RingMember[]): Promise<void> {
 function inputsFor(worldSize: number, length: number, seed: number): Float32Array[] {
   return Array.from({ length: worldSize }, (_, rank) => seededValues(length, seed * 100 + rank));
 }
-
 
 /** Largest |result - exact| / allowed, where allowed is (N-1) float32 roundings of sum |x|. */
 function worstRoundingRatio(result: Float32Array, inputs: Float32Array[]): number {

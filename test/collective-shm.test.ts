@@ -75,9 +75,13 @@ test('the segment is unlinked once every rank has mapped it, and after a join th
 test('a rank whose process is killed fails its peer with COLLECTIVE_PEER_LOST instead of a hang', async (t) => {
   const name = uniqueName();
   const length = 1000;
-  const child = fork(fileURLToPath(new URL('./helpers/shm-member-process.ts', import.meta.url)), [JSON.stringify({ name, rank: 1, worldSize: 2, capacity: length })], {
-    execArgv: ['--import', 'tsx'],
-  });
+  const child = fork(
+    fileURLToPath(new URL('./helpers/shm-member-process.ts', import.meta.url)),
+    [JSON.stringify({ name, rank: 1, worldSize: 2, capacity: length })],
+    {
+      execArgv: ['--import', 'tsx'],
+    },
+  );
   t.teardown(() => child.kill('SIGKILL'));
   const joinedChild = new Promise((resolve) => child.once('message', resolve));
   // The timeout is far longer than the test's other waits: a COLLECTIVE_TIMEOUT here would

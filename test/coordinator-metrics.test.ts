@@ -22,7 +22,15 @@ test.before(async () => {
 test.after.always(() => redis?.close());
 
 const CONFIG = { workers: 2, backend: 'wasm', model: 'tiny-cnn', epochs: 2, batchSize: 100 };
-const PROGRESS = { epoch: 2, step: 5, stepsPerEpoch: 10, loss: 1.5, examplesPerSec: 400, globalStep: 15, timings: { dataMs: 1, computeMs: 200, allReduceMs: 40, updateMs: 9 } };
+const PROGRESS = {
+  epoch: 2,
+  step: 5,
+  stepsPerEpoch: 10,
+  loss: 1.5,
+  examplesPerSec: 400,
+  globalStep: 15,
+  timings: { dataMs: 1, computeMs: 200, allReduceMs: 40, updateMs: 9 },
+};
 
 function training(runId: string, rank: number, port: number): WorkerStatus {
   return { name: `w${rank}`, state: 'training', metricsAddress: `10.0.0.${rank + 1}:${port}`, assignment: { runId, generation: 0, rank, worldSize: 2 } };
@@ -33,7 +41,7 @@ async function values(metrics: CoordinatorMetrics, name: string): Promise<Record
   return Object.fromEntries(((metric?.values ?? []) as MetricValue<string>[]).map((v) => [v.labels.run ?? v.labels.state ?? '', v.value]));
 }
 
-test('progress is steps done over the run\'s steps; the ETA is the remaining steps at the latest step\'s pace', (t) => {
+test("progress is steps done over the run's steps; the ETA is the remaining steps at the latest step's pace", (t) => {
   const run = { state: 'running', config: CONFIG, progress: PROGRESS, history: [] } as unknown as RunRecord;
   // 15 of 20 steps; 5 steps of 100 examples at 400 examples/sec.
   t.deepEqual(runProgressFigures(run), { ratio: 0.75, etaSeconds: 1.25 });
@@ -44,7 +52,7 @@ test('progress is steps done over the run\'s steps; the ETA is the remaining ste
   t.deepEqual(runProgressFigures({ ...run, progress: { ...withoutGlobalStep, updatedAt: 0 } }), { ratio: 0.75, etaSeconds: 1.25 });
 });
 
-test('a scrape reads runs by state, queue depth, workers per run and each active run\'s figures from Redis', async (t) => {
+test("a scrape reads runs by state, queue depth, workers per run and each active run's figures from Redis", async (t) => {
   const keys = new RedisKeys(uniquePrefix('coord-metrics'));
   const client = redis.connect('coordinator-metrics');
   const runs = new RunStore(client, keys);
@@ -61,7 +69,10 @@ test('a scrape reads runs by state, queue depth, workers per run and each active
   await runs.appendEpoch(running.id, { epoch: 1, loss: 1.8, trainAcc: 0.4, testAcc: 0.55, testLoss: 1.6, examplesPerSec: 400, seconds: 2.5 });
   const queued = await runs.create(CONFIG);
   await queue.enqueueGeneration(queued, { train: 'v-train', test: 'v-test' });
-  const beats = [startHeartbeat(client, keys, { status: () => training(running.id, 0, 9001) }), startHeartbeat(client, keys, { status: () => training(running.id, 1, 9002) })];
+  const beats = [
+    startHeartbeat(client, keys, { status: () => training(running.id, 0, 9001) }),
+    startHeartbeat(client, keys, { status: () => training(running.id, 1, 9002) }),
+  ];
   t.teardown(() => Promise.all(beats.map((beat) => beat.stop())).then(() => undefined));
   await Promise.all(beats.map((beat) => beat.beat()));
 
@@ -101,5 +112,9 @@ test('service discovery lists the live workers that serve metrics, then the coor
     { targets: ['coordinator:9400'], labels: { __meta_fmnist_role: 'coordinator' } },
   ]);
   await beats[1]!.stop();
-  t.deepEqual((await discoveryTargets(client, keys, undefined)).map((group) => group.targets[0]), ['10.0.0.1:9101'], 'a stopped worker leaves at once');
+  t.deepEqual(
+    (await discoveryTargets(client, keys, undefined)).map((group) => group.targets[0]),
+    ['10.0.0.1:9101'],
+    'a stopped worker leaves at once',
+  );
 });

@@ -19,13 +19,19 @@ test('a batch holds the resized images and labels of its indices, in order', (t)
   const indices = [17, 0, 999, 17];
   const batch = buildBatch(set, Uint32Array.from(indices), 96);
   t.is(batch.x.length, 4 * 96 * 96);
-  t.deepEqual(Array.from(batch.labels), indices.map((index) => set.labels[index]));
+  t.deepEqual(
+    Array.from(batch.labels),
+    indices.map((index) => set.labels[index]),
+  );
   t.deepEqual(batch.x, resizeGreyImages(imagesAt(indices), 4, 28, 28, 96));
 });
 
 test('at size 28 a batch is the pixels / 255', (t) => {
   const batch = buildBatch(set, [3, 4], 28);
-  t.deepEqual(Array.from(batch.x), Array.from(imagesAt([3, 4]), (v) => Math.fround(v / 255)));
+  t.deepEqual(
+    Array.from(batch.x),
+    Array.from(imagesAt([3, 4]), (v) => Math.fround(v / 255)),
+  );
 });
 
 test('a reused output buffer serves a shorter last batch through views', (t) => {

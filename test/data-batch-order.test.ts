@@ -28,10 +28,16 @@ test('the order depends on (seed, epoch) alone', (t) => {
 
 test('global batches cover the permutation in order, the last one partial', (t) => {
   const batches = globalBatches(3, 2, 1000, 256);
-  t.deepEqual(batches.map((batch) => batch.length), [256, 256, 256, 232]);
+  t.deepEqual(
+    batches.map((batch) => batch.length),
+    [256, 256, 256, 232],
+  );
   const joined = batches.flatMap((batch) => Array.from(batch));
   t.deepEqual(joined, Array.from(epochPermutation(3, 2, 1000)));
-  t.deepEqual(globalBatches(3, 2, 512, 256).map((batch) => batch.length), [256, 256]);
+  t.deepEqual(
+    globalBatches(3, 2, 512, 256).map((batch) => batch.length),
+    [256, 256],
+  );
   t.deepEqual(globalBatches(3, 2, 0, 256), []);
   t.throws(() => globalBatches(3, 2, 10, 0), { instanceOf: RangeError });
 });
@@ -43,16 +49,31 @@ test('rank slices cover a batch exactly once for 1 to 4 workers', (t) => {
       const global = batch.subarray(0, length);
       const slices = Array.from({ length: worldSize }, (_, rank) => sliceForRank(global, rank, worldSize));
       const label = `N=${worldSize}, batch ${length}`;
-      t.deepEqual(slices.flatMap((slice) => Array.from(slice)), Array.from(global), label);
+      t.deepEqual(
+        slices.flatMap((slice) => Array.from(slice)),
+        Array.from(global),
+        label,
+      );
       const sizes = slices.map((slice) => slice.length);
       t.true(Math.max(...sizes) - Math.min(...sizes) <= 1, label);
-      t.deepEqual(sizes, [...sizes].sort((a, b) => b - a), `${label}: earlier ranks take the extra`);
+      t.deepEqual(
+        sizes,
+        [...sizes].sort((a, b) => b - a),
+        `${label}: earlier ranks take the extra`,
+      );
     }
   }
 });
 
 test('rank slice bounds match a hand-worked split and reject bad ranks', (t) => {
-  t.deepEqual([0, 1, 2].map((rank) => rankSliceBounds(10, rank, 3)), [{ start: 0, end: 4 }, { start: 4, end: 7 }, { start: 7, end: 10 }]);
+  t.deepEqual(
+    [0, 1, 2].map((rank) => rankSliceBounds(10, rank, 3)),
+    [
+      { start: 0, end: 4 },
+      { start: 4, end: 7 },
+      { start: 7, end: 10 },
+    ],
+  );
   t.deepEqual(rankSliceBounds(2, 3, 4), { start: 2, end: 2 });
   t.throws(() => rankSliceBounds(10, 3, 3), { instanceOf: RangeError });
   t.throws(() => rankSliceBounds(10, 0, 0), { instanceOf: RangeError });

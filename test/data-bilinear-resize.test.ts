@@ -42,7 +42,10 @@ function testImages(realImages: Uint8Array): Uint8Array {
 test.before(async () => {
   const dataset = await loadFashionMnist({ env: {} });
   images = testImages(dataset.test.images);
-  const child = promisify(execFile)(PYTHON, [REFERENCE_SCRIPT, String(count), String(SIDE), String(SIDE), ...SIZES.map(String)], { encoding: 'buffer', maxBuffer: 64 << 20 });
+  const child = promisify(execFile)(PYTHON, [REFERENCE_SCRIPT, String(count), String(SIDE), String(SIDE), ...SIZES.map(String)], {
+    encoding: 'buffer',
+    maxBuffer: 64 << 20,
+  });
   child.child.stdin?.end(images);
   const { stdout } = await child;
   const all = new Float32Array(stdout.buffer.slice(stdout.byteOffset, stdout.byteOffset + stdout.byteLength));
@@ -80,9 +83,15 @@ test('28 to 28 is an exact copy of pixel / 255, equal to PyTorch bit for bit', (
 test('black stays 0 and white stays 1 (to float32 weight rounding) at every size', (t) => {
   for (const size of SIZES) {
     const out = resizeGreyImages(images.subarray(8 * 784, 10 * 784), 2, SIDE, SIDE, size);
-    t.true(out.subarray(0, size * size).every((v) => v === 0), `black at ${size}`);
+    t.true(
+      out.subarray(0, size * size).every((v) => v === 0),
+      `black at ${size}`,
+    );
     // float32 lambda0 + lambda1 may miss 1 by an ulp, in PyTorch too.
-    t.true(out.subarray(size * size).every((v) => Math.abs(v - 1) <= MAX_ABS_ERROR), `white at ${size}`);
+    t.true(
+      out.subarray(size * size).every((v) => Math.abs(v - 1) <= MAX_ABS_ERROR),
+      `white at ${size}`,
+    );
   }
 });
 

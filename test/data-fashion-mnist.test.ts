@@ -5,7 +5,14 @@ import { mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatasetError } from '../shared/errors.ts';
-import { cacheDatasetDir, expectedDatasetVersion, limitImageSet, loadFashionMnist, SYSTEM_DATASET_DIR, type FashionMnist } from '../shared/data/fashion-mnist.ts';
+import {
+  cacheDatasetDir,
+  expectedDatasetVersion,
+  limitImageSet,
+  loadFashionMnist,
+  SYSTEM_DATASET_DIR,
+  type FashionMnist,
+} from '../shared/data/fashion-mnist.ts';
 import { downloadFashionMnistFile } from '../shared/data/fashion-mnist-download.ts';
 import { FASHION_MNIST_FILES } from '../shared/data/fashion-mnist-files.ts';
 
@@ -120,7 +127,9 @@ test('a download with no good mirror is DATASET_DOWNLOAD_FAILED and writes nothi
   const { server, base } = await startMirrorServer();
   t.teardown(() => server.close());
   const cache = join(dir, 'cache-fail');
-  const error = await t.throwsAsync(downloadFashionMnistFile(cache, FASHION_MNIST_FILES.testLabels, { mirrors: [`${base}/bad/`, `${base}/missing/`] }), { instanceOf: DatasetError });
+  const error = await t.throwsAsync(downloadFashionMnistFile(cache, FASHION_MNIST_FILES.testLabels, { mirrors: [`${base}/bad/`, `${base}/missing/`] }), {
+    instanceOf: DatasetError,
+  });
   t.is(error?.code, 'DATASET_DOWNLOAD_FAILED');
   t.deepEqual(await readdir(cache), []);
 });

@@ -20,7 +20,11 @@ test('xoshiro128** first outputs match the C reference for three seeds', (t) => 
   };
   for (const [seed, values] of Object.entries(expected)) {
     const rng = new Prng(Number(seed));
-    t.deepEqual(values.map(() => rng.nextUint32()), values, `seed ${seed}`);
+    t.deepEqual(
+      values.map(() => rng.nextUint32()),
+      values,
+      `seed ${seed}`,
+    );
   }
 });
 

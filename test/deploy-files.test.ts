@@ -40,13 +40,21 @@ test('promtool accepts the deployed Prometheus config and the one generated for 
 
 test('the dashboard has the run variable and reads the provisioned datasource in every query', async (t) => {
   const dashboard = buildDashboard();
-  t.deepEqual(dashboard.templating?.list?.map((variable) => variable.name), ['run']);
+  t.deepEqual(
+    dashboard.templating?.list?.map((variable) => variable.name),
+    ['run'],
+  );
   const provisioned = await readFile(path.join(REPO_ROOT, 'deploy/grafana/provisioning/datasources/prometheus.yml'), 'utf8');
   t.true(provisioned.includes(`uid: ${DATASOURCE.uid}`));
   const provider = await readFile(path.join(REPO_ROOT, 'deploy/grafana/provisioning/dashboards/fmnist.yml'), 'utf8');
   t.true(provider.includes('type: file'));
   const panels = (dashboard.panels ?? []).filter((panel) => panel.type !== 'row') as { targets?: { datasource?: object; expr?: string }[] }[];
-  t.is(panels.length, dashboardQueries().map((q) => q.panel).filter((title, i, all) => all.indexOf(title) === i).length);
+  t.is(
+    panels.length,
+    dashboardQueries()
+      .map((q) => q.panel)
+      .filter((title, i, all) => all.indexOf(title) === i).length,
+  );
   for (const panel of panels) {
     t.true((panel.targets?.length ?? 0) > 0);
     for (const target of panel.targets ?? []) t.deepEqual(target.datasource, DATASOURCE);

@@ -13,8 +13,18 @@ const generic = loadClusterProto().fmnist.cluster.v1.Collective.service.Exchange
 
 function chunk(runId: string, values: Float32Array): ExchangeChunk {
   return {
-    run_id: runId, generation: 3, step: 4_000_000_000, sequence: 7, purpose: 'gradients', phase: 'PHASE_REDUCE_SCATTER',
-    ring_step: 2, chunk_index: 5, offset: 123_456, total_elements: 11_178_378, world_size: 4, sender_rank: 1,
+    run_id: runId,
+    generation: 3,
+    step: 4_000_000_000,
+    sequence: 7,
+    purpose: 'gradients',
+    phase: 'PHASE_REDUCE_SCATTER',
+    ring_step: 2,
+    chunk_index: 5,
+    offset: 123_456,
+    total_elements: 11_178_378,
+    world_size: 4,
+    sender_rank: 1,
     payload: Buffer.from(values.buffer, values.byteOffset, values.byteLength),
   };
 }

@@ -50,13 +50,17 @@ interface TargetGroup {
 }
 
 /** The targets `/sd` lists, each with its role, and every one's `/metrics` linted by promtool. */
-async function checkProcessesWhileTraining(coordinatorPort: number): Promise<{ roles: string[]; lint: { target: string; code: number | null; output: string }[]; health: number[] }> {
+async function checkProcessesWhileTraining(
+  coordinatorPort: number,
+): Promise<{ roles: string[]; lint: { target: string; code: number | null; output: string }[]; health: number[] }> {
   const { body: groups } = await getJson<TargetGroup[]>(`http://127.0.0.1:${coordinatorPort}/sd`);
   const targets = groups.map((group) => ({ target: group.targets[0]!, role: group.labels.__meta_fmnist_role! }));
-  const lint = await Promise.all(targets.map(async ({ target }) => {
-    const text = await (await fetch(`http://${target}/metrics`)).text();
-    return { target, ...(await promtool(['check', 'metrics'], text)) };
-  }));
+  const lint = await Promise.all(
+    targets.map(async ({ target }) => {
+      const text = await (await fetch(`http://${target}/metrics`)).text();
+      return { target, ...(await promtool(['check', 'metrics'], text)) };
+    }),
+  );
   const health = await Promise.all(targets.map(async ({ target }) => (await fetch(`http://${target}/healthz`)).status));
   return { roles: targets.map((t) => t.role).sort(), lint, health };
 }
@@ -108,15 +112,44 @@ test('Prometheus discovers a local run through /sd, every dashboard query return
 
   const stateDir = path.join(scratch, 'state');
   const args = [
-    'launch', '--local', '--redis', redis.url, '--prefix', prefix, '--state-dir', stateDir, '--json',
-    '--workers', '2', '--model', 'tiny-cnn', '--epochs', '3', '--batch-size', '1024', '--resize', '28', '--limit-train', '32768', '--limit-test', '256', '--seed', '5',
-    '--metrics-port', String(coordinatorPort), '--prometheus', '--prometheus-port', String(cliPrometheusPort),
+    'launch',
+    '--local',
+    '--redis',
+    redis.url,
+    '--prefix',
+    prefix,
+    '--state-dir',
+    stateDir,
+    '--json',
+    '--workers',
+    '2',
+    '--model',
+    'tiny-cnn',
+    '--epochs',
+    '3',
+    '--batch-size',
+    '1024',
+    '--resize',
+    '28',
+    '--limit-train',
+    '32768',
+    '--limit-test',
+    '256',
+    '--seed',
+    '5',
+    '--metrics-port',
+    String(coordinatorPort),
+    '--prometheus',
+    '--prometheus-port',
+    String(cliPrometheusPort),
   ];
   const client = redis.connect('prometheus-test');
   const store = new RunStore(client, new RedisKeys(prefix));
   const launch = runCli('coordinator', args, { timeoutMs: 180_000 });
   // Once the workers train, every process is up and its run's series exist.
-  const duringRun = untilTraining(store).then(() => Promise.all([checkProcessesWhileTraining(coordinatorPort), untilDiscovered(`http://127.0.0.1:${cliPrometheusPort}`)]));
+  const duringRun = untilTraining(store).then(() =>
+    Promise.all([checkProcessesWhileTraining(coordinatorPort), untilDiscovered(`http://127.0.0.1:${cliPrometheusPort}`)]),
+  );
   duringRun.catch(() => {}); // awaited below, after the run
   const result = await launch;
   t.is(result.code, 0, result.stderr);
@@ -139,7 +172,11 @@ test('Prometheus discovers a local run through /sd, every dashboard query return
   const at = steps.find((s) => s.progress.step === s.progress.stepsPerEpoch)!.at;
 
   const up = await instantQuery(prometheus.url, 'count by (job) (up == 1)', at);
-  t.deepEqual(Object.fromEntries(up.map((s) => [s.metric.job, s.value])), { 'fmnist-coordinator': 1, 'fmnist-worker': 2 }, 'the test Prometheus found the workers through /sd');
+  t.deepEqual(
+    Object.fromEntries(up.map((s) => [s.metric.job, s.value])),
+    { 'fmnist-coordinator': 1, 'fmnist-worker': 2 },
+    'the test Prometheus found the workers through /sd',
+  );
   const ranks = await instantQuery(prometheus.url, `count by (rank) (fmnist_worker_examples_total{run="${runId}"})`, at);
   t.deepEqual(ranks.map((s) => s.metric.rank).sort(), ['0', '1']);
 
@@ -152,7 +189,10 @@ test('Prometheus discovers a local run through /sd, every dashboard query return
     const query = substitute(expr, `${windowMs}ms`);
     const samples = await instantQuery(prometheus.url, query, at);
     t.true(samples.length > 0, `"${panel}": ${query} returned no data`);
-    t.true(samples.every((s) => Number.isFinite(s.value)), `"${panel}": ${query} returned ${JSON.stringify(samples)}`);
+    t.true(
+      samples.every((s) => Number.isFinite(s.value)),
+      `"${panel}": ${query} returned ${JSON.stringify(samples)}`,
+    );
   }
 
   // The record's examples/sec counts examples per second spent in steps (evaluation, checkpoints

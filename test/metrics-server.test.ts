@@ -70,9 +70,14 @@ test('/metrics renders the registry after refresh, /healthz follows the health r
 test('a refresh that fails answers 500 and the next scrape tries again', async (t) => {
   const registry = new Registry();
   let fail = true;
-  const server = await MetricsServer.start({ registry, host: '127.0.0.1', port: 'auto', refresh: async () => {
-    if (fail) throw new Error('Redis is away');
-  } });
+  const server = await MetricsServer.start({
+    registry,
+    host: '127.0.0.1',
+    port: 'auto',
+    refresh: async () => {
+      if (fail) throw new Error('Redis is away');
+    },
+  });
   t.teardown(() => server.close());
   t.is((await fetch(`${server.url}/metrics`)).status, 500);
   fail = false;

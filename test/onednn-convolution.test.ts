@@ -35,7 +35,12 @@ interface ConvCase {
   rounding?: 'floor' | 'round' | 'ceil';
 }
 
-const p = (n: number): tf.backend_util.ExplicitPadding => [[0, 0], [n, n], [n, n], [0, 0]];
+const p = (n: number): tf.backend_util.ExplicitPadding => [
+  [0, 0],
+  [n, n],
+  [n, n],
+  [0, 0],
+];
 
 /** ResNet-18 convolutions for 28x28x1 inputs, batch 2 (stem pads 2 as the model does). */
 const RESNET_28: ConvCase[] = [
@@ -62,7 +67,18 @@ const EDGES: ConvCase[] = [
   { name: 'batch 1, odd 11x13, stride 2, valid', x: [1, 11, 13, 3], filter: [3, 3, 3, 5], strides: 2, pad: 'valid' },
   { name: 'same, stride 2, 5x5 filter over 10x9', x: [3, 10, 9, 5], filter: [5, 5, 5, 7], strides: 2, pad: 'same' },
   { name: 'same, stride 1, odd channels', x: [2, 7, 5, 3], filter: [3, 3, 3, 17], strides: 1, pad: 'same' },
-  { name: 'explicit asymmetric, 3x2 filter, strides [2,1]', x: [2, 9, 8, 4], filter: [3, 2, 4, 6], strides: [2, 1], pad: [[0, 0], [0, 2], [1, 0], [0, 0]] },
+  {
+    name: 'explicit asymmetric, 3x2 filter, strides [2,1]',
+    x: [2, 9, 8, 4],
+    filter: [3, 2, 4, 6],
+    strides: [2, 1],
+    pad: [
+      [0, 0],
+      [0, 2],
+      [1, 0],
+      [0, 0],
+    ],
+  },
   { name: 'numeric pad 1 with ceil rounding', x: [1, 8, 8, 2], filter: [3, 3, 2, 3], strides: 2, pad: 1, rounding: 'ceil' },
   { name: 'filter larger than input, same', x: [2, 1, 1, 8], filter: [3, 3, 8, 4], strides: 1, pad: 'same' },
   { name: 'valid with unread trailing rows', x: [1, 8, 8, 3], filter: [3, 3, 3, 4], strides: 2, pad: 'valid' },
@@ -78,8 +94,13 @@ const DILATED: ConvCase[] = [
 
 function outputShape(c: ConvCase): number[] {
   const info = tf.backend_util.computeConv2DInfo(
-    c.x as [number, number, number, number], c.filter as [number, number, number, number],
-    c.strides, c.dilations ?? 1, c.pad, c.rounding);
+    c.x as [number, number, number, number],
+    c.filter as [number, number, number, number],
+    c.strides,
+    c.dilations ?? 1,
+    c.pad,
+    c.rounding,
+  );
   return info.outShape;
 }
 
@@ -106,8 +127,7 @@ const ALL = [...RESNET_28, ...RESNET_96, ...EDGES];
 
 test.serial('Conv2D matches the cpu backend on ResNet-18 and edge shapes', async (t) => {
   for (const c of [...ALL, ...DILATED]) {
-    await assertClose(t, inputsFor(c, 11), (x, w) =>
-      tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad, 'NHWC', c.dilations ?? 1, c.rounding));
+    await assertClose(t, inputsFor(c, 11), (x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad, 'NHWC', c.dilations ?? 1, c.rounding));
   }
 });
 
@@ -116,7 +136,17 @@ test.serial('FusedConv2D with bias and relu matches the cpu backend', async (t) 
     const bias = seededInput([c.filter[3]!], 5, 0.5);
     for (const activation of ['relu', 'linear'] as const) {
       await assertClose(t, [...inputsFor(c, 21), bias], (x, w, b) =>
-        tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, bias: b, strides: c.strides, pad: c.pad, dilations: c.dilations ?? 1, dimRoundingMode: c.rounding, activation }));
+        tf.fused.conv2d({
+          x: x as tf.Tensor4D,
+          filter: w as tf.Tensor4D,
+          bias: b,
+          strides: c.strides,
+          pad: c.pad,
+          dilations: c.dilations ?? 1,
+          dimRoundingMode: c.rounding,
+          activation,
+        }),
+      );
     }
   }
 });
@@ -124,26 +154,51 @@ test.serial('FusedConv2D with bias and relu matches the cpu backend', async (t) 
 test.serial('FusedConv2D falls back to the cpu kernel for activations it does not fuse', async (t) => {
   const c = EDGES[0]!;
   await assertClose(t, [...inputsFor(c, 31), seededInput([c.filter[3]!], 6)], (x, w, b) =>
-    tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, bias: b, strides: c.strides, pad: c.pad, activation: 'elu' }));
+    tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, bias: b, strides: c.strides, pad: c.pad, activation: 'elu' }),
+  );
 });
 
 test.serial('Conv2DBackpropInput matches the cpu backend', async (t) => {
   for (const c of ALL) {
     const dy = seededInput(outputShape(c), 41);
-    await assertClose(t, [dy, seededInput(c.filter, 42, 0.5)], (dyT, w) =>
-      tf.engine().runKernel('Conv2DBackpropInput', { dy: dyT, filter: w }, {
-        inputShape: c.x, strides: c.strides, pad: c.pad, dataFormat: 'NHWC', ...(c.rounding ? { dimRoundingMode: c.rounding } : {}),
-      }) as tf.Tensor);
+    await assertClose(
+      t,
+      [dy, seededInput(c.filter, 42, 0.5)],
+      (dyT, w) =>
+        tf.engine().runKernel(
+          'Conv2DBackpropInput',
+          { dy: dyT, filter: w },
+          {
+            inputShape: c.x,
+            strides: c.strides,
+            pad: c.pad,
+            dataFormat: 'NHWC',
+            ...(c.rounding ? { dimRoundingMode: c.rounding } : {}),
+          },
+        ) as tf.Tensor,
+    );
   }
 });
 
 test.serial('Conv2DBackpropFilter matches the cpu backend', async (t) => {
   for (const c of ALL) {
     const dy = seededInput(outputShape(c), 51);
-    await assertClose(t, [seededInput(c.x, 52), dy], (x, dyT) =>
-      tf.engine().runKernel('Conv2DBackpropFilter', { x, dy: dyT }, {
-        filterShape: c.filter, strides: c.strides, pad: c.pad, dataFormat: 'NHWC', ...(c.rounding ? { dimRoundingMode: c.rounding } : {}),
-      }) as tf.Tensor);
+    await assertClose(
+      t,
+      [seededInput(c.x, 52), dy],
+      (x, dyT) =>
+        tf.engine().runKernel(
+          'Conv2DBackpropFilter',
+          { x, dy: dyT },
+          {
+            filterShape: c.filter,
+            strides: c.strides,
+            pad: c.pad,
+            dataFormat: 'NHWC',
+            ...(c.rounding ? { dimRoundingMode: c.rounding } : {}),
+          },
+        ) as tf.Tensor,
+    );
   }
 });
 
@@ -153,7 +208,9 @@ test.serial('gradients of a fused conv + relu agree with the cpu backend', async
   const r = seededInput(outputShape(c), 62);
   await assertClose(t, [...inputsFor(c, 63), bias, r], (x, w, b, weights) => {
     const f = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) =>
-      tf.sum(tf.mul(tf.fused.conv2d({ x: xi as tf.Tensor4D, filter: wi as tf.Tensor4D, bias: bi, strides: c.strides, pad: c.pad, activation: 'relu' }), weights!));
+      tf.sum(
+        tf.mul(tf.fused.conv2d({ x: xi as tf.Tensor4D, filter: wi as tf.Tensor4D, bias: bi, strides: c.strides, pad: c.pad, activation: 'relu' }), weights!),
+      );
     return tf.grads(f)([x!, w!, b!]);
   });
 });

@@ -78,7 +78,12 @@ const BROADCASTS: [string, number[], number[]][] = [
 
 test.serial('binary kernels match the cpu backend under broadcasting, bit for bit', async (t) => {
   const ops: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
-    ['add', tf.add], ['sub', tf.sub], ['mul', tf.mul], ['div', tf.div], ['maximum', tf.maximum], ['minimum', tf.minimum],
+    ['add', tf.add],
+    ['sub', tf.sub],
+    ['mul', tf.mul],
+    ['div', tf.div],
+    ['maximum', tf.maximum],
+    ['minimum', tf.minimum],
   ];
   for (const [label, aShape, bShape] of BROADCASTS) {
     for (const [name, op] of ops) {
@@ -104,9 +109,14 @@ test.serial('int32 binary ops run on the cpu fallback', async (t) => {
 test.serial('unary kernels match the cpu backend, NaN and signed zeros included', async (t) => {
   const x = awkward([3, 5, 7, 11], 5);
   const exact: [string, Compute][] = [
-    ['relu', (a) => tf.relu(a!)], ['step', (a) => tf.step(a!)], ['step alpha', (a) => tf.step(a!, 0.25)],
-    ['neg', (a) => tf.neg(a!)], ['square', (a) => tf.square(a!)], ['abs', (a) => tf.abs(a!)],
-    ['sqrt', (a) => tf.sqrt(tf.abs(a!))], ['reciprocal', (a) => tf.reciprocal(a!)],
+    ['relu', (a) => tf.relu(a!)],
+    ['step', (a) => tf.step(a!)],
+    ['step alpha', (a) => tf.step(a!, 0.25)],
+    ['neg', (a) => tf.neg(a!)],
+    ['square', (a) => tf.square(a!)],
+    ['abs', (a) => tf.abs(a!)],
+    ['sqrt', (a) => tf.sqrt(tf.abs(a!))],
+    ['reciprocal', (a) => tf.reciprocal(a!)],
   ];
   for (const [name, f] of exact) await check(t, name, [x], f, 0);
   await check(t, 'rsqrt', [x], (a) => tf.rsqrt(tf.abs(a!)), 1e-6);
@@ -120,8 +130,12 @@ test.serial('Tile: broadcast tiles run natively, general tiles on the fallback',
 test.serial('Sum and Mean match over contiguous axes and fall back otherwise', async (t) => {
   const x = seededInput([8, 7, 7, 64], 8);
   const cases: [string, number | number[], boolean][] = [
-    ['[0,1,2]', [0, 1, 2], false], ['[0,1,2] keepDims', [0, 1, 2], true], ['[1,2]', [1, 2], false],
-    ['last axis', -1, false], ['all', [0, 1, 2, 3], false], ['first', 0, true],
+    ['[0,1,2]', [0, 1, 2], false],
+    ['[0,1,2] keepDims', [0, 1, 2], true],
+    ['[1,2]', [1, 2], false],
+    ['last axis', -1, false],
+    ['all', [0, 1, 2, 3], false],
+    ['first', 0, true],
   ];
   for (const [label, axis, keepDims] of cases) {
     await check(t, `sum ${label}`, [x], (a) => tf.sum(a!, axis, keepDims), 1e-6);
@@ -148,8 +162,13 @@ test.serial('MaxPool and its gradient match the cpu backend, ties included', asy
     await check(t, `maxPool ${label}`, [x], (a) => tf.maxPool(a as tf.Tensor4D, size, stride, pad), 0);
     const info = tf.backend_util.computePool2DInfo(shape as [number, number, number, number], size, stride, 1, pad);
     const r = seededInput(info.outShape, 11);
-    await check(t, `maxPoolGrad ${label}`, [x, r], (a, w) =>
-      tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(v as tf.Tensor4D, size, stride, pad), w!)))(a!), 1e-6);
+    await check(
+      t,
+      `maxPoolGrad ${label}`,
+      [x, r],
+      (a, w) => tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(v as tf.Tensor4D, size, stride, pad), w!)))(a!),
+      1e-6,
+    );
   }
 });
 
@@ -159,8 +178,13 @@ test.serial('FusedBatchNorm matches with and without scale and offset', async (t
   const variance = { values: seededInput([32], 14).values.map((v) => Math.abs(v) + 0.1), shape: [32] };
   const scale = seededInput([32], 15);
   const offset = seededInput([32], 16);
-  await check(t, 'full', [x, mean, variance, offset, scale], (a, m, v, o, s) =>
-    tf.batchNorm(a!, m as tf.Tensor1D, v as tf.Tensor1D, o as tf.Tensor1D, s as tf.Tensor1D, 1e-5), 1e-5);
+  await check(
+    t,
+    'full',
+    [x, mean, variance, offset, scale],
+    (a, m, v, o, s) => tf.batchNorm(a!, m as tf.Tensor1D, v as tf.Tensor1D, o as tf.Tensor1D, s as tf.Tensor1D, 1e-5),
+    1e-5,
+  );
   await check(t, 'no scale/offset', [x, mean, variance], (a, m, v) => tf.batchNorm(a!, m as tf.Tensor1D, v as tf.Tensor1D, undefined, undefined, 1e-3), 1e-5);
 });
 

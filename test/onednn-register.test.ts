@@ -26,12 +26,15 @@ async function registerInChild(env: NodeJS.ProcessEnv): Promise<{ registered: bo
   const dir = await mkdtemp(path.join(tmpdir(), 'onednn-register-'));
   try {
     const script = path.join(dir, 'child.mts');
-    await writeFile(script, [
-      `const tf = await import(${JSON.stringify(TFJS_CORE)});`,
-      `const m = await import(${JSON.stringify(REGISTER_MODULE)});`,
-      `const registered = await m.registerOnednnBackend({ threads: 1 });`,
-      `console.log(JSON.stringify({ registered, available: m.onednnAvailable(), code: m.onednnUnavailableCode(), reason: m.onednnUnavailableReason(), backends: Object.keys(tf.engine().registryFactory) }));`,
-    ].join('\n'));
+    await writeFile(
+      script,
+      [
+        `const tf = await import(${JSON.stringify(TFJS_CORE)});`,
+        `const m = await import(${JSON.stringify(REGISTER_MODULE)});`,
+        `const registered = await m.registerOnednnBackend({ threads: 1 });`,
+        `console.log(JSON.stringify({ registered, available: m.onednnAvailable(), code: m.onednnUnavailableCode(), reason: m.onednnUnavailableReason(), backends: Object.keys(tf.engine().registryFactory) }));`,
+      ].join('\n'),
+    );
     const { stdout } = await run(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, ...env }, cwd: process.cwd() });
     return JSON.parse(stdout.trim().split('\n').pop()!);
   } finally {
@@ -47,10 +50,16 @@ test.serial('registration copies every cpu kernel, adds the native ones and appl
   t.is(loadAddon()!.threads(), 1);
   const cpu = new Set(tf.getKernelsForBackend('cpu').map((k) => k.kernelName));
   const onednn = new Set(tf.getKernelsForBackend(ONEDNN_BACKEND_NAME).map((k) => k.kernelName));
-  t.deepEqual([...cpu].filter((k) => !onednn.has(k)), []);
+  t.deepEqual(
+    [...cpu].filter((k) => !onednn.has(k)),
+    [],
+  );
   t.true(onednn.has('OnednnBatchNormTraining'));
   await tf.setBackend(ONEDNN_BACKEND_NAME);
-  t.deepEqual(tf.tidy(() => tf.add(tf.tensor1d([1, 2]), tf.tensor1d([3, 4])).arraySync()), [4, 6]);
+  t.deepEqual(
+    tf.tidy(() => tf.add(tf.tensor1d([1, 2]), tf.tensor1d([3, 4])).arraySync()),
+    [4, 6],
+  );
   await tf.setBackend('cpu');
 });
 

@@ -31,19 +31,36 @@ test.after.always(async () => {
   await tf.setBackend('cpu');
 });
 
-async function assertClose(t: import('ava').ExecutionContext, label: string, inputs: InputSpec[], compute: (...ts: tf.Tensor[]) => tf.Tensor | tf.Tensor[]): Promise<void> {
+async function assertClose(
+  t: import('ava').ExecutionContext,
+  label: string,
+  inputs: InputSpec[],
+  compute: (...ts: tf.Tensor[]) => tf.Tensor | tf.Tensor[],
+): Promise<void> {
   const { error, shapesMatch } = await compareBackends('onednn', 'cpu', inputs, compute);
   t.true(shapesMatch, `${label}: shapes differ`);
   t.true(error <= TOLERANCE, `${label}: scaled error ${error}`);
 }
 
-const BN_SHAPES = [[8, 13, 13, 64], [4, 4, 4, 128], [1, 3, 3, 512], [2, 5, 7, 3]];
+const BN_SHAPES = [
+  [8, 13, 13, 64],
+  [4, 4, 4, 128],
+  [1, 3, 3, 512],
+  [2, 5, 7, 3],
+];
 
 test.serial('fused batch norm matches moments + batchNorm (+ relu): outputs and gradients', async (t) => {
   for (const shape of BN_SHAPES) {
     const c = shape[3]!;
     // An offset mean (3) and spread (2) like real pre-activation statistics.
-    const x = { values: seededValues(shape.reduce((a, b) => a * b, 1), 1, 2).map((v) => v + 3), shape };
+    const x = {
+      values: seededValues(
+        shape.reduce((a, b) => a * b, 1),
+        1,
+        2,
+      ).map((v) => v + 3),
+      shape,
+    };
     const scale = { values: seededValues(c, 2).map((v) => v + 1.5), shape: [c] };
     const offset = seededInput([c], 3);
     const weights = seededInput(shape, 4);
@@ -54,7 +71,12 @@ test.serial('fused batch norm matches moments + batchNorm (+ relu): outputs and 
         return [r.y, r.mean, r.variance];
       });
       await assertClose(t, `${label} gradients`, [x, scale, offset, weights], (xi, s, o, w) =>
-        tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(batchNormTraining(a, b as tf.Tensor1D, d as tf.Tensor1D, 1e-5, { relu }).y, w!)))([xi!, s!, o!]));
+        tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(batchNormTraining(a, b as tf.Tensor1D, d as tf.Tensor1D, 1e-5, { relu }).y, w!)))([
+          xi!,
+          s!,
+          o!,
+        ]),
+      );
     }
   }
 });
@@ -66,7 +88,8 @@ test.serial('fused batch norm passes gradients that reach its mean and variance 
     tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => {
       const r = batchNormTraining(a, b as tf.Tensor1D, d as tf.Tensor1D, 1e-3);
       return tf.addN([tf.sum(tf.mul(r.y, w!)), tf.sum(tf.mul(r.mean, v!)), tf.sum(tf.square(r.variance))]);
-    })([xi!, s!, o!]));
+    })([xi!, s!, o!]),
+  );
 });
 
 /** A residual conv net with the ResNet-18 ops: conv7x7/2 + BN + relu + maxpool, a residual unit with a 1x1/2 projection, global mean, dense. */
@@ -79,7 +102,11 @@ function tinyResNet(seed: number): TinyResNet {
   const shapes = [[7, 7, 1, 16], [16], [16], [16], [3, 3, 16, 32], [32], [32], [32], [3, 3, 32, 32], [32], [32], [32], [1, 1, 16, 32], [32], [32, 10], [10]];
   const weights = shapes.map((shape, i) => {
     const isGamma = i === 2 || i === 6 || i === 10;
-    const values = seededValues(shape.reduce((a, b) => a * b, 1), seed + i, 0.3).map((v) => (isGamma ? v + 1 : v));
+    const values = seededValues(
+      shape.reduce((a, b) => a * b, 1),
+      seed + i,
+      0.3,
+    ).map((v) => (isGamma ? v + 1 : v));
     return tf.variable(tf.tensor(values, shape), true);
   });
   const [k1, b1, g1, be1, k2, b2, g2, be2, k3, b3, g3, be3, kp, bp, wd, bd] = weights as tf.Tensor[];
@@ -90,7 +117,21 @@ function tinyResNet(seed: number): TinyResNet {
     return (relu ? tf.relu(y) : y) as tf.Tensor4D;
   };
   const conv = (x: tf.Tensor4D, k: tf.Tensor, b: tf.Tensor, stride: number, pad: number) =>
-    tf.fused.conv2d({ x, filter: k as tf.Tensor4D, bias: b, strides: stride, pad: pad === 0 ? 'valid' : [[0, 0], [pad, pad], [pad, pad], [0, 0]] });
+    tf.fused.conv2d({
+      x,
+      filter: k as tf.Tensor4D,
+      bias: b,
+      strides: stride,
+      pad:
+        pad === 0
+          ? 'valid'
+          : [
+              [0, 0],
+              [pad, pad],
+              [pad, pad],
+              [0, 0],
+            ],
+    });
   return {
     weights,
     forward(x, fused) {
@@ -150,7 +191,10 @@ test.serial('50 training steps keep the tensor count flat and process memory bou
   const backend = tf.backend() as OnednnBackend;
   const addon = loadAddon()!;
   const net = tinyResNet(200);
-  const x = tf.tensor4d(seededValues(16 * 28 * 28, 30).map((v) => (v + 1) / 2), [16, 28, 28, 1]);
+  const x = tf.tensor4d(
+    seededValues(16 * 28 * 28, 30).map((v) => (v + 1) / 2),
+    [16, 28, 28, 1],
+  );
   const labels = tf.tensor1d(Float32Array.from({ length: 16 }, (_, i) => i % 10));
   const step = (fused: boolean) => {
     tf.tidy(() => {

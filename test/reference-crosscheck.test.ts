@@ -196,12 +196,18 @@ test.before(async () => {
   await writeBundle(join(workDir, 'batches'), batchesBundle(batches));
   const python = runPython(RESNET18_REFERENCE, [
     'crosscheck',
-    '--weights', join(workDir, 'weights'),
-    '--batches', join(workDir, 'batches'),
-    '--out', join(workDir, 'reference'),
-    '--lr', String(LEARNING_RATE),
-    '--dtypes', 'float32,float64',
-    '--threads', '1',
+    '--weights',
+    join(workDir, 'weights'),
+    '--batches',
+    join(workDir, 'batches'),
+    '--out',
+    join(workDir, 'reference'),
+    '--lr',
+    String(LEARNING_RATE),
+    '--dtypes',
+    'float32,float64',
+    '--threads',
+    '1',
   ]);
   python.catch(() => {}); // awaited below; this only keeps the rejection from going unhandled meanwhile
   // The first step needs nothing from PyTorch: it runs on this core while PyTorch uses the other.
@@ -250,7 +256,12 @@ function describe(label: string, e: Errors): string {
 }
 
 /** Checks every name, logs the worst, returns the ones above `bound`. */
-function checkAll(t: { log(...values: unknown[]): void }, label: string, entries: { name: string; values: ArrayLike<number>; ref: string; scale?: string }[], bound: number): string[] {
+function checkAll(
+  t: { log(...values: unknown[]): void },
+  label: string,
+  entries: { name: string; values: ArrayLike<number>; ref: string; scale?: string }[],
+  bound: number,
+): string[] {
   let worst: (Errors & { name: string }) | undefined;
   const failures: string[] = [];
   for (const { name, values, ref, scale } of entries) {
@@ -291,7 +302,12 @@ test(`the loss of each of the ${STEPS} steps agrees with PyTorch (${BACKEND})`, 
 test(`every parameter's gradient agrees with PyTorch at each of the ${STEPS} steps (${BACKEND})`, (t) => {
   const failures = ours.gradients.flatMap((step, i) => {
     t.deepEqual([...step.keys()], trainableNames);
-    const entries = trainableNames.map((name) => ({ name, values: step.get(name)!.values, ref: `step${i + 1}/grad/${name}`, scale: gradientScaleFor(name, i + 1) }));
+    const entries = trainableNames.map((name) => ({
+      name,
+      values: step.get(name)!.values,
+      ref: `step${i + 1}/grad/${name}`,
+      scale: gradientScaleFor(name, i + 1),
+    }));
     return checkAll(t, `step ${i + 1} gradients`, entries, TOLERANCE.gradients).map((f) => `step ${i + 1} ${f}`);
   });
   t.deepEqual(failures, []);

@@ -18,7 +18,14 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Worker i of a test: its own connection, address and pid. */
 function joinAs(keys: RedisKeys, i: number, options: Partial<JoinOptions>): Promise<Rendezvous> {
   return joinRendezvous(redis.connect(`worker-${i}`), keys, {
-    runId: 'run-x', generation: 0, worldSize: 3, address: `127.0.0.1:${50_000 + i}`, pid: 1_000 + i, host: 'test-host', timeoutMs: 5_000, pollMs: 10,
+    runId: 'run-x',
+    generation: 0,
+    worldSize: 3,
+    address: `127.0.0.1:${50_000 + i}`,
+    pid: 1_000 + i,
+    host: 'test-host',
+    timeoutMs: 5_000,
+    pollMs: 10,
     ...options,
   });
 }
@@ -42,11 +49,21 @@ test('three workers joining one after another get ranks 0..2 in join order and t
     await untilMembers(keys, order + 1);
   }
   const formed = await Promise.all(joined);
-  t.deepEqual(formed.map((r) => r.rank), [0, 1, 2]);
+  t.deepEqual(
+    formed.map((r) => r.rank),
+    [0, 1, 2],
+  );
   const expected = ['127.0.0.1:50002', '127.0.0.1:50000', '127.0.0.1:50001'];
   for (const r of formed) {
     t.deepEqual(r.addresses, expected);
-    t.deepEqual(r.peers.map((p) => [p.rank, p.pid]), [[0, 1002], [1, 1000], [2, 1001]]);
+    t.deepEqual(
+      r.peers.map((p) => [p.rank, p.pid]),
+      [
+        [0, 1002],
+        [1, 1000],
+        [2, 1001],
+      ],
+    );
     t.is(r.worldSize, 3);
   }
 });

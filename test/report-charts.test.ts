@@ -15,7 +15,16 @@ test('a linear scale maps the domain onto the range, backwards for a y axis', (t
 });
 
 test('a line path goes through each point in pixels', (t) => {
-  const path = linePath([{ x: 0, y: 0 }, { x: 1, y: 2 }, { x: 2, y: 1 }, { x: 0.5, y: 1 / 3 }], linearScale([0, 2], [10, 110]), linearScale([0, 2], [100, 0]));
+  const path = linePath(
+    [
+      { x: 0, y: 0 },
+      { x: 1, y: 2 },
+      { x: 2, y: 1 },
+      { x: 0.5, y: 1 / 3 },
+    ],
+    linearScale([0, 2], [10, 110]),
+    linearScale([0, 2], [100, 0]),
+  );
   t.is(path, 'M10,100L60,0L110,50L35,83.33');
 });
 
@@ -41,12 +50,20 @@ test('stacked bars put each layer on top of the one before', (t) => {
     title: 'split',
     x: { label: 'step', domain: [0, 2], ticks: [0, 1, 2] },
     y: { label: 'ms', domain: [0, 4], ticks: [0, 2, 4] },
-    layers: [{ name: 'a', colour: '#111111' }, { name: 'b', colour: '#222222' }],
+    layers: [
+      { name: 'a', colour: '#111111' },
+      { name: 'b', colour: '#222222' },
+    ],
     bars: [{ from: 0, to: 1, values: [1, 2] }],
     layout: LAYOUT,
   });
-  const bars = [...svg.matchAll(/<rect class="bar" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" fill="(#\w+)"/g)].map((m) => m.slice(1).map((v, i) => (i < 4 ? Number(v) : v)));
-  t.deepEqual(bars, [[0, 95, 100, 25, '#111111'], [0, 45, 100, 50, '#222222']]);
+  const bars = [...svg.matchAll(/<rect class="bar" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" fill="(#\w+)"/g)].map((m) =>
+    m.slice(1).map((v, i) => (i < 4 ? Number(v) : v)),
+  );
+  t.deepEqual(bars, [
+    [0, 95, 100, 25, '#111111'],
+    [0, 45, 100, 50, '#222222'],
+  ]);
 });
 
 test('chart text is escaped', (t) => {
@@ -55,7 +72,16 @@ test('chart text is escaped', (t) => {
     title: '<b>loss</b>',
     x: { label: 'a & b', domain: [0, 1], ticks: [0, 1] },
     y: { label: 'y', domain: [0, 1], ticks: [0, 1] },
-    series: [{ name: '"quoted"', colour: '#123456', points: [{ x: 0, y: 0 }, { x: 1, y: 1 }] }],
+    series: [
+      {
+        name: '"quoted"',
+        colour: '#123456',
+        points: [
+          { x: 0, y: 0 },
+          { x: 1, y: 1 },
+        ],
+      },
+    ],
     layout: LAYOUT,
   });
   t.false(svg.includes('<b>'));
@@ -79,7 +105,18 @@ function record(overrides: Partial<RunRecord> = {}): RunRecord {
   };
 }
 
-const SAMPLES: StepSample[] = [1, 2, 3].map((g) => ({ globalStep: g, epoch: 1, steps: 1, examples: 256, seconds: 0.5, loss: 1, dataMs: 10, computeMs: 300, allReduceMs: 150, updateMs: 40 }));
+const SAMPLES: StepSample[] = [1, 2, 3].map((g) => ({
+  globalStep: g,
+  epoch: 1,
+  steps: 1,
+  examples: 256,
+  seconds: 0.5,
+  loss: 1,
+  dataMs: 10,
+  computeMs: 300,
+  allReduceMs: 150,
+  updateMs: 40,
+}));
 
 test('the page draws every series and fetches nothing', (t) => {
   const html = renderRunReport({ run: record(), samples: SAMPLES, generatedAt: new Date(0) });

@@ -18,7 +18,25 @@ import { decodePng, findColour, type ColourRegion } from './helpers/png-image.ts
 import { startTestRedis, uniquePrefix } from './helpers/redis-server.ts';
 
 /** 2 workers, 2 epochs of 10 steps: two points per epoch curve, 20 step samples (stride 1). */
-const FLAGS = ['--model', 'tiny-cnn', '--epochs', '2', '--batch-size', '32', '--resize', '28', '--limit-train', '320', '--limit-test', '100', '--lr', '0.3', '--backend', 'wasm', '--json'];
+const FLAGS = [
+  '--model',
+  'tiny-cnn',
+  '--epochs',
+  '2',
+  '--batch-size',
+  '32',
+  '--resize',
+  '28',
+  '--limit-train',
+  '320',
+  '--limit-test',
+  '100',
+  '--lr',
+  '0.3',
+  '--backend',
+  'wasm',
+  '--json',
+];
 /** No Redis configured: what a user has after `launch --local` on a fresh machine. */
 const NO_REDIS = { REDIS_URL: '' };
 
@@ -49,7 +67,10 @@ test.serial('after launch --local, list and status read the state directory with
   t.false(existsSync(serverMarker()), 'the launch stopped its Redis');
   const list = await runCli('coordinator', ['list', '--json', ...state], { env: NO_REDIS });
   t.is(list.code, 0, list.stderr);
-  t.deepEqual((JSON.parse(list.stdout) as { run: string; status: string }[]).map((r) => [r.run, r.status]), [[runId, 'completed']]);
+  t.deepEqual(
+    (JSON.parse(list.stdout) as { run: string; status: string }[]).map((r) => [r.run, r.status]),
+    [[runId, 'completed']],
+  );
 
   const status = await runCli('coordinator', ['status', runId, '--json', ...state], { env: NO_REDIS });
   t.is(status.code, 0, status.stderr);
@@ -73,10 +94,16 @@ test.serial('--redis and REDIS_URL win over the state directory', async (t) => {
   const redis = await startTestRedis({ persist: false });
   t.teardown(() => redis.close());
   const other = await new RunStore(redis.connect(), prefix).create({ workers: 1, backend: 'cpu', epochs: 1 });
-  for (const [args, env] of [[['--redis', redis.url], NO_REDIS], [[], { REDIS_URL: redis.url }]] as const) {
+  for (const [args, env] of [
+    [['--redis', redis.url], NO_REDIS],
+    [[], { REDIS_URL: redis.url }],
+  ] as const) {
     const list = await runCli('coordinator', ['list', '--json', ...state, ...args], { env });
     t.is(list.code, 0, list.stderr);
-    t.deepEqual((JSON.parse(list.stdout) as { run: string }[]).map((r) => r.run), [other.id]);
+    t.deepEqual(
+      (JSON.parse(list.stdout) as { run: string }[]).map((r) => r.run),
+      [other.id],
+    );
     const status = await runCli('coordinator', ['status', runId, ...state, ...args], { env });
     t.is(status.code, 1);
     t.regex(status.stderr, /^error \[RUN_NOT_FOUND\]/);
@@ -120,7 +147,10 @@ test.serial('report without --local writes a page that headless Chromium shows w
   }
   const split = tall.map((p) => p.region);
   const middles = [lines.loss, lines.trainAcc, lines.throughput, ...split].map((r) => (r.minY + r.maxY) / 2);
-  t.true(middles[0]! < middles[1]! && middles[1]! < middles[2]! && split.every((r, i) => middles[2]! < middles[3 + i]!), `charts top to bottom: ${middles.join(', ')}`);
+  t.true(
+    middles[0]! < middles[1]! && middles[1]! < middles[2]! && split.every((r, i) => middles[2]! < middles[3 + i]!),
+    `charts top to bottom: ${middles.join(', ')}`,
+  );
 });
 
 /** The tallest bar segment of one fill colour in the page, in px (legend swatches left out). */
@@ -136,9 +166,19 @@ function describe(region: ColourRegion): string {
 /** Chromium's own screenshot of the page at 1200 x 1600, with no network and a throw-away profile. */
 async function screenshot(page: string, png: string): Promise<Buffer> {
   const args = [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', `--user-data-dir=${path.join(scratch, 'chromium-profile')}`,
-    `--screenshot=${png}`, '--window-size=1200,1600', '--hide-scrollbars', pathToFileURL(page).href,
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    `--user-data-dir=${path.join(scratch, 'chromium-profile')}`,
+    `--screenshot=${png}`,
+    '--window-size=1200,1600',
+    '--hide-scrollbars',
+    pathToFileURL(page).href,
   ];
   const child = spawn('/usr/bin/chromium', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   // Generous: a screenshot takes seconds, but a loaded 2-core machine may stretch its start-up.

@@ -96,7 +96,10 @@ test('of two connections racing for the same move, exactly one wins', async (t) 
     t.is((await storeA.get(run.id)).state, winners[0].value.state);
   }
   const events = await storeA.readEvents((await storeA.list({ limit: 1 }))[0].id);
-  t.deepEqual(events.map((e) => e.type), ['created', 'state', 'state']);
+  t.deepEqual(
+    events.map((e) => e.type),
+    ['created', 'state', 'state'],
+  );
 });
 
 test('a transition with an expected source refuses when the run is elsewhere', async (t) => {
@@ -188,8 +191,16 @@ test('writes guarded by a generation are refused once the run moved on', async (
   await store.setProgress(run.id, { epoch: 1, step: 1, stepsPerEpoch: 10, loss: 2, examplesPerSec: 10 }, { generation: 0 });
   await store.transition(run.id, 'interrupted');
   await store.transition(run.id, 'queued');
-  await expectRunError(t, store.setProgress(run.id, { epoch: 1, step: 2, stepsPerEpoch: 10, loss: 2, examplesPerSec: 10 }, { generation: 0 }), 'RUN_STALE_GENERATION');
-  await expectRunError(t, store.appendEpoch(run.id, { epoch: 1, loss: 1, trainAcc: 0, testAcc: 0, examplesPerSec: 1, seconds: 1 }, { generation: 0 }), 'RUN_STALE_GENERATION');
+  await expectRunError(
+    t,
+    store.setProgress(run.id, { epoch: 1, step: 2, stepsPerEpoch: 10, loss: 2, examplesPerSec: 10 }, { generation: 0 }),
+    'RUN_STALE_GENERATION',
+  );
+  await expectRunError(
+    t,
+    store.appendEpoch(run.id, { epoch: 1, loss: 1, trainAcc: 0, testAcc: 0, examplesPerSec: 1, seconds: 1 }, { generation: 0 }),
+    'RUN_STALE_GENERATION',
+  );
   const stored = await store.get(run.id);
   t.is(stored.progress?.step, 1);
   t.deepEqual(stored.history, []);
@@ -198,7 +209,18 @@ test('writes guarded by a generation are refused once the run moved on', async (
 test('step samples round-trip in step order, a re-run window replaces its sample, and no event is written', async (t) => {
   const store = newStore('steps');
   const run = await store.create(CONFIG);
-  const sample = (globalStep: number, steps: number): StepSample => ({ globalStep, epoch: 1, steps, examples: 256 * steps, seconds: 0.5 * steps, loss: 2 / globalStep, dataMs: 1, computeMs: 400, allReduceMs: 90, updateMs: 9 });
+  const sample = (globalStep: number, steps: number): StepSample => ({
+    globalStep,
+    epoch: 1,
+    steps,
+    examples: 256 * steps,
+    seconds: 0.5 * steps,
+    loss: 2 / globalStep,
+    dataMs: 1,
+    computeMs: 400,
+    allReduceMs: 90,
+    updateMs: 9,
+  });
   t.deepEqual(await store.stepSamples(run.id), []);
   const eventsBefore = (await store.readEvents(run.id)).length;
   await store.recordStepSample(run.id, sample(4, 2));
@@ -213,7 +235,10 @@ test('step samples round-trip in step order, a re-run window replaces its sample
   await store.transition(run.id, 'queued');
   await expectRunError(t, store.recordStepSample(run.id, sample(6, 2), { generation: 0 }), 'RUN_STALE_GENERATION');
   await expectRunError(t, store.recordStepSample('run-00000000-000000-dead', sample(2, 2)), 'RUN_NOT_FOUND');
-  t.deepEqual((await store.stepSamples(run.id)).map((s) => s.globalStep), [2, 4]);
+  t.deepEqual(
+    (await store.stepSamples(run.id)).map((s) => s.globalStep),
+    [2, 4],
+  );
 });
 
 test('list returns runs newest first, up to the limit', async (t) => {
@@ -224,8 +249,14 @@ test('list returns runs newest first, up to the limit', async (t) => {
     ids.push((await store.create({ ...CONFIG, seed: i })).id);
     clock += 1_000;
   }
-  t.deepEqual((await store.list()).map((run) => run.id), [...ids].reverse());
-  t.deepEqual((await store.list({ limit: 2 })).map((run) => run.config.seed), [3, 2]);
+  t.deepEqual(
+    (await store.list()).map((run) => run.id),
+    [...ids].reverse(),
+  );
+  t.deepEqual(
+    (await store.list({ limit: 2 })).map((run) => run.config.seed),
+    [3, 2],
+  );
   t.deepEqual([...ids].sort(), ids, 'ids sort by creation time');
   t.true(ids[0].startsWith('run-20261129-023000-'));
 });
@@ -268,11 +299,18 @@ test('tailEvents yields state, progress and epoch events as another client write
   await following;
 
   t.is(created!.type, 'created');
-  t.deepEqual(seen.map((e) => e.type), ['state', 'progress', 'epoch', 'state'], 'the events after the created one, in order');
+  t.deepEqual(
+    seen.map((e) => e.type),
+    ['state', 'progress', 'epoch', 'state'],
+    'the events after the created one, in order',
+  );
   const progress = seen[1];
   t.is(progress.type === 'progress' ? progress.progress.step : -1, 5);
   const all = await follower.readEvents(run.id);
-  t.deepEqual(all.slice(1).map((e) => e.id), seen.map((e) => e.id));
+  t.deepEqual(
+    all.slice(1).map((e) => e.id),
+    seen.map((e) => e.id),
+  );
   t.deepEqual(await follower.readEvents(run.id, { after: seen[1].id }), all.slice(3));
 });
 

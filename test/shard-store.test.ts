@@ -35,7 +35,14 @@ test('a 2,500-image set round-trips through shards of 1,000, 1,000 and 500', asy
   const { manifest, stored, bytes } = await new ShardStore(client, prefix).store('fmnist-v1', set);
   t.true(stored);
   t.is(bytes, 3 * SHARD_HEADER_BYTES + 2_500 * (784 + 1), 'every byte written is reported (the published-bytes metric)');
-  t.deepEqual(manifest.shards.map((s) => [s.index, s.count]), [[0, 1000], [1, 1000], [2, 500]]);
+  t.deepEqual(
+    manifest.shards.map((s) => [s.index, s.count]),
+    [
+      [0, 1000],
+      [1, 1000],
+      [2, 500],
+    ],
+  );
   t.deepEqual({ ...manifest, shards: [] }, { version: 'fmnist-v1', shardSize: 1000, count: 2500, height: 28, width: 28, shards: [] });
   const value = await client.getBuffer(new ShardStore(client, prefix).keys.datasetShard('fmnist-v1', 2));
   t.is(value?.length, SHARD_HEADER_BYTES + 500 * (784 + 1));

@@ -24,7 +24,10 @@ test.serial('tf.memory().numTensors stays flat over 20 ResNet-18 training steps 
   const outcome = await loop.run(initialTrainingState());
   t.is(outcome.kind, 'completed');
   t.is(counts.length, 20);
-  t.true(counts.every((count) => count === before), `tensor counts ${[before, ...counts].join(',')}`);
+  t.true(
+    counts.every((count) => count === before),
+    `tensor counts ${[before, ...counts].join(',')}`,
+  );
   t.is(tf.memory().numTensors, before, 'the evaluation at the epoch end leaks nothing either');
   model.dispose();
 });
@@ -34,7 +37,9 @@ test.serial('the same seed gives the same weights after the same steps, a differ
   const data = { train: limitImageSet(dataset.train, 96), test: limitImageSet(dataset.test, 16) };
   const run = async (seed: number) => {
     const model = createSeededModel('tiny-cnn', seed);
-    await new TrainingLoop(model, data, compileTrainingOptions({ model: 'tiny-cnn', epochs: 1, batchSize: 32, resize: 28, seed }), new SoloCollective()).run(initialTrainingState());
+    await new TrainingLoop(model, data, compileTrainingOptions({ model: 'tiny-cnn', epochs: 1, batchSize: 32, resize: 28, seed }), new SoloCollective()).run(
+      initialTrainingState(),
+    );
     const weights = flattenValues(model.params.trainable);
     model.dispose();
     return weights;

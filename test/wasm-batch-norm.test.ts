@@ -63,7 +63,8 @@ for (const shape of SHAPES) {
   for (const relu of [false, true]) {
     test.serial(`forward kernel matches cpu: x ${shape.join('x')}${relu ? ' + relu' : ''}`, async (t) => {
       const { error, shapesMatch, actual } = await compareBackends('wasm', 'cpu', bnInputs(shape, 11), (x, scale, offset) =>
-        forward(x!, scale as tf.Tensor1D, offset as tf.Tensor1D, relu));
+        forward(x!, scale as tf.Tensor1D, offset as tf.Tensor1D, relu),
+      );
       t.true(shapesMatch);
       t.deepEqual(actual.shapes, [shape, [shape[shape.length - 1]], [shape[shape.length - 1]]]);
       t.log(`scaled error ${error.toExponential(2)}`);
@@ -87,7 +88,8 @@ for (const shape of SHAPES) {
       const channels = shape[shape.length - 1]!;
       const inputs = [...bnInputs(shape, 21), seededInput(shape, 24), seededInput([channels], 25), seededInput([channels], 26)];
       const { error, shapesMatch, actual } = await compareBackends('wasm', 'cpu', inputs, (x, scale, offset, w, a, b) =>
-        tf.grads((xx: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => lossOfAll(xx, s as tf.Tensor1D, o as tf.Tensor1D, w!, a!, b!, relu))([x!, scale!, offset!]));
+        tf.grads((xx: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => lossOfAll(xx, s as tf.Tensor1D, o as tf.Tensor1D, w!, a!, b!, relu))([x!, scale!, offset!]),
+      );
       t.true(shapesMatch);
       t.deepEqual(actual.shapes, [shape, [channels], [channels]]);
       t.log(`scaled error ${error.toExponential(2)}`);
@@ -117,7 +119,8 @@ test.serial('statistics stay accurate when the mean is far larger than the sprea
   const channels = 3;
   const values = seededValues(rows * channels, 41).map((v, i) => 1000 * ((i % channels) + 1) + v);
   const [y, mean, variance] = tf.tidy(() =>
-    forward(tf.tensor2d(values, [rows, channels]), tf.ones([channels]) as tf.Tensor1D, tf.zeros([channels]) as tf.Tensor1D, false));
+    forward(tf.tensor2d(values, [rows, channels]), tf.ones([channels]) as tf.Tensor1D, tf.zeros([channels]) as tf.Tensor1D, false),
+  );
   for (let c = 0; c < channels; c++) {
     let sum = 0;
     for (let r = 0; r < rows; r++) sum += values[r * channels + c]!;
@@ -137,7 +140,9 @@ test.serial('the kernels reject a scale whose length is not the channel count', 
   await tf.setBackend('wasm');
   tf.tidy(() => {
     const x = tf.zeros([2, 3, 3, 4]);
-    t.throws(() => tf.engine().runKernel(BATCH_NORM_TRAINING, { x, scale: tf.ones([3]), offset: tf.zeros([4]) }, { epsilon: EPSILON, relu: false }), { instanceOf: TypeError });
+    t.throws(() => tf.engine().runKernel(BATCH_NORM_TRAINING, { x, scale: tf.ones([3]), offset: tf.zeros([4]) }, { epsilon: EPSILON, relu: false }), {
+      instanceOf: TypeError,
+    });
   });
 });
 
@@ -161,9 +166,13 @@ test.serial('Identity on wasm shares the buffer and frees it only when both tens
  * rounding, which no relative error can compare.
  */
 function smallNetLoss(x: tf.Tensor4D, labels: tf.Tensor1D, convBias: tf.Tensor1D, w: tf.Tensor[]): tf.Scalar {
-  const [stem, g1, b1, conv, g2, b2, dense] =
-    w as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor2D];
-  const pad: tf.backend_util.ExplicitPadding = [[0, 0], [1, 1], [1, 1], [0, 0]];
+  const [stem, g1, b1, conv, g2, b2, dense] = w as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor2D];
+  const pad: tf.backend_util.ExplicitPadding = [
+    [0, 0],
+    [1, 1],
+    [1, 1],
+    [0, 0],
+  ];
   let h = tf.conv2d(x, stem, 2, pad);
   h = batchNormTraining(h, g1, b1, EPSILON, { relu: true }).y as tf.Tensor4D;
   h = tf.maxPool(h, 3, 2, 1);
@@ -177,8 +186,12 @@ function smallNetLoss(x: tf.Tensor4D, labels: tf.Tensor1D, convBias: tf.Tensor1D
 test.serial('gradients of a small residual net with fused batch norm match cpu', async (t) => {
   const c = 5;
   const shapes = [[3, 3, 1, c], [c], [c], [3, 3, c, c], [c], [c], [c, 4]];
-  const inputs = [seededInput([3, 13, 13, 1], 50), { values: Float32Array.from([0, 3, 1]), shape: [3] }, seededInput([c], 59),
-    ...shapes.map((shape, i) => seededInput(shape, 60 + i, 0.5))];
+  const inputs = [
+    seededInput([3, 13, 13, 1], 50),
+    { values: Float32Array.from([0, 3, 1]), shape: [3] },
+    seededInput([c], 59),
+    ...shapes.map((shape, i) => seededInput(shape, 60 + i, 0.5)),
+  ];
   const grads = (x: tf.Tensor, labels: tf.Tensor, convBias: tf.Tensor, ...w: tf.Tensor[]) =>
     tf.grads((...ws: tf.Tensor[]) => smallNetLoss(x as tf.Tensor4D, labels as tf.Tensor1D, convBias as tf.Tensor1D, ws))(w);
   const { error, shapesMatch, actual } = await compareBackends('wasm', 'cpu', inputs, grads);

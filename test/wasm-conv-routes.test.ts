@@ -10,31 +10,84 @@ import { effectiveTaps } from '../shared/backend/wasm-kernels/effective-taps.ts'
 import { prefersSwappedRoles } from '../shared/backend/wasm-kernels/input-gradient-by-swapped-roles.ts';
 import { prefersSwappedForward } from '../shared/backend/wasm-kernels/forward-by-swapped-roles.ts';
 
-const pad1: tf.backend_util.ExplicitPadding = [[0, 0], [1, 1], [1, 1], [0, 0]];
+const pad1: tf.backend_util.ExplicitPadding = [
+  [0, 0],
+  [1, 1],
+  [1, 1],
+  [0, 0],
+];
 
-function info(x: [number, number, number, number], kernel: number, outChannels: number, stride: number, pad: tf.backend_util.ExplicitPadding | 'valid' | 'same' = pad1) {
+function info(
+  x: [number, number, number, number],
+  kernel: number,
+  outChannels: number,
+  stride: number,
+  pad: tf.backend_util.ExplicitPadding | 'valid' | 'same' = pad1,
+) {
   return tf.backend_util.computeConv2DInfo(x, [kernel, kernel, x[3], outChannels], stride, 1, pad);
 }
 
 test('a 3x3 conv on a 1x1 image uses only the centre tap, unpadded', (t) => {
-  t.deepEqual(effectiveTaps(info([64, 1, 1, 512], 3, 512, 1)), { rowFrom: 1, rowTo: 2, colFrom: 1, colTo: 2, pad: [[0, 0], [0, 0], [0, 0], [0, 0]] });
+  t.deepEqual(effectiveTaps(info([64, 1, 1, 512], 3, 512, 1)), {
+    rowFrom: 1,
+    rowTo: 2,
+    colFrom: 1,
+    colTo: 2,
+    pad: [
+      [0, 0],
+      [0, 0],
+      [0, 0],
+      [0, 0],
+    ],
+  });
 });
 
 test('a stride-2 3x3 conv from 2x2 to 1x1 uses the lower right 2x2 taps', (t) => {
-  t.deepEqual(effectiveTaps(info([64, 2, 2, 256], 3, 512, 2)), { rowFrom: 1, rowTo: 3, colFrom: 1, colTo: 3, pad: [[0, 0], [0, 0], [0, 0], [0, 0]] });
+  t.deepEqual(effectiveTaps(info([64, 2, 2, 256], 3, 512, 2)), {
+    rowFrom: 1,
+    rowTo: 3,
+    colFrom: 1,
+    colTo: 3,
+    pad: [
+      [0, 0],
+      [0, 0],
+      [0, 0],
+      [0, 0],
+    ],
+  });
 });
 
 test('convs whose taps all meet pixels are left whole', (t) => {
   t.is(effectiveTaps(info([64, 2, 2, 256], 3, 256, 1)), null);
   t.is(effectiveTaps(info([32, 3, 3, 512], 3, 512, 1)), null);
   t.is(effectiveTaps(info([32, 24, 24, 64], 3, 64, 1)), null);
-  t.is(effectiveTaps(info([32, 96, 96, 1], 7, 64, 2, [[0, 0], [2, 2], [2, 2], [0, 0]])), null);
+  t.is(
+    effectiveTaps(
+      info([32, 96, 96, 1], 7, 64, 2, [
+        [0, 0],
+        [2, 2],
+        [2, 2],
+        [0, 0],
+      ]),
+    ),
+    null,
+  );
   t.is(effectiveTaps(info([32, 24, 24, 64], 1, 128, 2, 'valid')), null);
 });
 
 test('the cropped conv keeps the output shape', (t) => {
-  const pad3: tf.backend_util.ExplicitPadding = [[0, 0], [3, 3], [3, 3], [0, 0]];
-  const cases = [[[2, 1, 3, 8], 3, 1, pad1], [[2, 2, 2, 8], 3, 2, pad1], [[1, 1, 1, 4], 7, 2, pad3], [[1, 3, 1, 4], 5, 1, 'same']] as const;
+  const pad3: tf.backend_util.ExplicitPadding = [
+    [0, 0],
+    [3, 3],
+    [3, 3],
+    [0, 0],
+  ];
+  const cases = [
+    [[2, 1, 3, 8], 3, 1, pad1],
+    [[2, 2, 2, 8], 3, 2, pad1],
+    [[1, 1, 1, 4], 7, 2, pad3],
+    [[1, 3, 1, 4], 5, 1, 'same'],
+  ] as const;
   for (const [x, kernel, stride, pad] of cases) {
     const full = info(x as unknown as [number, number, number, number], kernel, 4, stride, pad as tf.backend_util.ExplicitPadding | 'same');
     const window = effectiveTaps(full);
@@ -42,7 +95,13 @@ test('the cropped conv keeps the output shape', (t) => {
       t.fail(`expected a window for ${x.join('x')} k${kernel} s${stride}`);
       continue;
     }
-    const cropped = tf.backend_util.computeConv2DInfo(full.inShape, [window.rowTo - window.rowFrom, window.colTo - window.colFrom, x[3], 4], stride, 1, window.pad);
+    const cropped = tf.backend_util.computeConv2DInfo(
+      full.inShape,
+      [window.rowTo - window.rowFrom, window.colTo - window.colFrom, x[3], 4],
+      stride,
+      1,
+      window.pad,
+    );
     t.deepEqual(cropped.outShape, full.outShape);
   }
 });
@@ -75,5 +134,14 @@ test('a forward conv with new weights swaps roles on activations no larger than 
   t.false(prefersSwappedForward(info([32, 12, 12, 128], 3, 128, 1)));
   t.false(prefersSwappedForward(info([32, 24, 24, 64], 3, 64, 1)));
   t.false(prefersSwappedForward(info([64, 7, 7, 64], 3, 64, 1)));
-  t.false(prefersSwappedForward(info([32, 96, 96, 1], 7, 64, 2, [[0, 0], [2, 2], [2, 2], [0, 0]])));
+  t.false(
+    prefersSwappedForward(
+      info([32, 96, 96, 1], 7, 64, 2, [
+        [0, 0],
+        [2, 2],
+        [2, 2],
+        [0, 0],
+      ]),
+    ),
+  );
 });

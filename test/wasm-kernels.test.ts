@@ -34,8 +34,12 @@ interface ConvCase {
   pad: Pad;
 }
 
-const explicit = (top: number, bottom: number, left: number, right: number): tf.backend_util.ExplicitPadding =>
-  [[0, 0], [top, bottom], [left, right], [0, 0]];
+const explicit = (top: number, bottom: number, left: number, right: number): tf.backend_util.ExplicitPadding => [
+  [0, 0],
+  [top, bottom],
+  [left, right],
+  [0, 0],
+];
 
 const CONV_CASES: ConvCase[] = [
   // ResNet-18's shapes, scaled down: stem, 3x3 units, 1x1 shortcut.
@@ -107,8 +111,12 @@ for (const c of CONV_CASES) {
 
   test.serial(`Conv2DBackpropInput matches cpu: ${describe(c)}`, async (t) => {
     const inputs = [seededInput(convOutputShape(c), 1), seededInput(filterShape, 2)];
-    const { error, shapesMatch, reference } = await compareBackends('wasm', 'cpu', inputs, (dy, filter) =>
-      tf.engine().runKernel('Conv2DBackpropInput', { dy: dy!, filter: filter! }, { ...attrs, inputShape: c.x }) as tf.Tensor);
+    const { error, shapesMatch, reference } = await compareBackends(
+      'wasm',
+      'cpu',
+      inputs,
+      (dy, filter) => tf.engine().runKernel('Conv2DBackpropInput', { dy: dy!, filter: filter! }, { ...attrs, inputShape: c.x }) as tf.Tensor,
+    );
     t.true(shapesMatch);
     t.deepEqual(reference.shapes[0], c.x);
     t.true(error <= TOLERANCE, `scaled error ${error}`);
@@ -116,8 +124,12 @@ for (const c of CONV_CASES) {
 
   test.serial(`Conv2DBackpropFilter matches cpu: ${describe(c)}`, async (t) => {
     const inputs = [seededInput(c.x, 3), seededInput(convOutputShape(c), 4)];
-    const { error, shapesMatch, reference } = await compareBackends('wasm', 'cpu', inputs, (x, dy) =>
-      tf.engine().runKernel('Conv2DBackpropFilter', { x: x!, dy: dy! }, { ...attrs, filterShape }) as tf.Tensor);
+    const { error, shapesMatch, reference } = await compareBackends(
+      'wasm',
+      'cpu',
+      inputs,
+      (x, dy) => tf.engine().runKernel('Conv2DBackpropFilter', { x: x!, dy: dy! }, { ...attrs, filterShape }) as tf.Tensor,
+    );
     t.true(shapesMatch);
     t.deepEqual(reference.shapes[0], filterShape);
     t.true(error <= TOLERANCE, `scaled error ${error}`);
@@ -153,7 +165,11 @@ const TILE_CASES: { shape: number[]; reps: number[] }[] = [
 
 for (const c of TILE_CASES) {
   test.serial(`Tile equals cpu for float32, int32 and bool: ${c.shape.join('x')} by ${c.reps.join('x')}`, async (t) => {
-    const values = seededValues(c.shape.reduce((a, b) => a * b, 1), 7, 100);
+    const values = seededValues(
+      c.shape.reduce((a, b) => a * b, 1),
+      7,
+      100,
+    );
     for (const dtype of ['float32', 'int32', 'bool'] as const) {
       const run = async (backend: string) => {
         await tf.setBackend(backend);
@@ -198,8 +214,17 @@ for (const c of REDUCTION_CASES) {
  * logSoftmax cross-entropy on oneHot labels.
  */
 function tinyNetLoss(x: tf.Tensor4D, labels: tf.Tensor1D, w: tf.Tensor[]): tf.Scalar {
-  const [stem, gamma, beta, conv3, conv3s2, downBias, shortcut, shortcutBias, dense] =
-    w as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor4D, tf.Tensor4D, tf.Tensor1D, tf.Tensor4D, tf.Tensor1D, tf.Tensor2D];
+  const [stem, gamma, beta, conv3, conv3s2, downBias, shortcut, shortcutBias, dense] = w as [
+    tf.Tensor4D,
+    tf.Tensor1D,
+    tf.Tensor1D,
+    tf.Tensor4D,
+    tf.Tensor4D,
+    tf.Tensor1D,
+    tf.Tensor4D,
+    tf.Tensor1D,
+    tf.Tensor2D,
+  ];
   const p = (n: number) => explicit(n, n, n, n);
   const bn = (h: tf.Tensor4D): tf.Tensor4D => {
     const { mean, variance } = tf.moments(h, [0, 1, 2]);
@@ -218,8 +243,11 @@ function tinyNetLoss(x: tf.Tensor4D, labels: tf.Tensor1D, w: tf.Tensor[]): tf.Sc
 test.serial('a training step of a net with every model op runs on wasm with gradients matching cpu', async (t) => {
   const c = 6;
   const shapes = [[7, 7, 1, c], [c], [c], [3, 3, c, c], [3, 3, c, 2 * c], [2 * c], [1, 1, c, 2 * c], [2 * c], [2 * c, 10]];
-  const inputs = [seededInput([4, 23, 23, 1], 10), { values: Float32Array.from([1, 3, 3, 9]), shape: [4] },
-    ...shapes.map((shape, i) => seededInput(shape, 20 + i, 0.5))];
+  const inputs = [
+    seededInput([4, 23, 23, 1], 10),
+    { values: Float32Array.from([1, 3, 3, 9]), shape: [4] },
+    ...shapes.map((shape, i) => seededInput(shape, 20 + i, 0.5)),
+  ];
   const grads = (x: tf.Tensor, labels: tf.Tensor, ...w: tf.Tensor[]) =>
     tf.grads((...ws: tf.Tensor[]) => tinyNetLoss(x as tf.Tensor4D, labels as tf.Tensor1D, ws))(w);
   const { error, shapesMatch, actual } = await compareBackends('wasm', 'cpu', inputs, grads);
@@ -238,11 +266,14 @@ test.serial('cropped filters are cached while their weights live and freed after
   const other = tf.tensor4d(seededValues(9 * 4 * 4, 31), [3, 3, 4, 4]);
   const x = tf.tensor4d(seededValues(2 * 4, 32), [2, 1, 1, 4]);
   // A 1x1 image under a padded 3x3 filter: only the centre tap is used, and cached.
-  const step = (w: tf.Tensor4D) => tf.tidy(() => {
-    const dy = tf.ones([2, 1, 1, 4]);
-    tf.conv2d(x, w, 1, 'same').dataSync();
-    (tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: x.shape }) as tf.Tensor).dataSync();
-  });
+  const step = (w: tf.Tensor4D) =>
+    tf.tidy(() => {
+      const dy = tf.ones([2, 1, 1, 4]);
+      tf.conv2d(x, w, 1, 'same').dataSync();
+      (
+        tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: x.shape }) as tf.Tensor
+      ).dataSync();
+    });
   // Also drops the crops of filters that earlier tests disposed.
   step(other);
   const baseline = backend.numDataIds();

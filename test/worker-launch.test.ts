@@ -102,7 +102,12 @@ test.serial('npm run worker starts node with the flags and environment of worker
   npm.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
   const exited = new Promise<number | null>((resolve) => npm.once('exit', (code) => resolve(code)));
   t.teardown(() => void npm.kill('SIGKILL'));
-  const worker = await waitForReadyWorker(t, prefix, async () => stderr, () => npm.exitCode !== null);
+  const worker = await waitForReadyWorker(
+    t,
+    prefix,
+    async () => stderr,
+    () => npm.exitCode !== null,
+  );
   await assertTuned(t, worker);
   process.kill(worker.pid, 'SIGTERM');
   t.is(await exited, 0, 'the worker drains and exits 0 on SIGTERM, and npm with it');
@@ -112,7 +117,13 @@ test.serial('launch --local starts its workers with the same settings', async (t
   const prefix = uniquePrefix('local-worker');
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'fmnist-local-launch-'));
   t.teardown(() => rm(scratch, { recursive: true, force: true }));
-  const cluster = LocalCluster.start({ workers: 1, redisUrl: redis.url, prefix, checkpointRoot: path.join(scratch, 'ckpt'), logDir: path.join(scratch, 'logs') });
+  const cluster = LocalCluster.start({
+    workers: 1,
+    redisUrl: redis.url,
+    prefix,
+    checkpointRoot: path.join(scratch, 'ckpt'),
+    logDir: path.join(scratch, 'logs'),
+  });
   t.teardown(() => cluster.stop(5_000));
   const log = () => readFile(cluster.logFiles[0]!, 'utf8').catch(() => '');
   await assertTuned(t, await waitForReadyWorker(t, prefix, log, () => cluster.exited.length > 0));

@@ -12,10 +12,30 @@ import { STEP_PHASES, WorkerMetrics } from '../worker/worker-metrics.ts';
 import { promtool } from './helpers/prometheus.ts';
 
 function step(globalStep: number, examples: number, loss: number): StepReport {
-  return { epoch: 2, step: globalStep - 10, stepsPerEpoch: 10, globalStep, examples, loss, examplesPerSec: 1000, timings: { dataMs: 2, computeMs: 300, allReduceMs: 50, updateMs: 4 } };
+  return {
+    epoch: 2,
+    step: globalStep - 10,
+    stepsPerEpoch: 10,
+    globalStep,
+    examples,
+    loss,
+    examplesPerSec: 1000,
+    timings: { dataMs: 2, computeMs: 300, allReduceMs: 50, updateMs: 4 },
+  };
 }
 
-const ALLREDUCE: AllReduceTimings = { totalMs: 250, firstChunkMs: 10, reduceScatterMs: 100, allGatherMs: 100, acknowledgeMs: 50, applyMs: 20, bytesSent: 4_000_000, bytesReceived: 3_000_000, chunksSent: 4, chunksReceived: 3 };
+const ALLREDUCE: AllReduceTimings = {
+  totalMs: 250,
+  firstChunkMs: 10,
+  reduceScatterMs: 100,
+  allGatherMs: 100,
+  acknowledgeMs: 50,
+  applyMs: 20,
+  bytesSent: 4_000_000,
+  bytesReceived: 3_000_000,
+  chunksSent: 4,
+  chunksReceived: 3,
+};
 
 /** The values of metric `name`, as [labels, value] pairs. */
 async function values(metrics: WorkerMetrics, name: string): Promise<MetricValue<string>[]> {
@@ -32,7 +52,7 @@ test('steps and all-reduces of a job become counters, gauges and a phase histogr
   const metrics = new WorkerMetrics();
   const job = metrics.startJob({ runId: 'run-a', rank: 1, generation: 3, worldSize: 4, backend: 'onednn', threads: 2 });
   const labels = { run: 'run-a', rank: '1' };
-  t.is(await value(metrics, 'fmnist_worker_examples_total', labels), 0, 'a job\'s series start at 0, before its first step');
+  t.is(await value(metrics, 'fmnist_worker_examples_total', labels), 0, "a job's series start at 0, before its first step");
   job.step(step(11, 64, 2.5));
   job.step(step(12, 63, 2.25));
   job.allReduce(ALLREDUCE);
@@ -47,7 +67,10 @@ test('steps and all-reduces of a job become counters, gauges and a phase histogr
   t.is(await value(metrics, 'fmnist_allreduce_seconds_total', labels), 0.5);
   t.is(await value(metrics, 'fmnist_ring_size', labels), 4);
   t.is(await value(metrics, 'fmnist_ring_generation', labels), 3);
-  t.deepEqual((await values(metrics, 'fmnist_worker_info')).map((v) => [v.labels, v.value]), [[{ backend: 'onednn', threads: '2' }, 1]]);
+  t.deepEqual(
+    (await values(metrics, 'fmnist_worker_info')).map((v) => [v.labels, v.value]),
+    [[{ backend: 'onednn', threads: '2' }, 1]],
+  );
   const seconds = { data: 0.002, compute: 0.3, allreduce: 0.05, update: 0.004 };
   for (const phase of STEP_PHASES) {
     const histogram = await values(metrics, 'fmnist_worker_step_phase_seconds');
@@ -57,7 +80,7 @@ test('steps and all-reduces of a job become counters, gauges and a phase histogr
   }
 });
 
-test('a job of another run drops the previous run\'s series, so run labels stay bounded', async (t) => {
+test("a job of another run drops the previous run's series, so run labels stay bounded", async (t) => {
   const metrics = new WorkerMetrics();
   metrics.startJob({ runId: 'run-a', rank: 0, generation: 0, worldSize: 2, backend: 'wasm', threads: undefined }).step(step(1, 32, 2));
   const job = metrics.startJob({ runId: 'run-b', rank: 1, generation: 0, worldSize: 2, backend: 'cpu', threads: undefined });
@@ -65,7 +88,10 @@ test('a job of another run drops the previous run\'s series, so run labels stay 
   const text = await metrics.registry.metrics();
   t.false(text.includes('run="run-a"'));
   t.is(await value(metrics, 'fmnist_worker_examples_total', { run: 'run-b', rank: '1' }), 16);
-  t.deepEqual((await values(metrics, 'fmnist_worker_info')).map((v) => v.labels), [{ backend: 'cpu', threads: 'default' }]);
+  t.deepEqual(
+    (await values(metrics, 'fmnist_worker_info')).map((v) => v.labels),
+    [{ backend: 'cpu', threads: 'default' }],
+  );
 });
 
 test('refused messages are counted by reason, every reason exported from zero', async (t) => {
@@ -86,7 +112,8 @@ test('the exposition passes promtool check metrics, process metrics included', a
   job.step(step(1, 64, 2));
   job.allReduce(ALLREDUCE);
   const text = await metrics.registry.metrics();
-  for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_gc_duration_seconds']) t.true(text.includes(`# TYPE ${name} `), name);
+  for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_gc_duration_seconds'])
+    t.true(text.includes(`# TYPE ${name} `), name);
   const lint = await promtool(['check', 'metrics'], text);
   t.is(lint.code, 0, lint.output);
 });

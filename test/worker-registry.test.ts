@@ -41,8 +41,17 @@ test('live workers are listed by run, then rank, with what their beat says; filt
 
   t.deepEqual(await listedIds(keys), ['idle', 'a0', 'old', 'a1', 'b1']);
   const runA = await listLiveWorkers(client, keys, { runId: 'run-a', generation: 3 });
-  t.deepEqual(runA.map((beat) => [beat.workerId, beat.assignment?.rank, beat.metricsAddress]), [['a0', 0, '127.0.0.1:9003'], ['a1', 1, '127.0.0.1:9002']]);
-  t.deepEqual((await listLiveWorkers(client, keys, { runId: 'run-b' })).map((beat) => beat.workerId), ['b1']);
+  t.deepEqual(
+    runA.map((beat) => [beat.workerId, beat.assignment?.rank, beat.metricsAddress]),
+    [
+      ['a0', 0, '127.0.0.1:9003'],
+      ['a1', 1, '127.0.0.1:9002'],
+    ],
+  );
+  t.deepEqual(
+    (await listLiveWorkers(client, keys, { runId: 'run-b' })).map((beat) => beat.workerId),
+    ['b1'],
+  );
   const [spare] = (await listLiveWorkers(client, keys)).filter((beat) => beat.workerId === 'idle') as [WorkerBeat];
   t.is(spare.state, 'idle');
   t.is(spare.assignment, undefined);
@@ -58,7 +67,10 @@ test('a beat follows the worker: a new status is listed after the next beat', as
   t.is((await listLiveWorkers(client, keys, { runId: 'run-x' })).length, 0);
   status = training('run-x', 0, 0, 9100);
   await heartbeat.beat();
-  t.deepEqual((await listLiveWorkers(client, keys, { runId: 'run-x' })).map((beat) => beat.workerId), ['w']);
+  t.deepEqual(
+    (await listLiveWorkers(client, keys, { runId: 'run-x' })).map((beat) => beat.workerId),
+    ['w'],
+  );
 });
 
 test('a stopped worker is gone at once; one that stops beating disappears after its TTL while one that beats stays', async (t) => {

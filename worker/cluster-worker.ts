@@ -43,7 +43,16 @@ export class ClusterWorker {
     const runs = new RunStore(this.redis, keys);
     const shards = new ShardCache(this.redis, keys);
     this.consumerConnection = connectRedis(options.redisUrl, `worker-bullmq-${options.name}`);
-    const context: JobContext = { options, redis: this.redis, keys, runs, shards, metrics, shutdownRequested: () => this.state === 'draining' || this.state === 'closed', log };
+    const context: JobContext = {
+      options,
+      redis: this.redis,
+      keys,
+      runs,
+      shards,
+      metrics,
+      shutdownRequested: () => this.state === 'draining' || this.state === 'closed',
+      log,
+    };
     this.consumer = new Worker<TrainJobData, TrainJobResult>(TRAIN_QUEUE, (job: Job<TrainJobData>) => this.process(job, context), {
       connection: this.consumerConnection,
       prefix: keys.queuePrefix(),
@@ -70,14 +79,15 @@ export class ClusterWorker {
   static async start(options: CompiledWorkerOptions, log: (line: string) => void): Promise<ClusterWorker> {
     const metrics = new WorkerMetrics();
     let worker: ClusterWorker | undefined;
-    const server = options.metricsPort === 'off'
-      ? undefined
-      : await MetricsServer.start({
-          registry: metrics.registry,
-          host: options.metricsHost,
-          port: options.metricsPort,
-          health: () => ({ ok: worker !== undefined && worker.state !== 'closed', state: worker?.state ?? 'starting' }),
-        });
+    const server =
+      options.metricsPort === 'off'
+        ? undefined
+        : await MetricsServer.start({
+            registry: metrics.registry,
+            host: options.metricsHost,
+            port: options.metricsPort,
+            health: () => ({ ok: worker !== undefined && worker.state !== 'closed', state: worker?.state ?? 'starting' }),
+          });
     worker = new ClusterWorker(options, log, metrics, server);
     return worker;
   }

@@ -34,7 +34,13 @@ export async function chooseCollective(ring: SumAllReduce, choice: CollectiveCho
   if (new Set(choice.hosts).size > 1) return { ...ringOnly, line: `gRPC ring (ranks on ${new Set(choice.hosts).size} hosts)` };
   if (collectiveAddon() === null) return { ...ringOnly, line: 'gRPC ring (the collective addon is not built: no shared memory)' };
   const name = `/fmnist-${createHash('sha256').update(choice.scope).digest('hex').slice(0, 32)}`;
-  const group = await ShmAllReduce.join({ name, rank: choice.rank, worldSize: choice.hosts.length, capacity: choice.weights + CAPACITY_SLACK, timeoutMs: choice.timeoutMs });
+  const group = await ShmAllReduce.join({
+    name,
+    rank: choice.rank,
+    worldSize: choice.hosts.length,
+    capacity: choice.weights + CAPACITY_SLACK,
+    timeoutMs: choice.timeoutMs,
+  });
   const sum = { allReduceSum: (data: Float32Array, _tag: AllReduceTag) => group.allReduceSum(data) };
   return { sum, close: () => group.close(), line: `shared memory (${choice.hosts.length} ranks on host ${choice.hosts[0]})` };
 }

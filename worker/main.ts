@@ -22,20 +22,36 @@ function parseWorkerFlags(argv: string[]): CompiledWorkerOptions {
     args: argv,
     strict: true,
     options: {
-      redis: { type: 'string' }, prefix: { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' },
-      'listen-host': { type: 'string' }, 'advertise-host': { type: 'string' }, 'checkpoint-root': { type: 'string' },
-      'collective-timeout-ms': { type: 'string' }, name: { type: 'string' },
-      'metrics-host': { type: 'string' }, 'metrics-port': { type: 'string' },
-      'collective-transport': { type: 'string' }, 'host-id': { type: 'string' },
+      redis: { type: 'string' },
+      prefix: { type: 'string' },
+      backend: { type: 'string' },
+      threads: { type: 'string' },
+      'listen-host': { type: 'string' },
+      'advertise-host': { type: 'string' },
+      'checkpoint-root': { type: 'string' },
+      'collective-timeout-ms': { type: 'string' },
+      name: { type: 'string' },
+      'metrics-host': { type: 'string' },
+      'metrics-port': { type: 'string' },
+      'collective-transport': { type: 'string' },
+      'host-id': { type: 'string' },
     },
   });
   const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
   return compileWorkerOptions({
-    redisUrl: values.redis, prefix: values.prefix, backend: values.backend, threads: number(values.threads),
-    listenHost: values['listen-host'], advertiseHost: values['advertise-host'], checkpointRoot: values['checkpoint-root'],
-    collectiveTimeoutMs: number(values['collective-timeout-ms']), name: values.name,
-    metricsHost: values['metrics-host'], metricsPort: values['metrics-port'],
-    collectiveTransport: values['collective-transport'], hostId: values['host-id'],
+    redisUrl: values.redis,
+    prefix: values.prefix,
+    backend: values.backend,
+    threads: number(values.threads),
+    listenHost: values['listen-host'],
+    advertiseHost: values['advertise-host'],
+    checkpointRoot: values['checkpoint-root'],
+    collectiveTimeoutMs: number(values['collective-timeout-ms']),
+    name: values.name,
+    metricsHost: values['metrics-host'],
+    metricsPort: values['metrics-port'],
+    collectiveTransport: values['collective-transport'],
+    hostId: values['host-id'],
   });
 }
 
@@ -68,10 +84,12 @@ async function main(argv: string[]): Promise<number> {
   const metrics = worker.metricsServer ? `; metrics on ${worker.metricsServer.url}/metrics` : '';
   log(`waiting for jobs on ${options.redisUrl} (prefix ${options.prefix})${metrics}`);
   const shutdown = installShutdownSignal({ exitCode: 0, graceMs: 10 * 60_000, log });
-  await new Promise<void>((resolve) => shutdown.onDrain(async () => {
-    await worker.close();
-    resolve();
-  }));
+  await new Promise<void>((resolve) =>
+    shutdown.onDrain(async () => {
+      await worker.close();
+      resolve();
+    }),
+  );
   shutdown.dispose();
   return 0;
 }

@@ -80,7 +80,15 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
   let model: TrainableModel | undefined;
   let cancelPoll: NodeJS.Timeout | undefined;
   try {
-    const group = await joinRendezvous(ctx.redis, ctx.keys, { runId: job.runId, generation: job.generation, worldSize: job.worldSize, address: ring.address, host: ctx.options.hostId, rank, timeoutMs: ctx.options.collectiveTimeoutMs });
+    const group = await joinRendezvous(ctx.redis, ctx.keys, {
+      runId: job.runId,
+      generation: job.generation,
+      worldSize: job.worldSize,
+      address: ring.address,
+      host: ctx.options.hostId,
+      rank,
+      timeoutMs: ctx.options.collectiveTimeoutMs,
+    });
     await ring.connect(group.peers.map((peer) => peer.address));
     if (rank === 0) await ctx.runs.transition(job.runId, 'running', { from: 'queued' });
     ctx.log(`run ${job.runId} generation ${job.generation}: rank ${rank} of ${job.worldSize} on ${backend.name}`);
@@ -88,15 +96,34 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
     const checkpointDir = path.join(ctx.options.checkpointRoot, job.runId);
     const state = await restoreState(model, checkpointDir, ctx.log);
     let cancelled = false;
-    cancelPoll = setInterval(() => void ctx.runs.isCancelRequested(job.runId).then((c) => (cancelled ||= c), () => {}), 1000);
+    cancelPoll = setInterval(
+      () =>
+        void ctx.runs.isCancelRequested(job.runId).then(
+          (c) => (cancelled ||= c),
+          () => {},
+        ),
+      1000,
+    );
     cancelPoll.unref();
     const hooks = jobHooks(ctx, run, model, { rank, backend: backend.name, checkpointDir, metrics }, () => cancelled || ctx.shutdownRequested());
     const transport = await chooseCollective(ring, {
-      transport: ctx.options.collectiveTransport, hosts: group.peers.map((peer) => peer.host), rank,
-      scope: `${ctx.keys.prefix}/${job.runId}/${job.generation}`, weights: model.params.all().reduce((sum, p) => sum + p.variable.size, 0), timeoutMs: ctx.options.collectiveTimeoutMs,
+      transport: ctx.options.collectiveTransport,
+      hosts: group.peers.map((peer) => peer.host),
+      rank,
+      scope: `${ctx.keys.prefix}/${job.runId}/${job.generation}`,
+      weights: model.params.all().reduce((sum, p) => sum + p.variable.size, 0),
+      timeoutMs: ctx.options.collectiveTimeoutMs,
     });
     ctx.log(`run ${job.runId} generation ${job.generation}: all-reduce over ${transport.line}`);
-    const outcome = await new TrainingLoop(model, data, config, new RingCollective(transport.sum, rank, job.worldSize, job, (_, timings) => metrics.allReduce(timings)), hooks).run(state).finally(() => transport.close());
+    const outcome = await new TrainingLoop(
+      model,
+      data,
+      config,
+      new RingCollective(transport.sum, rank, job.worldSize, job, (_, timings) => metrics.allReduce(timings)),
+      hooks,
+    )
+      .run(state)
+      .finally(() => transport.close());
     if (rank === 0) await recordOutcome(ctx, job, outcome.kind);
     return { rank, outcome: outcome.kind, globalStep: outcome.state.globalStep };
   } catch (error) {
@@ -116,7 +143,10 @@ async function recordOutcome(ctx: JobContext, job: TrainJobData, kind: 'complete
     return;
   }
   const cancelled = await ctx.runs.isCancelRequested(job.runId);
-  await ctx.runs.transition(job.runId, cancelled ? 'cancelled' : 'interrupted', { from: 'running', error: cancelled ? 'cancelled by the user' : 'workers were stopped' });
+  await ctx.runs.transition(job.runId, cancelled ? 'cancelled' : 'interrupted', {
+    from: 'running',
+    error: cancelled ? 'cancelled by the user' : 'workers were stopped',
+  });
 }
 
 /** What the hooks of one job need beside the context. */

@@ -65,7 +65,12 @@ export class WorkerMetrics {
   constructor() {
     const registers = [this.registry];
     const runLabels = ['run', 'rank'] as const;
-    this.examples = new Counter({ name: 'fmnist_worker_examples_total', help: 'Training examples this rank has processed (its slices of the global batches).', labelNames: runLabels, registers });
+    this.examples = new Counter({
+      name: 'fmnist_worker_examples_total',
+      help: 'Training examples this rank has processed (its slices of the global batches).',
+      labelNames: runLabels,
+      registers,
+    });
     this.stepPhase = new Histogram({
       name: 'fmnist_worker_step_phase_seconds',
       help: 'Time of one training step on this rank, by phase: data (batch building), compute (forward and backward), allreduce (gradient sum, including the wait for slower ranks), update (SGD).',
@@ -73,16 +78,56 @@ export class WorkerMetrics {
       buckets: [...STEP_PHASE_BUCKETS],
       registers,
     });
-    this.sentBytes = new Counter({ name: 'fmnist_allreduce_sent_bytes_total', help: 'Payload bytes this rank sent to its right neighbour in all-reduces.', labelNames: runLabels, registers });
-    this.receivedBytes = new Counter({ name: 'fmnist_allreduce_received_bytes_total', help: 'Payload bytes this rank received from its left neighbour in all-reduces.', labelNames: runLabels, registers });
-    this.allReduceSeconds = new Counter({ name: 'fmnist_allreduce_seconds_total', help: 'Time this rank spent in all-reduces, from call to result.', labelNames: runLabels, registers });
+    this.sentBytes = new Counter({
+      name: 'fmnist_allreduce_sent_bytes_total',
+      help: 'Payload bytes this rank sent to its right neighbour in all-reduces.',
+      labelNames: runLabels,
+      registers,
+    });
+    this.receivedBytes = new Counter({
+      name: 'fmnist_allreduce_received_bytes_total',
+      help: 'Payload bytes this rank received from its left neighbour in all-reduces.',
+      labelNames: runLabels,
+      registers,
+    });
+    this.allReduceSeconds = new Counter({
+      name: 'fmnist_allreduce_seconds_total',
+      help: 'Time this rank spent in all-reduces, from call to result.',
+      labelNames: runLabels,
+      registers,
+    });
     this.epoch = new Gauge({ name: 'fmnist_worker_epoch', help: 'Epoch in progress (1-based).', labelNames: runLabels, registers });
-    this.globalStep = new Gauge({ name: 'fmnist_worker_global_step', help: 'Optimiser steps applied since the run started.', labelNames: runLabels, registers });
-    this.loss = new Gauge({ name: 'fmnist_worker_loss', help: 'Mean cross-entropy of the latest global batch, before its update.', labelNames: runLabels, registers });
+    this.globalStep = new Gauge({
+      name: 'fmnist_worker_global_step',
+      help: 'Optimiser steps applied since the run started.',
+      labelNames: runLabels,
+      registers,
+    });
+    this.loss = new Gauge({
+      name: 'fmnist_worker_loss',
+      help: 'Mean cross-entropy of the latest global batch, before its update.',
+      labelNames: runLabels,
+      registers,
+    });
     this.ringSize = new Gauge({ name: 'fmnist_ring_size', help: 'Workers in the all-reduce ring of the current job.', labelNames: runLabels, registers });
-    this.ringGeneration = new Gauge({ name: 'fmnist_ring_generation', help: 'Run generation of the current ring (incremented by each resume).', labelNames: runLabels, registers });
-    this.info = new Gauge({ name: 'fmnist_worker_info', help: 'Backend and compute threads of the latest job (value 1).', labelNames: ['backend', 'threads'], registers });
-    this.refusals = new Counter({ name: 'fmnist_collective_refused_messages_total', help: 'Calls and streams the ring member refused, by reason.', labelNames: ['reason'], registers });
+    this.ringGeneration = new Gauge({
+      name: 'fmnist_ring_generation',
+      help: 'Run generation of the current ring (incremented by each resume).',
+      labelNames: runLabels,
+      registers,
+    });
+    this.info = new Gauge({
+      name: 'fmnist_worker_info',
+      help: 'Backend and compute threads of the latest job (value 1).',
+      labelNames: ['backend', 'threads'],
+      registers,
+    });
+    this.refusals = new Counter({
+      name: 'fmnist_collective_refused_messages_total',
+      help: 'Calls and streams the ring member refused, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
     for (const reason of REFUSAL_REASONS) this.refusals.inc({ reason }, 0);
     collectProcessMetrics(this.registry);
   }
@@ -128,7 +173,18 @@ export class WorkerMetrics {
   }
 
   private forget(labels: RunLabels): void {
-    for (const metric of [this.examples, this.sentBytes, this.receivedBytes, this.allReduceSeconds, this.epoch, this.globalStep, this.loss, this.ringSize, this.ringGeneration]) metric.remove(labels);
+    for (const metric of [
+      this.examples,
+      this.sentBytes,
+      this.receivedBytes,
+      this.allReduceSeconds,
+      this.epoch,
+      this.globalStep,
+      this.loss,
+      this.ringSize,
+      this.ringGeneration,
+    ])
+      metric.remove(labels);
     for (const phase of STEP_PHASES) this.stepPhase.remove({ ...labels, phase });
   }
 }

@@ -6,7 +6,13 @@ import { publishDataset } from '../dataset-publisher.ts';
 
 /** `coordinator launch`: creates a run, queues its jobs and (with --local or --follow) follows it. */
 export async function launchCommand(argv: string[]): Promise<number> {
-  const { values } = parseFlags('launch', argv, { ...TRAINING_FLAGS, ...CLUSTER_FLAGS, ...LOCAL_RUN_FLAGS, workers: { type: 'string' }, follow: { type: 'boolean' } });
+  const { values } = parseFlags('launch', argv, {
+    ...TRAINING_FLAGS,
+    ...CLUSTER_FLAGS,
+    ...LOCAL_RUN_FLAGS,
+    workers: { type: 'string' },
+    follow: { type: 'boolean' },
+  });
   // Checked here, before Redis is touched, by the same functions as `train`'s flags.
   const compute = compileComputeOptions(computeOptionsFromFlags(values));
   const config = validateRunConfig({

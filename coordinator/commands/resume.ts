@@ -8,7 +8,12 @@ import { publishDataset } from '../dataset-publisher.ts';
  * new generation; its workers continue from the newest complete checkpoint.
  */
 export async function resumeCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseFlags('resume', argv, { ...CLUSTER_FLAGS, ...LOCAL_RUN_FLAGS, follow: { type: 'boolean' }, force: { type: 'boolean' } }, 1);
+  const { values, positionals } = parseFlags(
+    'resume',
+    argv,
+    { ...CLUSTER_FLAGS, ...LOCAL_RUN_FLAGS, follow: { type: 'boolean' }, force: { type: 'boolean' } },
+    1,
+  );
   const runId = positionals[0];
   if (!runId) throw new RunError('RUN_ID_MISSING', 'resume needs a run id (see `coordinator list`)');
   const monitoring = monitoringPlan(values);
@@ -26,7 +31,9 @@ export async function resumeCommand(argv: string[]): Promise<number> {
     };
     if (values.local !== true && values.follow !== true) {
       await enqueue();
-      process.stdout.write(`${values.json === true ? JSON.stringify({ run: run.id, status: run.state, generation: run.generation }) : `${run.id} queued (generation ${run.generation})`}\n`);
+      process.stdout.write(
+        `${values.json === true ? JSON.stringify({ run: run.id, status: run.state, generation: run.generation }) : `${run.id} queued (generation ${run.generation})`}\n`,
+      );
       return 0;
     }
     return await runToEnd(session, run, { json: values.json === true, local: values.local === true, values, monitoring }, enqueue);

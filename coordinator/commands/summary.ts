@@ -4,7 +4,6 @@ import { resnet18Architecture } from '../../shared/model/resnet18-architecture.t
 import { createSeededModel } from '../../shared/train/seeded-model.ts';
 import { numberFlag, parseFlags } from '../cli-flags.ts';
 
-
 export interface ModelSummary {
   input: number[];
   stages: number[][];

@@ -14,7 +14,6 @@ import { epochJson, formatEpochLine } from '../epoch-line.ts';
 import { ProgressBar } from '../progress-bar.ts';
 import type { TrainableModel } from '../../shared/model/trainable-model.ts';
 
-
 /** Training images and test images after --limit-train / --limit-test. */
 export async function loadTrainingData(options: CompiledTrainingOptions): Promise<TrainingData> {
   const dataset = await loadFashionMnist();

@@ -102,7 +102,13 @@ function throughputChart(samples: readonly StepSample[]): string {
   return lineChart({
     title: 'Throughput over training time',
     x: valueAxis('training time on rank 0 (s)', dataDomain([elapsed], { includeZero: true })),
-    y: valueAxis('examples/sec', dataDomain(points.map((p) => p.y), { includeZero: true })),
+    y: valueAxis(
+      'examples/sec',
+      dataDomain(
+        points.map((p) => p.y),
+        { includeZero: true },
+      ),
+    ),
     series: [{ name: 'examples/sec (all workers)', colour: REPORT_COLOURS.throughput, points }],
   });
 }
@@ -120,7 +126,13 @@ function stepSplitChart(samples: readonly StepSample[]): string {
   return stackedBarChart({
     title: 'Step time split on rank 0',
     x: valueAxis('global step', [0, samples.at(-1)!.globalStep]),
-    y: valueAxis('ms per step', dataDomain(bars.map((b) => b.values.reduce((a, v) => a + v, 0)), { includeZero: true })),
+    y: valueAxis(
+      'ms per step',
+      dataDomain(
+        bars.map((b) => b.values.reduce((a, v) => a + v, 0)),
+        { includeZero: true },
+      ),
+    ),
     layers,
     bars,
   });
@@ -129,7 +141,15 @@ function stepSplitChart(samples: readonly StepSample[]): string {
 function epochTable(history: readonly EpochEntry[]): string {
   if (history.length === 0) return '';
   const rows = history.map((e) => {
-    const cells = [String(e.epoch), e.loss.toFixed(4), e.trainAcc.toFixed(3), e.testAcc.toFixed(3), e.examplesPerSec.toFixed(1), e.seconds.toFixed(1), e.backend ?? ''];
+    const cells = [
+      String(e.epoch),
+      e.loss.toFixed(4),
+      e.trainAcc.toFixed(3),
+      e.testAcc.toFixed(3),
+      e.examplesPerSec.toFixed(1),
+      e.seconds.toFixed(1),
+      e.backend ?? '',
+    ];
     return `<tr>${cells.map((cell) => `<td>${escapeHtml(cell)}</td>`).join('')}</tr>`;
   });
   const head = ['epoch', 'loss', 'train acc', 'test acc', 'examples/sec', 'seconds', 'backend'].map((h) => `<th>${h}</th>`).join('');

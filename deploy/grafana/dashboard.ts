@@ -4,7 +4,15 @@
  * Grafana provisions; a test checks that the committed file is what this code builds, and the
  * Prometheus test evaluates every query below against a real run.
  */
-import { DashboardBuilder, DashboardCursorSync, QueryVariableBuilder, RowBuilder, VariableRefresh, VariableSort, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
+import {
+  DashboardBuilder,
+  DashboardCursorSync,
+  QueryVariableBuilder,
+  RowBuilder,
+  VariableRefresh,
+  VariableSort,
+  type Dashboard,
+} from '@grafana/grafana-foundation-sdk/dashboard';
 import { StackingConfigBuilder, StackingMode, VizLegendOptionsBuilder, LegendDisplayMode, LegendPlacement } from '@grafana/grafana-foundation-sdk/common';
 import { DataqueryBuilder } from '@grafana/grafana-foundation-sdk/prometheus';
 import { PanelBuilder as StatPanelBuilder } from '@grafana/grafana-foundation-sdk/stat';
@@ -57,24 +65,28 @@ export const DASHBOARD_ROWS: { title: string; panels: PanelSpec[] }[] = [
     panels: [
       {
         title: 'Cluster examples/sec',
-        description: 'Training examples per second over all workers of the run (the sum of every rank\'s slices), per second of wall-clock time and per second spent in training steps (as the run record counts: evaluation and checkpoints excluded).',
+        description:
+          "Training examples per second over all workers of the run (the sum of every rank's slices), per second of wall-clock time and per second spent in training steps (as the run record counts: evaluation and checkpoints excluded).",
         kind: 'timeseries',
         unit: 'short',
         queries: [CLUSTER_THROUGHPUT.wallClock, CLUSTER_THROUGHPUT.stepTime],
       },
       {
         title: 'Examples/sec per worker',
-        description: 'Each rank\'s examples per second: a slow worker holds the whole ring back.',
+        description: "Each rank's examples per second: a slow worker holds the whole ring back.",
         kind: 'timeseries',
         unit: 'short',
         queries: [{ expr: `sum by (rank) (${rate('fmnist_worker_examples_total')})`, legend: 'rank {{rank}}' }],
       },
       {
         title: 'Step time by phase',
-        description: 'Mean seconds per step in each phase, averaged over ranks: data (batch building), compute (forward and backward), allreduce (gradient sum, waiting for slower ranks included), update (SGD).',
+        description:
+          'Mean seconds per step in each phase, averaged over ranks: data (batch building), compute (forward and backward), allreduce (gradient sum, waiting for slower ranks included), update (SGD).',
         kind: 'stacked',
         unit: 's',
-        queries: [{ expr: `avg by (phase) (${rate('fmnist_worker_step_phase_seconds_sum')} / ${rate('fmnist_worker_step_phase_seconds_count')})`, legend: '{{phase}}' }],
+        queries: [
+          { expr: `avg by (phase) (${rate('fmnist_worker_step_phase_seconds_sum')} / ${rate('fmnist_worker_step_phase_seconds_count')})`, legend: '{{phase}}' },
+        ],
       },
       {
         title: 'All-reduce bandwidth per rank',
@@ -82,8 +94,14 @@ export const DASHBOARD_ROWS: { title: string; panels: PanelSpec[] }[] = [
         kind: 'timeseries',
         unit: 'Bps',
         queries: [
-          { expr: `sum by (rank) (${rate('fmnist_allreduce_sent_bytes_total')}) / sum by (rank) (${rate('fmnist_allreduce_seconds_total')})`, legend: 'rank {{rank}} sent' },
-          { expr: `sum by (rank) (${rate('fmnist_allreduce_received_bytes_total')}) / sum by (rank) (${rate('fmnist_allreduce_seconds_total')})`, legend: 'rank {{rank}} received' },
+          {
+            expr: `sum by (rank) (${rate('fmnist_allreduce_sent_bytes_total')}) / sum by (rank) (${rate('fmnist_allreduce_seconds_total')})`,
+            legend: 'rank {{rank}} sent',
+          },
+          {
+            expr: `sum by (rank) (${rate('fmnist_allreduce_received_bytes_total')}) / sum by (rank) (${rate('fmnist_allreduce_seconds_total')})`,
+            legend: 'rank {{rank}} received',
+          },
         ],
       },
     ],
@@ -111,7 +129,7 @@ export const DASHBOARD_ROWS: { title: string; panels: PanelSpec[] }[] = [
       },
       {
         title: 'Run progress',
-        description: 'Optimiser steps done out of the whole run\'s.',
+        description: "Optimiser steps done out of the whole run's.",
         kind: 'stat',
         unit: 'percentunit',
         range: [0, 1],
@@ -175,7 +193,13 @@ function target(query: PanelQuery, refId: string): DataqueryBuilder {
 
 function panel(spec: PanelSpec): TimeseriesPanelBuilder | StatPanelBuilder {
   const builder = spec.kind === 'stat' ? new StatPanelBuilder() : new TimeseriesPanelBuilder();
-  builder.title(spec.title).description(spec.description).datasource(DATASOURCE).unit(spec.unit).span(spec.kind === 'stat' ? 6 : 12).height(8);
+  builder
+    .title(spec.title)
+    .description(spec.description)
+    .datasource(DATASOURCE)
+    .unit(spec.unit)
+    .span(spec.kind === 'stat' ? 6 : 12)
+    .height(8);
   spec.queries.forEach((query, i) => builder.withTarget(target(query, String.fromCharCode(65 + i))));
   if (spec.range) builder.min(spec.range[0]).max(spec.range[1]);
   if (builder instanceof TimeseriesPanelBuilder) {
@@ -190,7 +214,9 @@ export function buildDashboard(): Dashboard {
   const builder = new DashboardBuilder('fmnist training')
     .uid('fmnist-training')
     .tags(['fmnist'])
-    .description('Synchronous data-parallel training on Fashion-MNIST: throughput, step split, all-reduce, learning curves, queue and processes. Metric names: docs/ARCHITECTURE.md.')
+    .description(
+      'Synchronous data-parallel training on Fashion-MNIST: throughput, step split, all-reduce, learning curves, queue and processes. Metric names: docs/ARCHITECTURE.md.',
+    )
     .refresh('10s')
     .time({ from: 'now-1h', to: 'now' })
     .tooltip(DashboardCursorSync.Crosshair)

@@ -53,7 +53,10 @@ export interface BackendOptions {
 
 /** Raised inside a loader; becomes the attempt's `code` and `error`. */
 class Unavailable extends Error {
-  constructor(readonly code: BackendUnavailableCode, message: string) {
+  constructor(
+    readonly code: BackendUnavailableCode,
+    message: string,
+  ) {
     super(message);
   }
 }

@@ -27,7 +27,8 @@ export function buildBatch(set: ImageSet, indices: ArrayLike<number>, size: numb
   const plan = bilinearResizePlan(set.height, set.width, size, size);
   for (let k = 0; k < n; k += 1) {
     const index = indices[k];
-    if (!Number.isInteger(index) || index < 0 || index >= set.count) throw new RangeError(`buildBatch: index ${index} is outside the set of ${set.count} images`);
+    if (!Number.isInteger(index) || index < 0 || index >= set.count)
+      throw new RangeError(`buildBatch: index ${index} is outside the set of ${set.count} images`);
     resizeGreyImage(plan, set.images, index * imagePixels, batch.x, k * outPixels);
     batch.labels[k] = set.labels[index];
   }

@@ -89,7 +89,8 @@ export function resizeGreyImages(images: Uint8Array, count: number, inHeight: nu
   const plan = bilinearResizePlan(inHeight, inWidth, outSize, outSize);
   const inPixels = inHeight * inWidth;
   const outPixels = outSize * outSize;
-  if (images.length < count * inPixels) throw new RangeError(`resizeGreyImages: ${images.length} bytes hold fewer than ${count} images of ${inHeight}x${inWidth}`);
+  if (images.length < count * inPixels)
+    throw new RangeError(`resizeGreyImages: ${images.length} bytes hold fewer than ${count} images of ${inHeight}x${inWidth}`);
   const target = out ?? new Float32Array(count * outPixels);
   if (target.length < count * outPixels) throw new RangeError(`resizeGreyImages: output holds ${target.length} floats, needs ${count * outPixels}`);
   for (let n = 0; n < count; n += 1) resizeGreyImage(plan, images, n * inPixels, target, n * outPixels);

@@ -105,7 +105,11 @@ async function readDatasetFile(dir: string, file: FashionMnistFile, downloadMirr
   let path = await findDatasetFile(dir, file.name);
   if (path === undefined && downloadMirrors !== undefined) path = await downloadFashionMnistFile(dir, file, { mirrors: downloadMirrors });
   if (path === undefined) {
-    throw new DatasetError('DATASET_MISSING', join(dir, `${file.name}.gz`), `file not found (nor an uncompressed ${file.name}); set FASHION_MNIST_DIR to a directory holding the four Fashion-MNIST files`);
+    throw new DatasetError(
+      'DATASET_MISSING',
+      join(dir, `${file.name}.gz`),
+      `file not found (nor an uncompressed ${file.name}); set FASHION_MNIST_DIR to a directory holding the four Fashion-MNIST files`,
+    );
   }
   return readIdxFile(path, file);
 }
@@ -138,7 +142,12 @@ function datasetVersion(checksums: readonly string[]): string {
 
 function mirrorsFrom(env: NodeJS.ProcessEnv): readonly string[] {
   const listed = nonEmpty(env.FASHION_MNIST_MIRRORS);
-  return listed === undefined ? FASHION_MNIST_MIRRORS : listed.split(',').map((url) => url.trim()).filter((url) => url !== '');
+  return listed === undefined
+    ? FASHION_MNIST_MIRRORS
+    : listed
+        .split(',')
+        .map((url) => url.trim())
+        .filter((url) => url !== '');
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -62,7 +62,11 @@ export function parseIdx(bytes: Uint8Array, file: string, expect: IdxExpectation
   if (expect.maxValue !== undefined) checkMaxValue(data, file, expect.maxValue);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   if (sha256 !== expect.sha256) {
-    throw new DatasetError('DATASET_CHECKSUM', file, `SHA-256 of the decompressed data is ${sha256}, expected ${expect.sha256}; the file is corrupt or a different dataset`);
+    throw new DatasetError(
+      'DATASET_CHECKSUM',
+      file,
+      `SHA-256 of the decompressed data is ${sha256}, expected ${expect.sha256}; the file is corrupt or a different dataset`,
+    );
   }
   return { data, dims, sha256 };
 }
@@ -102,7 +106,11 @@ function checkMagic(view: DataView, file: string, dimCount: number): void {
   }
   const magic = view.getUint32(0, false);
   if (magic !== expected) {
-    throw new DatasetError('DATASET_BAD_MAGIC', file, `magic number is ${hex32(magic)}, expected ${hex32(expected)} (unsigned bytes, ${dimCount} dimension(s))`);
+    throw new DatasetError(
+      'DATASET_BAD_MAGIC',
+      file,
+      `magic number is ${hex32(magic)}, expected ${hex32(expected)} (unsigned bytes, ${dimCount} dimension(s))`,
+    );
   }
 }
 

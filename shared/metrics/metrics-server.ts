@@ -67,7 +67,13 @@ export class MetricsServer {
     // A scrape is a short request; an idle keep-alive socket must not hold close() up.
     server.keepAliveTimeout = 1_000;
     const port = await new Promise<number>((resolve, reject) => {
-      server.once('error', (error) => reject(new ConfigError(`cannot serve metrics on ${joinHostPort(options.host, options.port === 'auto' ? 0 : options.port)}: ${error.message}`, { cause: error })));
+      server.once('error', (error) =>
+        reject(
+          new ConfigError(`cannot serve metrics on ${joinHostPort(options.host, options.port === 'auto' ? 0 : options.port)}: ${error.message}`, {
+            cause: error,
+          }),
+        ),
+      );
       server.listen(options.port === 'auto' ? 0 : options.port, options.host, () => resolve((server.address() as AddressInfo).port));
     });
     server.unref();

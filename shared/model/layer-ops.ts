@@ -9,7 +9,15 @@ import { defaultBiasBound, fillUniform, xavierBound, type UniformSource } from '
  */
 export function convolve(x: tf.Tensor4D, params: ParameterSet, layer: ConvLayer, inputIsData = false): tf.Tensor4D {
   const p = layer.padding;
-  const pad: [[number, number], [number, number], [number, number], [number, number]] | 'valid' = p === 0 ? 'valid' : [[0, 0], [p, p], [p, p], [0, 0]];
+  const pad: [[number, number], [number, number], [number, number], [number, number]] | 'valid' =
+    p === 0
+      ? 'valid'
+      : [
+          [0, 0],
+          [p, p],
+          [p, p],
+          [0, 0],
+        ];
   const filter = params.get(`${layer.name}/kernel`) as tf.Tensor4D;
   const bias = params.get(`${layer.name}/bias`);
   if (inputIsData) return tf.add(tf.conv2d(x, filter, layer.stride, pad), bias);

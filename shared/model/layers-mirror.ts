@@ -33,25 +33,27 @@ function residual(x: tfl.SymbolicTensor, unit: ResidualUnit): tfl.SymbolicTensor
 }
 
 function conv(x: tfl.SymbolicTensor, layer: ConvLayer): tfl.SymbolicTensor {
-  const padded = layer.padding === 0
-    ? x
-    : (tfl.layers.zeroPadding2d({ padding: layer.padding, name: `${layer.name}_pad` }).apply(x) as tfl.SymbolicTensor);
-  return tfl.layers.conv2d({
-    name: layer.name,
-    filters: layer.outChannels,
-    kernelSize: layer.kernelSize,
-    strides: layer.stride,
-    padding: 'valid',
-    useBias: true,
-  }).apply(padded) as tfl.SymbolicTensor;
+  const padded = layer.padding === 0 ? x : (tfl.layers.zeroPadding2d({ padding: layer.padding, name: `${layer.name}_pad` }).apply(x) as tfl.SymbolicTensor);
+  return tfl.layers
+    .conv2d({
+      name: layer.name,
+      filters: layer.outChannels,
+      kernelSize: layer.kernelSize,
+      strides: layer.stride,
+      padding: 'valid',
+      useBias: true,
+    })
+    .apply(padded) as tfl.SymbolicTensor;
 }
 
 function batchNorm(x: tfl.SymbolicTensor, layer: BatchNormLayer): tfl.SymbolicTensor {
-  return tfl.layers.batchNormalization({
-    name: layer.name,
-    axis: -1,
-    // tfjs-layers keeps `momentum` of the old value; PyTorch's momentum weighs the new one.
-    momentum: 1 - BATCH_NORM_MOMENTUM,
-    epsilon: BATCH_NORM_EPSILON,
-  }).apply(x) as tfl.SymbolicTensor;
+  return tfl.layers
+    .batchNormalization({
+      name: layer.name,
+      axis: -1,
+      // tfjs-layers keeps `momentum` of the old value; PyTorch's momentum weighs the new one.
+      momentum: 1 - BATCH_NORM_MOMENTUM,
+      epsilon: BATCH_NORM_EPSILON,
+    })
+    .apply(x) as tfl.SymbolicTensor;
 }

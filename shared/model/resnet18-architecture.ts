@@ -82,10 +82,7 @@ export function resnet18Architecture(inputChannels = 1, classes = 10): ResNet18A
     const stage = index + 2;
     // The first stage keeps the stem's size; later stages halve it in their first unit.
     const stride = stage === 2 ? 1 : 2;
-    stages.push([
-      residualUnit(`stage${stage}_unit1`, width, channels, stride),
-      residualUnit(`stage${stage}_unit2`, channels, channels, 1),
-    ]);
+    stages.push([residualUnit(`stage${stage}_unit1`, width, channels, stride), residualUnit(`stage${stage}_unit2`, channels, channels, 1)]);
     width = channels;
   });
   return {

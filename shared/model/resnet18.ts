@@ -83,7 +83,6 @@ export class ResNet18 implements TrainableModel {
     return convolve(x, this.params, layer);
   }
 
-
   /** Batch norm, then ReLU when `relu`; in train mode one fused op (native on onednn). */
   private batchNorm(x: tf.Tensor4D, layer: BatchNormLayer, mode: ForwardMode, relu: boolean): tf.Tensor4D {
     const gamma = this.params.get(`${layer.name}/gamma`) as tf.Tensor1D;
@@ -99,11 +98,9 @@ export class ResNet18 implements TrainableModel {
     return y as tf.Tensor4D;
   }
 
-
   private dense(x: tf.Tensor2D): tf.Tensor2D {
     return dense(x, this.params, this.architecture.dense.name);
   }
-
 }
 
 /**

@@ -43,7 +43,9 @@ export class TinyCnn implements TrainableModel {
     let y: tfl.SymbolicTensor = input;
     for (const layer of [CONV1, CONV2]) {
       y = tfl.layers.zeroPadding2d({ padding: layer.padding, name: `${layer.name}_pad` }).apply(y) as tfl.SymbolicTensor;
-      y = tfl.layers.conv2d({ name: layer.name, filters: layer.outChannels, kernelSize: layer.kernelSize, strides: layer.stride, activation: 'relu' }).apply(y) as tfl.SymbolicTensor;
+      y = tfl.layers
+        .conv2d({ name: layer.name, filters: layer.outChannels, kernelSize: layer.kernelSize, strides: layer.stride, activation: 'relu' })
+        .apply(y) as tfl.SymbolicTensor;
     }
     y = tfl.layers.globalAveragePooling2d({ name: 'global_pool' }).apply(y) as tfl.SymbolicTensor;
     const logits = tfl.layers.dense({ units: CLASSES, name: 'dense' }).apply(y) as tfl.SymbolicTensor;

@@ -146,18 +146,8 @@ export class RedisServerProcess {
   }
 
   private arguments(): string[] {
-    const persistence = this.options.persist
-      ? ['--appendonly', 'yes', '--appendfsync', 'everysec']
-      : ['--appendonly', 'no'];
-    return [
-      '--port', String(this.port),
-      '--bind', '127.0.0.1',
-      '--dir', this.dir,
-      '--save', '',
-      ...persistence,
-      '--daemonize', 'no',
-      '--loglevel', 'warning',
-    ];
+    const persistence = this.options.persist ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no'];
+    return ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', ...persistence, '--daemonize', 'no', '--loglevel', 'warning'];
   }
 
   private captureOutput(child: ChildProcess): void {
@@ -175,7 +165,8 @@ export class RedisServerProcess {
     child.once('error', (error) => (spawnError = error));
     const deadline = Date.now() + (this.options.startTimeoutMs ?? 10_000);
     while (Date.now() < deadline) {
-      if (spawnError) throw new RedisError('REDIS_SERVER_NOT_FOUND', `cannot run ${this.options.executable ?? 'redis-server'}: ${spawnError.message}`, { cause: spawnError });
+      if (spawnError)
+        throw new RedisError('REDIS_SERVER_NOT_FOUND', `cannot run ${this.options.executable ?? 'redis-server'}: ${spawnError.message}`, { cause: spawnError });
       if (child.exitCode !== null || child.signalCode !== null) throw this.exitError();
       if (await pingRedis(this.url, 200)) return;
       await sleep(20);

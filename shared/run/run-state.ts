@@ -150,7 +150,19 @@ export interface RunRecord {
 }
 
 const DEPLOYMENT_KEYS = ['workers', 'backend', 'threads'] as const;
-const KNOWN_KEYS = new Set<string>([...DEPLOYMENT_KEYS, 'model', 'epochs', 'batchSize', 'lr', 'resize', 'seed', 'limitTrain', 'limitTest', 'microBatch', 'checkpointEvery']);
+const KNOWN_KEYS = new Set<string>([
+  ...DEPLOYMENT_KEYS,
+  'model',
+  'epochs',
+  'batchSize',
+  'lr',
+  'resize',
+  'seed',
+  'limitTrain',
+  'limitTest',
+  'microBatch',
+  'checkpointEvery',
+]);
 
 /**
  * Checks a run config and returns it compiled (defaults filled, only known keys), with the same

@@ -140,11 +140,10 @@ export class RunStore {
 
   /** The run with this id; RunError('RUN_NOT_FOUND') when there is none. */
   async get(runId: string): Promise<RunRecord> {
-    const [[, fields], [, history]] = (await this.redis
-      .multi()
-      .hgetall(this.keys.run(runId))
-      .hgetall(this.keys.runHistory(runId))
-      .exec()) as [[unknown, Record<string, string>], [unknown, Record<string, string>]];
+    const [[, fields], [, history]] = (await this.redis.multi().hgetall(this.keys.run(runId)).hgetall(this.keys.runHistory(runId)).exec()) as [
+      [unknown, Record<string, string>],
+      [unknown, Record<string, string>],
+    ];
     if (fields.state === undefined) throw notFound(runId);
     return parseRecord(fields, history);
   }

@@ -81,7 +81,15 @@ function emptyWindow() {
 }
 
 function closeWindow(w: ReturnType<typeof emptyWindow>, last: SampledStep): StepSample {
-  const sample: StepSample = { globalStep: last.globalStep, epoch: last.epoch, steps: w.steps, examples: w.examples, seconds: 0, loss: w.lossSum / w.steps, ...w.ms };
+  const sample: StepSample = {
+    globalStep: last.globalStep,
+    epoch: last.epoch,
+    steps: w.steps,
+    examples: w.examples,
+    seconds: 0,
+    loss: w.lossSum / w.steps,
+    ...w.ms,
+  };
   for (const phase of STEP_PHASES) {
     sample.seconds += w.ms[phase] / 1000;
     sample[phase] = w.ms[phase] / w.steps;

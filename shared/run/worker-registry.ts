@@ -92,7 +92,12 @@ export function startHeartbeat(redis: Redis, keys: RedisKeys, options: Heartbeat
   timer.unref();
   const stop = () => {
     clearInterval(timer);
-    stopping ??= redis.multi().del(keys.workerBeat(workerId)).srem(keys.workerIndex(), workerId).exec().then(() => undefined);
+    stopping ??= redis
+      .multi()
+      .del(keys.workerBeat(workerId))
+      .srem(keys.workerIndex(), workerId)
+      .exec()
+      .then(() => undefined);
     return stopping;
   };
   return { workerId, beat, stop };

@@ -30,7 +30,12 @@ export class ShardCache {
   async manifest(version: string): Promise<ShardManifest> {
     const key = this.keys.datasetManifest(version);
     const json = await this.redis.get(key);
-    if (json === null) throw new DatasetError('DATASET_NOT_FOUND', key, `dataset version ${JSON.stringify(version)} is not stored; the coordinator stores it before starting workers`);
+    if (json === null)
+      throw new DatasetError(
+        'DATASET_NOT_FOUND',
+        key,
+        `dataset version ${JSON.stringify(version)} is not stored; the coordinator stores it before starting workers`,
+      );
     return JSON.parse(json) as ShardManifest;
   }
 
@@ -52,7 +57,8 @@ export class ShardCache {
   async shard(version: string, index: number): Promise<ImageSetLike> {
     const manifest = await this.manifest(version);
     const entry = manifest.shards[index];
-    if (entry === undefined) throw new DatasetError('DATASET_NOT_FOUND', this.keys.datasetShard(version, index), `dataset ${version} has ${manifest.shards.length} shards`);
+    if (entry === undefined)
+      throw new DatasetError('DATASET_NOT_FOUND', this.keys.datasetShard(version, index), `dataset ${version} has ${manifest.shards.length} shards`);
     const [value] = await this.values(version, [entry]);
     return decodeShard(value, this.keys.datasetShard(version, index));
   }

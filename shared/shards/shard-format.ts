@@ -101,6 +101,10 @@ export function assertImageSetShape(set: ImageSetLike, source: string): void {
     throw new DatasetError('DATASET_SHAPE', source, `bad shape ${set.count} x ${set.height} x ${set.width}`);
   }
   if (set.images.length !== set.count * set.height * set.width || set.labels.length !== set.count) {
-    throw new DatasetError('DATASET_SHAPE', source, `${set.images.length} pixels and ${set.labels.length} labels do not fit ${set.count} images of ${set.height}x${set.width}`);
+    throw new DatasetError(
+      'DATASET_SHAPE',
+      source,
+      `${set.images.length} pixels and ${set.labels.length} labels do not fit ${set.count} images of ${set.height}x${set.width}`,
+    );
   }
 }

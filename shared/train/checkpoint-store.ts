@@ -102,7 +102,10 @@ export async function listCheckpoints(dir: string): Promise<string[]> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
   }
-  return names.filter((n) => n.startsWith(PREFIX)).sort().map((n) => path.join(dir, n));
+  return names
+    .filter((n) => n.startsWith(PREFIX))
+    .sort()
+    .map((n) => path.join(dir, n));
 }
 
 /** The newest complete checkpoint in `dir`, or undefined when there is none. */
@@ -158,6 +161,9 @@ export async function readCheckpoint<C>(checkpointPath: string, model: Trainable
   }
   const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   const byName = new Map(model.params.all().map((entry) => [entry.name, entry]));
-  assignValues(specs.map((spec) => byName.get(spec.name)!), values);
+  assignValues(
+    specs.map((spec) => byName.get(spec.name)!),
+    values,
+  );
   return (await readJson(path.join(checkpointPath, STATE_FILE))) as SavedState<C>;
 }

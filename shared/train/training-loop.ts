@@ -121,11 +121,15 @@ export class TrainingLoop {
     let lossSum = 0;
     let correct = 0;
     if (batch) {
-      const result = computeGradients(this.model, { ...batch, count: mine.length, size: this.options.resize }, {
-        lossDenominator: globalBatch.length,
-        microBatch: this.options.microBatch ?? mine.length,
-        out: this.stepBuffer.subarray(0, n),
-      });
+      const result = computeGradients(
+        this.model,
+        { ...batch, count: mine.length, size: this.options.resize },
+        {
+          lossDenominator: globalBatch.length,
+          microBatch: this.options.microBatch ?? mine.length,
+          out: this.stepBuffer.subarray(0, n),
+        },
+      );
       lossSum = result.lossSum;
       correct = result.correct;
     } else {

@@ -13,7 +13,14 @@ export interface InputSpec {
 
 /** An {@link InputSpec} of seeded values. */
 export function seededInput(shape: number[], seed: number, scale = 1): InputSpec {
-  return { values: seededValues(shape.reduce((a, b) => a * b, 1), seed, scale), shape };
+  return {
+    values: seededValues(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+      scale,
+    ),
+    shape,
+  };
 }
 
 /** The results of one run: each output's data and shape. */
@@ -26,11 +33,7 @@ export interface Outputs {
  * Makes `backendName` current, builds the inputs on it, runs `compute`, copies the outputs
  * out and disposes everything it created.
  */
-export async function runOnBackend(
-  backendName: string,
-  inputs: InputSpec[],
-  compute: (...tensors: tf.Tensor[]) => tf.Tensor | tf.Tensor[],
-): Promise<Outputs> {
+export async function runOnBackend(backendName: string, inputs: InputSpec[], compute: (...tensors: tf.Tensor[]) => tf.Tensor | tf.Tensor[]): Promise<Outputs> {
   await tf.setBackend(backendName);
   const tensors = inputs.map((input) => tf.tensor(input.values, input.shape, 'float32'));
   try {

@@ -6,7 +6,9 @@ import { latestCheckpoint } from '../../shared/train/checkpoint-store.ts';
 export async function newestWeights(dir: string): Promise<Map<string, Float32Array>> {
   const latest = await latestCheckpoint(dir);
   if (!latest) throw new Error(`no checkpoint in ${dir}`);
-  const manifest = JSON.parse(await readFile(path.join(latest, 'model.json'), 'utf8')) as { weightsManifest: { weights: { name: string; shape: number[] }[] }[] };
+  const manifest = JSON.parse(await readFile(path.join(latest, 'model.json'), 'utf8')) as {
+    weightsManifest: { weights: { name: string; shape: number[] }[] }[];
+  };
   const bytes = await readFile(path.join(latest, 'weights.bin'));
   const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   const weights = new Map<string, Float32Array>();
@@ -39,7 +41,11 @@ export function identicalWeights(a: Map<string, Float32Array>, b: Map<string, Fl
   if (a.size !== b.size) return false;
   for (const [name, values] of b) {
     const other = a.get(name);
-    if (!other || Buffer.compare(Buffer.from(other.buffer, other.byteOffset, other.byteLength), Buffer.from(values.buffer, values.byteOffset, values.byteLength)) !== 0) return false;
+    if (
+      !other ||
+      Buffer.compare(Buffer.from(other.buffer, other.byteOffset, other.byteLength), Buffer.from(values.buffer, values.byteOffset, values.byteLength)) !== 0
+    )
+      return false;
   }
   return true;
 }

@@ -27,7 +27,11 @@ export interface CliResult {
 const CLI_KILL_AFTER_MS = 600_000;
 
 /** Runs `npm run coordinator -- <args>` as a real child process (tsx, no npm wrapper). */
-export function runCli(entry: 'coordinator' | 'worker', args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; onStdoutLine?: (line: string) => void } = {}): Promise<CliResult> & { child: ReturnType<typeof spawn> } {
+export function runCli(
+  entry: 'coordinator' | 'worker',
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; onStdoutLine?: (line: string) => void } = {},
+): Promise<CliResult> & { child: ReturnType<typeof spawn> } {
   const script = path.join(REPO_ROOT, entry, 'main.ts');
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
     cwd: REPO_ROOT,
@@ -67,5 +71,8 @@ export function cliErrorCode(stderr: string): string | undefined {
 
 /** The JSON objects printed one per line on stdout. */
 export function jsonLines(stdout: string): Record<string, unknown>[] {
-  return stdout.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
+  return stdout
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }

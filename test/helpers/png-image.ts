@@ -17,7 +17,7 @@ export function decodePng(file: Buffer): PngImage {
   if (!file.subarray(0, 8).equals(SIGNATURE)) throw new Error('not a PNG file');
   let header: { width: number; height: number; channels: number } | undefined;
   const data: Buffer[] = [];
-  for (let at = 8; at < file.length; ) {
+  for (let at = 8; at < file.length;) {
     const length = file.readUInt32BE(at);
     const type = file.toString('latin1', at + 4, at + 8);
     const body = file.subarray(at + 8, at + 8 + length);

@@ -15,7 +15,11 @@ export async function instantQuery(prometheusUrl: string, expr: string, timeMs: 
   const url = new URL('/api/v1/query', prometheusUrl);
   url.searchParams.set('query', expr);
   url.searchParams.set('time', (timeMs / 1000).toFixed(3));
-  const body = (await (await fetch(url)).json()) as { status: string; error?: string; data?: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] } };
+  const body = (await (await fetch(url)).json()) as {
+    status: string;
+    error?: string;
+    data?: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] };
+  };
   if (body.status !== 'success' || body.data === undefined) throw new Error(`query ${expr}: ${body.error ?? body.status}`);
   if (body.data.resultType !== 'vector') throw new Error(`query ${expr}: a ${body.data.resultType}, not a vector`);
   return body.data.result.map((series) => ({ metric: series.metric, value: Number(series.value[1]) }));

@@ -48,7 +48,9 @@ export type RingProcessReply =
 
 /** Hex SHA-256 of the values' bytes: equal digests mean bit-identical results. */
 export function digestValues(values: Float32Array): string {
-  return createHash('sha256').update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength)).digest('hex');
+  return createHash('sha256')
+    .update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength))
+    .digest('hex');
 }
 
 class RingProcess {

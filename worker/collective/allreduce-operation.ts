@@ -273,7 +273,9 @@ export class AllReduceOperation implements RoutedOperation {
     if (this.state !== 'running') return;
     const accepted = checkChunk(message, this.expectation);
     if (typeof accepted === 'string') {
-      const error = collectiveError('COLLECTIVE_MALFORMED', `left neighbour ${this.setup.leftPeer} sent a chunk that does not fit: ${accepted}`, { peerRank: this.leftRank });
+      const error = collectiveError('COLLECTIVE_MALFORMED', `left neighbour ${this.setup.leftPeer} sent a chunk that does not fit: ${accepted}`, {
+        peerRank: this.leftRank,
+      });
       this.fail(error, { code: status.INVALID_ARGUMENT, details: accepted, refusal: 'malformed_chunk' });
       return;
     }
@@ -330,7 +332,11 @@ export class AllReduceOperation implements RoutedOperation {
         return;
       }
       const reason = `stream ended after ${this.chunksReceived} of ${this.chunksReceived + this.receiveLeft} chunks`;
-      this.fail(collectiveError('COLLECTIVE_MALFORMED', `left neighbour ${this.setup.leftPeer}: ${reason}`, { peerRank: this.leftRank }), { code: status.INVALID_ARGUMENT, details: reason, refusal: 'ended_early' });
+      this.fail(collectiveError('COLLECTIVE_MALFORMED', `left neighbour ${this.setup.leftPeer}: ${reason}`, { peerRank: this.leftRank }), {
+        code: status.INVALID_ARGUMENT,
+        details: reason,
+        refusal: 'ended_early',
+      });
     };
     if (incoming.isBroken) judge();
     else setTimeout(judge, CANCEL_GRACE_MS).unref();

@@ -58,16 +58,21 @@ function handlers(backend: CollectiveBackend): CollectiveHandlers {
         callback(UNAUTHENTICATED);
         return;
       }
-      const incoming: IncomingExchange = new IncomingExchange(call, callback, {
-        chunk(first) {
-          incoming.listen(IGNORE);
-          backend.route(incoming, first);
+      const incoming: IncomingExchange = new IncomingExchange(
+        call,
+        callback,
+        {
+          chunk(first) {
+            incoming.listen(IGNORE);
+            backend.route(incoming, first);
+          },
+          end() {
+            incoming.refuse('ended_early', status.INVALID_ARGUMENT, 'stream ended before its first chunk');
+          },
+          lost() {},
         },
-        end() {
-          incoming.refuse('ended_early', status.INVALID_ARGUMENT, 'stream ended before its first chunk');
-        },
-        lost() {},
-      }, (reason) => backend.refused(reason));
+        (reason) => backend.refused(reason),
+      );
     },
     Ping(call, callback) {
       if (!backend.isAuthorized(call.metadata)) {

@@ -220,7 +220,11 @@ export class RingMember {
       });
     });
     if (reply.rank !== right || reply.world_size !== this.worldSize) {
-      throw collectiveError('COLLECTIVE_PEER_MISMATCH', `${peers[right]} is rank ${reply.rank} of ${reply.world_size}, expected rank ${right} of ${this.worldSize}`, { peerRank: right });
+      throw collectiveError(
+        'COLLECTIVE_PEER_MISMATCH',
+        `${peers[right]} is rank ${reply.rank} of ${reply.world_size}, expected rank ${right} of ${this.worldSize}`,
+        { peerRank: right },
+      );
     }
   }
 
@@ -258,7 +262,18 @@ function checkData(data: Float32Array): void {
 }
 
 function idleTimings(): AllReduceTimings {
-  return { totalMs: 0, firstChunkMs: 0, reduceScatterMs: 0, allGatherMs: 0, acknowledgeMs: 0, applyMs: 0, bytesSent: 0, bytesReceived: 0, chunksSent: 0, chunksReceived: 0 };
+  return {
+    totalMs: 0,
+    firstChunkMs: 0,
+    reduceScatterMs: 0,
+    allGatherMs: 0,
+    acknowledgeMs: 0,
+    applyMs: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    chunksSent: 0,
+    chunksReceived: 0,
+  };
 }
 
 async function stopServer(server: Server, graceMs: number): Promise<void> {

@@ -155,8 +155,12 @@ export class ShmAllReduce {
     this.addon.counterAdd(this.segment, BARRIER, 1);
     while (!this.addon.counterWait(this.segment, BARRIER, this.arrivals, WAIT_SLICE_MS)) {
       const lost = this.lostPeer();
-      if (lost !== null) this.fail(collectiveError('COLLECTIVE_PEER_LOST', `rank ${lost} of shared-memory group ${this.options.name} is gone`, { peerRank: lost }));
-      if (performance.now() > deadline) this.fail(collectiveError('COLLECTIVE_TIMEOUT', `shared-memory group ${this.options.name}: not every rank arrived within ${this.options.timeoutMs} ms`));
+      if (lost !== null)
+        this.fail(collectiveError('COLLECTIVE_PEER_LOST', `rank ${lost} of shared-memory group ${this.options.name} is gone`, { peerRank: lost }));
+      if (performance.now() > deadline)
+        this.fail(
+          collectiveError('COLLECTIVE_TIMEOUT', `shared-memory group ${this.options.name}: not every rank arrived within ${this.options.timeoutMs} ms`),
+        );
       if (this.stateValue === 'closed') this.fail(collectiveError('COLLECTIVE_CLOSED', `shared-memory group ${this.options.name} was closed`));
       // Lets the process answer its IPC, timers and signals between slices.
       await yieldToEventLoop();
@@ -184,8 +188,16 @@ function headerBytes(worldSize: number): number {
 
 function checkOptions(o: Required<ShmAllReduceOptions>): void {
   const valid =
-    /^\/[^/]{1,250}$/.test(o.name) && Number.isInteger(o.worldSize) && o.worldSize >= 1 && Number.isInteger(o.rank) && o.rank >= 0 && o.rank < o.worldSize &&
-    Number.isInteger(o.capacity) && o.capacity >= 1 && o.capacity <= 0x7fff_ffff && o.timeoutMs > 0;
+    /^\/[^/]{1,250}$/.test(o.name) &&
+    Number.isInteger(o.worldSize) &&
+    o.worldSize >= 1 &&
+    Number.isInteger(o.rank) &&
+    o.rank >= 0 &&
+    o.rank < o.worldSize &&
+    Number.isInteger(o.capacity) &&
+    o.capacity >= 1 &&
+    o.capacity <= 0x7fff_ffff &&
+    o.timeoutMs > 0;
   if (!valid) throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `bad shared-memory group options ${JSON.stringify(o)}`);
 }
 
@@ -211,7 +223,10 @@ async function openSegment(addon: CollectiveAddon, o: Required<ShmAllReduceOptio
     if (segment !== null && addon.counterLoad(segment, READY) === 1) {
       const header = new Int32Array(segment, 0, PIDS / 4 + o.worldSize);
       if (header[WORLD_SIZE / 4] !== o.worldSize || header[CAPACITY / 4] !== o.capacity) {
-        throw collectiveError('COLLECTIVE_PEER_MISMATCH', `${o.name} holds ${header[WORLD_SIZE / 4]} ranks of ${header[CAPACITY / 4]} values, expected ${o.worldSize} of ${o.capacity}`);
+        throw collectiveError(
+          'COLLECTIVE_PEER_MISMATCH',
+          `${o.name} holds ${header[WORLD_SIZE / 4]} ranks of ${header[CAPACITY / 4]} values, expected ${o.worldSize} of ${o.capacity}`,
+        );
       }
       header[PIDS / 4 + o.rank] = process.pid;
       return segment;

@@ -51,12 +51,41 @@ export interface OnednnAddon {
   /** `geometry`: the 12 integers of native/max-pool.h's PoolGeometry. */
   maxPoolForward(geometry: Int32Array, x: Float32Array, y: Float32Array): void;
   maxPoolBackward(geometry: Int32Array, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
-  batchNormApply(x: Float32Array, mean: Float32Array, variance: Float32Array, scale: Float32Array | null, offset: Float32Array | null, epsilon: number, channels: number, y: Float32Array): void;
-  batchNormTrainingForward(x: Float32Array, scale: Float32Array | null, offset: Float32Array | null, epsilon: number, channels: number, relu: boolean, y: Float32Array, mean: Float32Array, variance: Float32Array): void;
+  batchNormApply(
+    x: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    scale: Float32Array | null,
+    offset: Float32Array | null,
+    epsilon: number,
+    channels: number,
+    y: Float32Array,
+  ): void;
+  batchNormTrainingForward(
+    x: Float32Array,
+    scale: Float32Array | null,
+    offset: Float32Array | null,
+    epsilon: number,
+    channels: number,
+    relu: boolean,
+    y: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+  ): void;
   batchNormTrainingBackward(
-    x: Float32Array, dy: Float32Array, y: Float32Array | null, scale: Float32Array | null, mean: Float32Array, variance: Float32Array,
-    dmean: Float32Array | null, dvariance: Float32Array | null, epsilon: number, channels: number,
-    dx: Float32Array, dscale: Float32Array, doffset: Float32Array,
+    x: Float32Array,
+    dy: Float32Array,
+    y: Float32Array | null,
+    scale: Float32Array | null,
+    mean: Float32Array,
+    variance: Float32Array,
+    dmean: Float32Array | null,
+    dvariance: Float32Array | null,
+    epsilon: number,
+    channels: number,
+    dx: Float32Array,
+    dscale: Float32Array,
+    doffset: Float32Array,
   ): void;
   /** `geometry`: [batch, m, n, k, aBatchStride, bBatchStride, transposeA, transposeB]. */
   batchMatMul(geometry: Int32Array, a: Float32Array, b: Float32Array, out: Float32Array): void;

@@ -43,8 +43,15 @@ const fusedBatchNorm: KernelFunc = (rawArgs) => {
   const epsilon = (args.attrs?.varianceEpsilon as number | undefined) ?? 0.001;
   const y = backend.allocateFloat32(xData.length);
   backend.addon.batchNormApply(
-    xData, meanData as Float32Array, varianceData as Float32Array,
-    scaleData as Float32Array | null, offsetData as Float32Array | null, epsilon, channels, y);
+    xData,
+    meanData as Float32Array,
+    varianceData as Float32Array,
+    scaleData as Float32Array | null,
+    offsetData as Float32Array | null,
+    epsilon,
+    channels,
+    y,
+  );
   return backend.makeNativeOutput(y, x!.shape.slice());
 };
 
@@ -61,13 +68,17 @@ const batchNormTraining: KernelFunc = (rawArgs) => {
   const mean = backend.allocateFloat32(channels);
   const variance = backend.allocateFloat32(channels);
   backend.addon.batchNormTrainingForward(
-    xData, required(backend, scale, channels, 'scale'), required(backend, offset, channels, 'offset'),
-    epsilon, channels, relu, y, mean, variance);
-  return [
-    backend.makeNativeOutput(y, x.shape.slice()),
-    backend.makeNativeOutput(mean, [channels]),
-    backend.makeNativeOutput(variance, [channels]),
-  ];
+    xData,
+    required(backend, scale, channels, 'scale'),
+    required(backend, offset, channels, 'offset'),
+    epsilon,
+    channels,
+    relu,
+    y,
+    mean,
+    variance,
+  );
+  return [backend.makeNativeOutput(y, x.shape.slice()), backend.makeNativeOutput(mean, [channels]), backend.makeNativeOutput(variance, [channels])];
 };
 
 const batchNormTrainingGrad: KernelFunc = (rawArgs) => {
@@ -86,14 +97,21 @@ const batchNormTrainingGrad: KernelFunc = (rawArgs) => {
   const doffset = backend.allocateFloat32(channels);
   const optional = (t: TensorInfo | undefined, name: string) => (t === undefined ? null : required(backend, t, channels, name));
   backend.addon.batchNormTrainingBackward(
-    xData, dyData, yData, required(backend, scale, channels, 'scale'),
-    required(backend, mean, channels, 'mean'), required(backend, variance, channels, 'variance'),
-    optional(dmean, 'dmean'), optional(dvariance, 'dvariance'), args.attrs?.epsilon as number, channels, dx, dscale, doffset);
-  return [
-    backend.makeNativeOutput(dx, x!.shape.slice()),
-    backend.makeNativeOutput(dscale, [channels]),
-    backend.makeNativeOutput(doffset, [channels]),
-  ];
+    xData,
+    dyData,
+    yData,
+    required(backend, scale, channels, 'scale'),
+    required(backend, mean, channels, 'mean'),
+    required(backend, variance, channels, 'variance'),
+    optional(dmean, 'dmean'),
+    optional(dvariance, 'dvariance'),
+    args.attrs?.epsilon as number,
+    channels,
+    dx,
+    dscale,
+    doffset,
+  );
+  return [backend.makeNativeOutput(dx, x!.shape.slice()), backend.makeNativeOutput(dscale, [channels]), backend.makeNativeOutput(doffset, [channels])];
 };
 
 /** The batch-norm kernels for backend `backendName`. */

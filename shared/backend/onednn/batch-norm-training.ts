@@ -47,11 +47,22 @@ tf.registerGradient({
     // One kernel yields all three gradients; computing it here (not in the closures, which
     // the tape runs in separate tidy scopes and only for inputs on the gradient path) keeps
     // each result alive until the tape has taken it.
-    const [dx, dScale, dOffset] = tf.engine().runKernel(
-      BATCH_NORM_TRAINING_GRAD,
-      { dy: dyY!, x: x!, y: y!, scale: scale!, mean: mean!, variance: variance!, ...(dMean ? { dmean: dMean } : {}), ...(dVariance ? { dvariance: dVariance } : {}) },
-      attrs as unknown as tf.NamedAttrMap,
-    ) as tf.Tensor[];
+    const [dx, dScale, dOffset] = tf
+      .engine()
+      .runKernel(
+        BATCH_NORM_TRAINING_GRAD,
+        {
+          dy: dyY!,
+          x: x!,
+          y: y!,
+          scale: scale!,
+          mean: mean!,
+          variance: variance!,
+          ...(dMean ? { dmean: dMean } : {}),
+          ...(dVariance ? { dvariance: dVariance } : {}),
+        },
+        attrs as unknown as tf.NamedAttrMap,
+      ) as tf.Tensor[];
     return { x: () => dx!, scale: () => dScale!, offset: () => dOffset! };
   },
 });

@@ -36,9 +36,23 @@ function fillGeometry(info: backend_util.Conv2DInfo): boolean {
   const bottom = (outHeight - 1) * strideHeight + (filterHeight - 1) * dilationHeight + 1 - inHeight - top;
   const right = (outWidth - 1) * strideWidth + (filterWidth - 1) * dilationWidth + 1 - inWidth - left;
   geometry.set([
-    batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels,
-    filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth,
-    top, left, bottom, right,
+    batchSize,
+    inHeight,
+    inWidth,
+    inChannels,
+    outHeight,
+    outWidth,
+    outChannels,
+    filterHeight,
+    filterWidth,
+    strideHeight,
+    strideWidth,
+    dilationHeight,
+    dilationWidth,
+    top,
+    left,
+    bottom,
+    right,
   ]);
   return true;
 }

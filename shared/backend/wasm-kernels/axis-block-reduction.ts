@@ -50,7 +50,10 @@ function sumRows(heap: Float32Array, from: number, rows: number, inner: number, 
   for (let first = 0; first < rows; first += ROWS_PER_CHUNK) {
     const last = Math.min(first + ROWS_PER_CHUNK, rows);
     for (let i = 0; i < blocked; i += 4) {
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let s0 = 0,
+        s1 = 0,
+        s2 = 0,
+        s3 = 0;
       for (let r = first, at = from + first * inner + i; r < last; r++, at += inner) {
         s0 += heap[at]!;
         s1 += heap[at + 1]!;

@@ -35,10 +35,29 @@ function gradientSums(v: GradientViews, rows: number, channels: number, mean: Fl
   return { sumG, sumGx };
 }
 
-function sumFourChannels(v: GradientViews, first: number, last: number, channels: number, c: number, mean: Float64Array, sumG: Float64Array, sumGx: Float64Array): void {
+function sumFourChannels(
+  v: GradientViews,
+  first: number,
+  last: number,
+  channels: number,
+  c: number,
+  mean: Float64Array,
+  sumG: Float64Array,
+  sumGx: Float64Array,
+): void {
   const { heap } = v;
-  const m0 = mean[c]!, m1 = mean[c + 1]!, m2 = mean[c + 2]!, m3 = mean[c + 3]!;
-  let g0 = 0, g1 = 0, g2 = 0, g3 = 0, h0 = 0, h1 = 0, h2 = 0, h3 = 0;
+  const m0 = mean[c]!,
+    m1 = mean[c + 1]!,
+    m2 = mean[c + 2]!,
+    m3 = mean[c + 3]!;
+  let g0 = 0,
+    g1 = 0,
+    g2 = 0,
+    g3 = 0,
+    h0 = 0,
+    h1 = 0,
+    h2 = 0,
+    h3 = 0;
   const masked = v.y >= 0;
   for (let r = first, offset = first * channels + c; r < last; r++, offset += channels) {
     const x = v.x + offset;
@@ -48,14 +67,35 @@ function sumFourChannels(v: GradientViews, first: number, last: number, channels
     const a1 = masked ? heap[dy + 1]! * +(heap[y + 1]! > 0) : heap[dy + 1]!;
     const a2 = masked ? heap[dy + 2]! * +(heap[y + 2]! > 0) : heap[dy + 2]!;
     const a3 = masked ? heap[dy + 3]! * +(heap[y + 3]! > 0) : heap[dy + 3]!;
-    g0 += a0; g1 += a1; g2 += a2; g3 += a3;
-    h0 += a0 * (heap[x]! - m0); h1 += a1 * (heap[x + 1]! - m1); h2 += a2 * (heap[x + 2]! - m2); h3 += a3 * (heap[x + 3]! - m3);
+    g0 += a0;
+    g1 += a1;
+    g2 += a2;
+    g3 += a3;
+    h0 += a0 * (heap[x]! - m0);
+    h1 += a1 * (heap[x + 1]! - m1);
+    h2 += a2 * (heap[x + 2]! - m2);
+    h3 += a3 * (heap[x + 3]! - m3);
   }
-  sumG[c] += g0; sumG[c + 1] += g1; sumG[c + 2] += g2; sumG[c + 3] += g3;
-  sumGx[c] += h0; sumGx[c + 1] += h1; sumGx[c + 2] += h2; sumGx[c + 3] += h3;
+  sumG[c] += g0;
+  sumG[c + 1] += g1;
+  sumG[c + 2] += g2;
+  sumG[c + 3] += g3;
+  sumGx[c] += h0;
+  sumGx[c + 1] += h1;
+  sumGx[c + 2] += h2;
+  sumGx[c + 3] += h3;
 }
 
-function sumOneChannel(v: GradientViews, first: number, last: number, channels: number, c: number, mean: Float64Array, sumG: Float64Array, sumGx: Float64Array): void {
+function sumOneChannel(
+  v: GradientViews,
+  first: number,
+  last: number,
+  channels: number,
+  c: number,
+  mean: Float64Array,
+  sumG: Float64Array,
+  sumGx: Float64Array,
+): void {
   const { heap } = v;
   let g = 0;
   let h = 0;
@@ -87,11 +127,29 @@ function writeDx(v: GradientViews, rows: number, channels: number, mean: Float64
   }
 }
 
-function dxFourChannels(v: GradientViews, first: number, last: number, channels: number, c: number, k1: Float64Array, k2: Float64Array, k0: Float64Array): void {
+function dxFourChannels(
+  v: GradientViews,
+  first: number,
+  last: number,
+  channels: number,
+  c: number,
+  k1: Float64Array,
+  k2: Float64Array,
+  k0: Float64Array,
+): void {
   const { heap } = v;
-  const a0 = k1[c]!, a1 = k1[c + 1]!, a2 = k1[c + 2]!, a3 = k1[c + 3]!;
-  const b0 = k2[c]!, b1 = k2[c + 1]!, b2 = k2[c + 2]!, b3 = k2[c + 3]!;
-  const e0 = k0[c]!, e1 = k0[c + 1]!, e2 = k0[c + 2]!, e3 = k0[c + 3]!;
+  const a0 = k1[c]!,
+    a1 = k1[c + 1]!,
+    a2 = k1[c + 2]!,
+    a3 = k1[c + 3]!;
+  const b0 = k2[c]!,
+    b1 = k2[c + 1]!,
+    b2 = k2[c + 2]!,
+    b3 = k2[c + 3]!;
+  const e0 = k0[c]!,
+    e1 = k0[c + 1]!,
+    e2 = k0[c + 2]!,
+    e3 = k0[c + 3]!;
   const masked = v.y >= 0;
   for (let r = first, offset = first * channels + c; r < last; r++, offset += channels) {
     const x = v.x + offset;

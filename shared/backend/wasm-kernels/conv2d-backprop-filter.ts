@@ -35,17 +35,27 @@ function filterGradientAsConv(backend: BackendWasm, x: TensorInfo, dy: TensorInf
 
   const xByChannel = runWasmKernel(backend, Transpose, { x }, { perm: [3, 1, 2, 0] });
   const dyAsFilter = runWasmKernel(backend, Transpose, { x: dy }, { perm: [1, 2, 0, 3] });
-  const full = runStockConv2D(backend, { x: xByChannel, filter: dyAsFilter }, {
-    strides: 1,
-    dilations: [strideHeight, strideWidth],
-    pad: [[0, 0], [padInfo.top, Math.max(padBottom, 0)], [padInfo.left, Math.max(padRight, 0)], [0, 0]],
-    dataFormat: 'NHWC',
-  });
+  const full = runStockConv2D(
+    backend,
+    { x: xByChannel, filter: dyAsFilter },
+    {
+      strides: 1,
+      dilations: [strideHeight, strideWidth],
+      pad: [
+        [0, 0],
+        [padInfo.top, Math.max(padBottom, 0)],
+        [padInfo.left, Math.max(padRight, 0)],
+        [0, 0],
+      ],
+      dataFormat: 'NHWC',
+    },
+  );
   disposeAll(backend, [xByChannel, dyAsFilter]);
 
-  const cropped = padBottom < 0 || padRight < 0
-    ? runWasmKernel(backend, Slice, { x: full }, { begin: [0, 0, 0, 0], size: [info.inChannels, filterHeight, filterWidth, info.outChannels] })
-    : full;
+  const cropped =
+    padBottom < 0 || padRight < 0
+      ? runWasmKernel(backend, Slice, { x: full }, { begin: [0, 0, 0, 0], size: [info.inChannels, filterHeight, filterWidth, info.outChannels] })
+      : full;
   const dW = runWasmKernel(backend, Transpose, { x: cropped }, { perm: [1, 2, 0, 3] });
   disposeAll(backend, cropped === full ? [full] : [full, cropped]);
   return dW;
@@ -81,13 +91,26 @@ function conv2dBackpropFilter(args: { inputs: Conv2DBackpropFilterInputs; backen
   const x = args.inputs.x as TensorInfo;
   const dy = args.inputs.dy as TensorInfo;
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = args.attrs;
-  const info = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad,
-    dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
+  const info = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    backend_util.convertConv2DDataFormat(dataFormat),
+  );
   if (info.dataFormat !== 'channelsLast') throw new Error('wasm Conv2DBackpropFilter supports NHWC only');
   const window = effectiveTaps(info);
   if (window === null) return filterGradient(backend, x, dy, info);
-  const croppedInfo = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], croppedFilterShape(window, filterShape),
-    strides, 1, window.pad);
+  const croppedInfo = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    croppedFilterShape(window, filterShape),
+    strides,
+    1,
+    window.pad,
+  );
   const croppedGradient = filterGradient(backend, x, dy, croppedInfo);
   const dW = embedTaps(backend, croppedGradient, window, filterShape);
   backend.disposeData(croppedGradient.dataId);

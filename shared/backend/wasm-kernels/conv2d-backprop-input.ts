@@ -78,7 +78,15 @@ function transposeBlock(heap: Float32Array, from: number, to: number, inChannels
  * The taps of one phase, flipped and with in and out channels swapped: a new [th, tw, co, ci]
  * filter from the [kh, kw, ci, co] one.
  */
-function phaseFilter(backend: BackendWasm, filter: TensorInfo, kernelW: number, strideH: number, strideW: number, rowPhase: AxisPhase, colPhase: AxisPhase): TensorInfo {
+function phaseFilter(
+  backend: BackendWasm,
+  filter: TensorInfo,
+  kernelW: number,
+  strideH: number,
+  strideW: number,
+  rowPhase: AxisPhase,
+  colPhase: AxisPhase,
+): TensorInfo {
   const [, , ci, co] = filter.shape as [number, number, number, number];
   const block = co * ci;
   const out = backend.makeOutput([rowPhase.taps, colPhase.taps, co, ci], 'float32');
@@ -105,7 +113,15 @@ function copyPixel(heap: Float32Array, to: number, from: number, channels: numbe
 }
 
 /** Writes a phase's Conv2D output into every stride-th pixel of dx. */
-function scatterPhase(backend: BackendWasm, dx: TensorInfo, part: TensorInfo, strideH: number, strideW: number, rowPhase: AxisPhase, colPhase: AxisPhase): void {
+function scatterPhase(
+  backend: BackendWasm,
+  dx: TensorInfo,
+  part: TensorInfo,
+  strideH: number,
+  strideW: number,
+  rowPhase: AxisPhase,
+  colPhase: AxisPhase,
+): void {
   const [batch, height, width, channels] = dx.shape;
   const [, partHeight, partWidth] = part.shape;
   const heap = heapFloats(backend);
@@ -140,12 +156,21 @@ function phaseConvolutions(backend: BackendWasm, dy: TensorInfo, filter: TensorI
     for (const colPhase of colPhases) {
       if (rowPhase.taps === 0 || colPhase.taps === 0) continue;
       const phaseW = phaseFilter(backend, filter, filterWidth, strideHeight, strideWidth, rowPhase, colPhase);
-      const out = runStockConv2D(backend, { x: dy, filter: phaseW }, {
-        strides: 1,
-        dilations: 1,
-        pad: [[0, 0], [rowPhase.padBefore, rowPhase.padAfter], [colPhase.padBefore, colPhase.padAfter], [0, 0]],
-        dataFormat: 'NHWC',
-      });
+      const out = runStockConv2D(
+        backend,
+        { x: dy, filter: phaseW },
+        {
+          strides: 1,
+          dilations: 1,
+          pad: [
+            [0, 0],
+            [rowPhase.padBefore, rowPhase.padAfter],
+            [colPhase.padBefore, colPhase.padAfter],
+            [0, 0],
+          ],
+          dataFormat: 'NHWC',
+        },
+      );
       backend.disposeData(phaseW.dataId);
       outputs.push({ out, rowPhase, colPhase });
     }
@@ -156,8 +181,14 @@ function phaseConvolutions(backend: BackendWasm, dy: TensorInfo, filter: TensorI
 /** A single phase that lines up with dx (stride 1, ordinary padding) already is dx. */
 function isWholeInput(outputs: PhaseOutput[], info: backend_util.Conv2DInfo): boolean {
   const [only] = outputs;
-  return outputs.length === 1 && only !== undefined && only.rowPhase.offset === 0 && only.colPhase.offset === 0 &&
-    only.out.shape[1] === info.inHeight && only.out.shape[2] === info.inWidth;
+  return (
+    outputs.length === 1 &&
+    only !== undefined &&
+    only.rowPhase.offset === 0 &&
+    only.colPhase.offset === 0 &&
+    only.out.shape[1] === info.inHeight &&
+    only.out.shape[2] === info.inWidth
+  );
 }
 
 /**
@@ -197,8 +228,16 @@ function conv2dBackpropInput(args: { inputs: Conv2DBackpropInputInputs; backend:
   const dy = args.inputs.dy as TensorInfo;
   const filter = args.inputs.filter as TensorInfo;
   const { strides, pad, dataFormat, dimRoundingMode, inputShape } = args.attrs;
-  const info = backend_util.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number], strides, 1, pad,
-    dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
+  const info = backend_util.computeConv2DInfo(
+    inputShape,
+    filter.shape as [number, number, number, number],
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    backend_util.convertConv2DDataFormat(dataFormat),
+  );
   if (info.dataFormat !== 'channelsLast') throw new Error('wasm Conv2DBackpropInput supports NHWC only');
   const window = effectiveTaps(info);
   if (window === null) return inputGradient(backend, dy, filter, info);

@@ -39,11 +39,22 @@ function swappableActivation(args: ConvArgs): SwappedActivation | null {
 function convInfo(args: ConvArgs): backend_util.Conv2DInfo {
   const { x, filter } = args.inputs;
   const { strides, dilations, pad, dimRoundingMode, dataFormat } = args.attrs as unknown as {
-    strides: number | [number, number]; dilations?: number | [number, number]; pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
-    dimRoundingMode?: 'floor' | 'round' | 'ceil'; dataFormat?: 'NHWC' | 'NCHW';
+    strides: number | [number, number];
+    dilations?: number | [number, number];
+    pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    dataFormat?: 'NHWC' | 'NCHW';
   };
-  return backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
-    strides, dilations ?? 1, pad, dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat ?? 'NHWC'));
+  return backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    strides,
+    dilations ?? 1,
+    pad,
+    dimRoundingMode,
+    false,
+    backend_util.convertConv2DDataFormat(dataFormat ?? 'NHWC'),
+  );
 }
 
 /**
@@ -58,8 +69,10 @@ function forwardConv(stock: KernelConfig, args: ConvArgs): TensorInfo {
   const info = convInfo(args);
   const window = float ? effectiveTaps(info) : null;
   const used = window === null ? filter : cachedCroppedFilter(args.backend, filter, window);
-  const usedInfo = window === null ? info : backend_util.computeConv2DInfo(info.inShape, used.shape as [number, number, number, number],
-    [info.strideHeight, info.strideWidth], 1, window.pad);
+  const usedInfo =
+    window === null
+      ? info
+      : backend_util.computeConv2DInfo(info.inShape, used.shape as [number, number, number, number], [info.strideHeight, info.strideWidth], 1, window.pad);
   const activation = float && usedInfo.dataFormat === 'channelsLast' ? swappableActivation(args) : null;
   if (activation !== null && firstUse(args.backend, used) && prefersSwappedForward(usedInfo)) {
     return forwardBySwappedRoles(args.backend, x, used, args.inputs['bias'], activation, usedInfo);

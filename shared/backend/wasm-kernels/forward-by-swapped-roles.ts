@@ -12,8 +12,10 @@ export type SwappedActivation = 'linear' | 'relu';
 function swappedPadding(info: backend_util.Conv2DInfo): [number, number, number, number] | null {
   const { inHeight, inWidth, outHeight, outWidth, filterHeight, filterWidth, strideHeight, strideWidth, padInfo } = info;
   const pad: [number, number, number, number] = [
-    inHeight - filterHeight + padInfo.top, strideHeight * (outHeight - 1) - padInfo.top,
-    inWidth - filterWidth + padInfo.left, strideWidth * (outWidth - 1) - padInfo.left,
+    inHeight - filterHeight + padInfo.top,
+    strideHeight * (outHeight - 1) - padInfo.top,
+    inWidth - filterWidth + padInfo.left,
+    strideWidth * (outWidth - 1) - padInfo.left,
   ];
   return pad.every((p) => p >= 0) ? pad : null;
 }
@@ -34,8 +36,10 @@ export function prefersSwappedForward(info: backend_util.Conv2DInfo): boolean {
   const xSize = batchSize * inHeight * inWidth * inChannels;
   const ySize = batchSize * outHeight * outWidth * outChannels;
   const stock = channelPairs * outHeight * outWidth * filterHeight * filterWidth * NS_PER_MULTIPLY_ADD + weights * NS_PER_PACKED_VALUE;
-  const swapped = channelPairs * outHeight * outWidth * inHeight * inWidth * NS_PER_MULTIPLY_ADD +
-    xSize * NS_PER_PACKED_VALUE + (weights + ySize) * NS_PER_TRANSPOSED_ACTIVATION;
+  const swapped =
+    channelPairs * outHeight * outWidth * inHeight * inWidth * NS_PER_MULTIPLY_ADD +
+    xSize * NS_PER_PACKED_VALUE +
+    (weights + ySize) * NS_PER_TRANSPOSED_ACTIVATION;
   return swapped < stock;
 }
 
@@ -92,16 +96,32 @@ function finishOutput(backend: BackendWasm, byChannel: TensorInfo, bias: TensorI
  * forward's stride whose output is y as [co, oh, ow, n], then bias and activation. Callers
  * check prefersSwappedForward first.
  */
-export function forwardBySwappedRoles(backend: BackendWasm, x: TensorInfo, filter: TensorInfo, bias: TensorInfo | undefined, activation: SwappedActivation, info: backend_util.Conv2DInfo): TensorInfo {
+export function forwardBySwappedRoles(
+  backend: BackendWasm,
+  x: TensorInfo,
+  filter: TensorInfo,
+  bias: TensorInfo | undefined,
+  activation: SwappedActivation,
+  info: backend_util.Conv2DInfo,
+): TensorInfo {
   const [top, bottom, left, right] = swappedPadding(info)!;
   const image = weightsAsFlippedImage(backend, filter);
   const xFilter = activationAsFlippedFilter(backend, x);
-  const byChannel = runStockConv2D(backend, { x: image, filter: xFilter }, {
-    strides: [info.strideHeight, info.strideWidth],
-    dilations: 1,
-    pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
-    dataFormat: 'NHWC',
-  });
+  const byChannel = runStockConv2D(
+    backend,
+    { x: image, filter: xFilter },
+    {
+      strides: [info.strideHeight, info.strideWidth],
+      dilations: 1,
+      pad: [
+        [0, 0],
+        [top, bottom],
+        [left, right],
+        [0, 0],
+      ],
+      dataFormat: 'NHWC',
+    },
+  );
   disposeAll(backend, [image, xFilter]);
   const y = finishOutput(backend, byChannel, bias, activation);
   backend.disposeData(byChannel.dataId);

@@ -12,8 +12,10 @@ import { disposeAll, runWasmKernel } from './wasm-kernel-call.ts';
 function swappedPadding(info: backend_util.Conv2DInfo): [number, number, number, number] | null {
   const { inHeight, inWidth, outHeight, outWidth, filterHeight, filterWidth, strideHeight, strideWidth, padInfo } = info;
   const pad: [number, number, number, number] = [
-    strideHeight * (outHeight - 1) - padInfo.top, inHeight - filterHeight + padInfo.top,
-    strideWidth * (outWidth - 1) - padInfo.left, inWidth - filterWidth + padInfo.left,
+    strideHeight * (outHeight - 1) - padInfo.top,
+    inHeight - filterHeight + padInfo.top,
+    strideWidth * (outWidth - 1) - padInfo.left,
+    inWidth - filterWidth + padInfo.left,
   ];
   return pad.every((p) => p >= 0) ? pad : null;
 }
@@ -33,10 +35,12 @@ export function prefersSwappedRoles(info: backend_util.Conv2DInfo): boolean {
   const weights = filterHeight * filterWidth * inChannels * outChannels;
   const dySize = batchSize * outHeight * outWidth * outChannels;
   const dxSize = batchSize * inHeight * inWidth * inChannels;
-  const phases = channelPairs * outHeight * outWidth * filterHeight * filterWidth * NS_PER_MULTIPLY_ADD +
-    weights * (NS_PER_PACKED_VALUE + NS_PER_TRANSPOSED_WEIGHT);
-  const swapped = channelPairs * inHeight * inWidth * outHeight * outWidth * NS_PER_MULTIPLY_ADD +
-    dySize * (NS_PER_PACKED_VALUE + NS_PER_TRANSPOSED_ACTIVATION) + dxSize * NS_PER_TRANSPOSED_ACTIVATION;
+  const phases =
+    channelPairs * outHeight * outWidth * filterHeight * filterWidth * NS_PER_MULTIPLY_ADD + weights * (NS_PER_PACKED_VALUE + NS_PER_TRANSPOSED_WEIGHT);
+  const swapped =
+    channelPairs * inHeight * inWidth * outHeight * outWidth * NS_PER_MULTIPLY_ADD +
+    dySize * (NS_PER_PACKED_VALUE + NS_PER_TRANSPOSED_ACTIVATION) +
+    dxSize * NS_PER_TRANSPOSED_ACTIVATION;
   return swapped < phases;
 }
 
@@ -53,12 +57,21 @@ export function inputGradientBySwappedRoles(backend: BackendWasm, dy: TensorInfo
   const [top, bottom, left, right] = swappedPadding(info)!;
   const image = runWasmKernel(backend, Transpose, { x: filter }, { perm: [2, 0, 1, 3] });
   const dyFilter = activationAsFlippedFilter(backend, dy);
-  const byChannel = runStockConv2D(backend, { x: image, filter: dyFilter }, {
-    strides: 1,
-    dilations: [info.strideHeight, info.strideWidth],
-    pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
-    dataFormat: 'NHWC',
-  });
+  const byChannel = runStockConv2D(
+    backend,
+    { x: image, filter: dyFilter },
+    {
+      strides: 1,
+      dilations: [info.strideHeight, info.strideWidth],
+      pad: [
+        [0, 0],
+        [top, bottom],
+        [left, right],
+        [0, 0],
+      ],
+      dataFormat: 'NHWC',
+    },
+  );
   disposeAll(backend, [image, dyFilter]);
   const dx = runWasmKernel(backend, Transpose, { x: byChannel }, { perm: [3, 1, 2, 0] });
   backend.disposeData(byChannel.dataId);

@@ -88,7 +88,14 @@ function maxPoolGrad(args: { inputs: MaxPoolGradInputs; backend: BackendWasm; at
   }
   const dx = backend.makeOutput(x.shape, 'float32');
   const heap = heapFloats(backend);
-  const pass: PoolPass = { heap, x: heapFloatIndex(backend, x), y: heapFloatIndex(backend, y), dy: heapFloatIndex(backend, dy), dx: heapFloatIndex(backend, dx), info };
+  const pass: PoolPass = {
+    heap,
+    x: heapFloatIndex(backend, x),
+    y: heapFloatIndex(backend, y),
+    dy: heapFloatIndex(backend, dy),
+    dx: heapFloatIndex(backend, dx),
+    info,
+  };
   heap.fill(0, pass.dx, pass.dx + x.shape.reduce((a, b) => a * b, 1));
   let yAt = pass.y;
   for (let n = 0; n < info.batchSize; n++) {

@@ -4,8 +4,14 @@ import { disposeAll, heapFloatIndex, heapFloats, runWasmKernel } from './wasm-ke
 
 /** Whether every output pixel reads the input pixel at the same position (stride 1, no padding). */
 function readsInputInPlace(info: backend_util.Conv2DInfo): boolean {
-  return info.strideHeight === 1 && info.strideWidth === 1 && info.padInfo.top === 0 && info.padInfo.left === 0 &&
-    info.outHeight === info.inHeight && info.outWidth === info.inWidth;
+  return (
+    info.strideHeight === 1 &&
+    info.strideWidth === 1 &&
+    info.padInfo.top === 0 &&
+    info.padInfo.left === 0 &&
+    info.outHeight === info.inHeight &&
+    info.outWidth === info.inWidth
+  );
 }
 
 /** The input pixel each output pixel of a 1x1 conv reads, as [pixels, in channels]; zeros for padding. */
@@ -43,9 +49,7 @@ function sampledInput(backend: BackendWasm, x: TensorInfo, info: backend_util.Co
  */
 export function filterGradientAsMatMul(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
   const pixels = info.batchSize * info.outHeight * info.outWidth;
-  const sampled = readsInputInPlace(info)
-    ? runWasmKernel(backend, Reshape, { x }, { shape: [pixels, info.inChannels] })
-    : sampledInput(backend, x, info);
+  const sampled = readsInputInPlace(info) ? runWasmKernel(backend, Reshape, { x }, { shape: [pixels, info.inChannels] }) : sampledInput(backend, x, info);
   const byChannel = runWasmKernel(backend, Transpose, { x: sampled }, { perm: [1, 0] });
   const a = runWasmKernel(backend, Reshape, { x: byChannel }, { shape: [1, info.inChannels, pixels] });
   const b = runWasmKernel(backend, Reshape, { x: dy }, { shape: [1, pixels, info.outChannels] });

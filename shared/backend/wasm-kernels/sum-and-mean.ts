@@ -11,8 +11,10 @@ function axisBlockReductionConfig(kernelName: typeof Sum | typeof Mean): KernelC
   const stock = stockWasmKernel(kernelName);
   const kernelFunc = (args: { inputs: { x: TensorInfo }; backend: BackendWasm; attrs: { axis: number | number[]; keepDims: boolean } }): TensorInfo => {
     const { axis, keepDims } = args.attrs;
-    return reduceAxisBlock(args.backend, args.inputs.x, axis, keepDims, kernelName === Mean)
-      ?? (stock.kernelFunc(args as unknown as Parameters<KernelFunc>[0]) as TensorInfo);
+    return (
+      reduceAxisBlock(args.backend, args.inputs.x, axis, keepDims, kernelName === Mean) ??
+      (stock.kernelFunc(args as unknown as Parameters<KernelFunc>[0]) as TensorInfo)
+    );
   };
   return { kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as KernelFunc, setupFunc: stock.setupFunc };
 }
