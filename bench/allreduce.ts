@@ -148,12 +148,12 @@ async function measureRing(ranks: number, options: BenchOptions): Promise<RingFi
     await allReduceEverywhere(processes, options.elements, 0, 1);
     const replies = await allReduceEverywhere(processes, options.elements, 1, options.repeats);
     const results = replies.map((r) => r.timings);
-    const cpuMs = replies[0]!.cpuMs.map((_, i) => replies.reduce((sum, r) => sum + r.cpuMs[i]!, 0) / ranks);
+    const cpuMs = replies[0].cpuMs.map((_, i) => replies.reduce((sum, r) => sum + r.cpuMs[i], 0) / ranks);
     const cpuNsPerByte = (median(cpuMs) * 1e6) / (options.elements * 4);
-    const timesMs = results[0]!.map((_, i) => Math.max(...results.map((perRank) => perRank[i]!.totalMs)));
+    const timesMs = results[0].map((_, i) => Math.max(...results.map((perRank) => perRank[i].totalMs)));
     const medianMs = median(timesMs);
     const algbw = (options.elements * 4) / (medianMs / 1000);
-    const rank0 = results[0]![timesMs.indexOf(medianMs)]!;
+    const rank0 = results[0][timesMs.indexOf(medianMs)];
     await Promise.all(processes.map((p) => p.stop()));
     const unavailable = (error: unknown) => ({ unavailable: error instanceof Error ? error.message : String(error) });
     const gloo = await measureGloo(ranks, options).catch(unavailable);
@@ -183,7 +183,7 @@ async function measureGloo(ranks: number, options: BenchOptions): Promise<GlooFi
   const env = { ...process.env, OMP_NUM_THREADS: '1' };
   const results = await Promise.all(Array.from({ length: ranks }, (_, rank) => runPython(args(rank), env)));
   const perRank = results.map((text) => (JSON.parse(text) as { times_ms: number[] }).times_ms);
-  const timesMs = perRank[0]!.map((_, i) => Math.max(...perRank.map((times) => times[i]!)));
+  const timesMs = perRank[0].map((_, i) => Math.max(...perRank.map((times) => times[i])));
   return { timesMs, medianMs: median(timesMs) };
 }
 
@@ -213,7 +213,7 @@ async function measureShm(ranks: number, options: BenchOptions): Promise<GlooFig
     };
     await run(1);
     const perRank = await run(options.repeats);
-    const timesMs = perRank[0]!.map((_, i) => Math.max(...perRank.map((times) => times[i]!)));
+    const timesMs = perRank[0].map((_, i) => Math.max(...perRank.map((times) => times[i])));
     return { timesMs, medianMs: median(timesMs) };
   } finally {
     for (const m of members) m.kill();
@@ -235,7 +235,7 @@ function runPython(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
     child.on('error', (error) => reject(new Error(`${PYTHON}: ${error.message}`)));
     child.on('close', (code) => {
       const lines = stdout.trim().split('\n');
-      if (code === 0) resolve(lines[lines.length - 1]!);
+      if (code === 0) resolve(lines[lines.length - 1]);
       else reject(new Error(`gloo rank exited with ${code}: ${stderr.trim().split('\n').pop() ?? ''}`));
     });
   });
@@ -274,7 +274,7 @@ async function allReduceEverywhere(
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+  return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
 function printTable(rings: RingFigures[], tcp: number, duplex: number): void {

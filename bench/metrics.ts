@@ -55,7 +55,7 @@ function parseOptions(argv: string[]): { configs: MetricsConfig[]; steps: number
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
+  return sorted[Math.floor(sorted.length / 2)];
 }
 
 /** Seconds of one step of `config`: the median of `steps` runs after one warm-up. */

@@ -68,9 +68,9 @@ function parseOptions(argv: string[]): Options {
     },
   });
   const size = Number(values.size);
-  const variant = values.variant!;
+  const variant = values.variant;
   if (variant !== 'all' && !VARIANTS.includes(variant as Variant)) throw new Error(`--variant must be ${VARIANTS.join(', ')} or all (got ${variant})`);
-  const kernelClock = values['kernel-clock']!;
+  const kernelClock = values['kernel-clock'];
   if (!['wall', 'cpu', 'none'].includes(kernelClock)) throw new Error(`--kernel-clock must be wall, cpu or none (got ${kernelClock})`);
   return {
     size,
@@ -230,7 +230,7 @@ function tunedStep(model: TrainableModel, batch: ImageBatch, out: Float32Array):
     value.dataSync();
     let offset = 0;
     for (const v of variables) {
-      copyTensorInto(grads[v.name]!, out, offset);
+      copyTensorInto(grads[v.name], out, offset);
       offset += v.size;
     }
   });
@@ -246,7 +246,7 @@ function tunedStep(model: TrainableModel, batch: ImageBatch, out: Float32Array):
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
+  return sorted[Math.floor(sorted.length / 2)];
 }
 
 const CONVOLUTION_KERNELS = new Set(['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter']);

@@ -91,10 +91,10 @@ export async function runBenchmark(argv: string[]): Promise<void> {
     batchSize: Number(values['batch-size']),
     resize: Number(values.resize),
     steps: Number(values.steps),
-    backend: values.backend!,
+    backend: values.backend,
     threads: Number(values.threads),
   };
-  const counts = values.workers!.split(',').map(Number);
+  const counts = values.workers.split(',').map(Number);
   const redis = await ensureRedis({ probeUrl: 'redis://127.0.0.1:1' });
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'fmnist-bench-scaling-'));
   const results: ScalingResult[] = [];
@@ -109,7 +109,7 @@ export async function runBenchmark(argv: string[]): Promise<void> {
     await redis.close();
     await rm(scratch, { recursive: true, force: true });
   }
-  const base = results[0]!;
+  const base = results[0];
   console.log(
     `\nscaling: ResNet-18, global batch ${flags.batchSize}, ${flags.resize}x${flags.resize}, backend ${flags.backend}, ${flags.threads} thread(s) per worker, ${os.cpus().length} cores`,
   );

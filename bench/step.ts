@@ -103,7 +103,7 @@ export function parseStepOptions(argv: string[]): StepOptions {
   const raw = new Map<string, string>();
   const switches = new Set<string>();
   for (let i = 0; i < argv.length; i += 1) {
-    const flag = argv[i]!;
+    const flag = argv[i];
     if (flag === '--cpu-steps') switches.add(flag);
     else if (['--threads', '--backends', '--configs', '--warmup', '--steps', '--budget', '--child'].includes(flag)) raw.set(flag, argv[(i += 1)] ?? '');
     else throw new ConfigError(`unknown flag ${JSON.stringify(flag)} for the step benchmark`);
@@ -257,7 +257,7 @@ async function measurePytorch(options: StepOptions): Promise<BackendResult> {
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** Examples per second from the median run, or undefined when not measured. */

@@ -41,10 +41,10 @@ export function parseFlags(command: string, argv: string[], spec: FlagSpec, posi
     if (parsed.positionals.length > positionals) {
       throw new ConfigError(`unexpected argument '${parsed.positionals[positionals]}'`);
     }
-    return { values: parsed.values as FlagValues, positionals: parsed.positionals };
+    return { values: parsed.values, positionals: parsed.positionals };
   } catch (error) {
     if (error instanceof ConfigError) throw new ConfigError(`${command}: ${error.message}`, { option: error.option });
-    const message = (error as Error).message.split('\n')[0]!;
+    const message = (error as Error).message.split('\n')[0];
     throw new ConfigError(`${command}: ${message} (see 'npm run coordinator -- help')`, { cause: error });
   }
 }

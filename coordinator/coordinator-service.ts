@@ -23,7 +23,7 @@ export interface CoordinatorMetricsOptions {
 /** `<run>.g<generation>.s<slot>` -> its parts (see shared/run/train-job.ts). */
 function parseJobId(jobId: string): { runId: string; generation: number; slot: number } | undefined {
   const match = /^(.+)\.g(\d+)\.s(\d+)$/.exec(jobId);
-  return match ? { runId: match[1]!, generation: Number(match[2]), slot: Number(match[3]) } : undefined;
+  return match ? { runId: match[1], generation: Number(match[2]), slot: Number(match[3]) } : undefined;
 }
 
 /**

@@ -45,8 +45,8 @@ test('without oneDNN headers, --optional skips with exit 0 and one line naming w
   const run = await runScript(t, includeDir, ['--optional']);
   t.is(run.code, 0);
   t.is(run.stderrLines.length, 1, run.stderrLines.join('\n'));
-  t.true(run.stderrLines[0]!.startsWith('build-native: '));
-  t.true(run.stderrLines[0]!.includes(includeDir), run.stderrLines[0]);
+  t.true(run.stderrLines[0].startsWith('build-native: '));
+  t.true(run.stderrLines[0].includes(includeDir), run.stderrLines[0]);
   t.deepEqual(run.rootEntries, [], 'nothing was built');
 });
 
@@ -55,7 +55,7 @@ test('without oneDNN headers, a build that was asked for fails with exit 1 and t
   const run = await runScript(t, includeDir, []);
   t.is(run.code, 1);
   t.is(run.stderrLines.length, 1, run.stderrLines.join('\n'));
-  t.true(run.stderrLines[0]!.includes(includeDir), run.stderrLines[0]);
+  t.true(run.stderrLines[0].includes(includeDir), run.stderrLines[0]);
   t.deepEqual(run.rootEntries, []);
 });
 
@@ -65,7 +65,7 @@ test('with the headers but no node-gyp to build with, --optional still exits 0 a
   const optional = await runScript(t, includeDir, ['--optional']);
   t.is(optional.code, 0);
   t.is(optional.stderrLines.length, 1, optional.stderrLines.join('\n'));
-  t.true(optional.stderrLines[0]!.startsWith('build-native: '));
+  t.true(optional.stderrLines[0].startsWith('build-native: '));
   const strict = await runScript(t, includeDir, []);
   t.is(strict.code, 1);
   t.is(strict.stderrLines.length, 1, strict.stderrLines.join('\n'));

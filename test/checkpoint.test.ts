@@ -43,7 +43,7 @@ test.serial('a ResNet-18 checkpoint loads with tf.loadLayersModel and predicts w
   const ours = model.forward(x, 'eval').dataSync();
   const theirs = (loaded.predict(x) as tf.Tensor).dataSync();
   const scale = Math.max(...Array.from(ours, Math.abs));
-  const diff = Math.max(...Array.from(ours, (v, i) => Math.abs(v - theirs[i]!)));
+  const diff = Math.max(...Array.from(ours, (v, i) => Math.abs(v - theirs[i])));
   // Same float32 weights through two implementations of the same ops (tfjs-layers pads then
   // convolves 'valid'); differences are summation-order rounding only.
   t.true(diff <= 1e-5 * scale, `max |ours - layers| = ${diff} for logits up to ${scale}`);
@@ -60,7 +60,7 @@ test.serial('reading a checkpoint restores the weights and the training state', 
   t.deepEqual(saved.state, state);
   t.deepEqual(saved.config, { epochs: 5 });
   for (const [i, { variable }] of source.params.all().entries()) {
-    t.deepEqual(Array.from(target.params.all()[i]!.variable.dataSync()), Array.from(variable.dataSync()));
+    t.deepEqual(Array.from(target.params.all()[i].variable.dataSync()), Array.from(variable.dataSync()));
   }
   source.dispose();
   target.dispose();

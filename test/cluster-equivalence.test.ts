@@ -59,8 +59,8 @@ test.serial('one worker through the cluster path equals coordinator train exactl
   const alone = await trainAlone(TINY);
   const cluster = await launchLocal(1, TINY);
   t.deepEqual(cluster.lines.at(-1)!.status, 'completed');
-  const epochAlone = alone.lines[0]!;
-  const epochCluster = cluster.lines[0]!;
+  const epochAlone = alone.lines[0];
+  const epochCluster = cluster.lines[0];
   for (const key of ['loss', 'trainAcc', 'testAcc'] as const) t.is(epochCluster[key], epochAlone[key], key);
   t.is(epochCluster.workers, 1);
   t.true(identicalWeights(await newestWeights(cluster.dir), await newestWeights(alone.dir)), 'weights after 5 steps are bit-identical');
@@ -71,7 +71,7 @@ test.serial('two and three workers follow the one-process trajectory of a batch-
   for (const workers of [2, 3]) {
     const cluster = await launchLocal(workers, TINY);
     t.is(cluster.lines.at(-1)!.status, 'completed');
-    t.is(cluster.lines[0]!.workers, workers);
+    t.is(cluster.lines[0].workers, workers);
     const difference = maxRelativeDifference(await newestWeights(cluster.dir), alone);
     // Only the order of float32 additions differs (per-slice sums, then the ring's sum).
     t.true(difference < 1e-5, `${workers} workers: max relative difference ${difference}`);

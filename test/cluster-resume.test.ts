@@ -104,7 +104,7 @@ test('a run whose processes were all killed resumes to the same weights as one n
   await waitFor(async () => {
     const ids = await readdir(path.join(stateDir, 'checkpoints')).catch(() => [] as string[]);
     if (ids.length === 0) return false;
-    checkpointDir = path.join(stateDir, 'checkpoints', ids[0]!);
+    checkpointDir = path.join(stateDir, 'checkpoints', ids[0]);
     return (await listCheckpoints(checkpointDir)).length > 0;
   }, 600_000); // a backstop for a launch that never checkpoints, not a time limit: ava's 5-minute timeout usually fires first
   process.kill(-launch.pid!, 'SIGKILL');
@@ -179,7 +179,7 @@ test('cancel stops a running run after the current step, once', async (t) => {
   });
   const cancelSoon = async () => {
     const list = await runCli('coordinator', ['list', '--json', '--redis', redis.url, '--prefix', prefix]);
-    runId = (JSON.parse(list.stdout) as { run: string }[])[0]!.run;
+    runId = (JSON.parse(list.stdout) as { run: string }[])[0].run;
     const cancel = await runCli('coordinator', ['cancel', runId, '--redis', redis.url, '--prefix', prefix]);
     t.is(cancel.code, 0, cancel.stderr);
   };
@@ -298,7 +298,7 @@ test('a worker killed mid-run fails the run at once, naming the lost peer, and r
   const kill = async (): Promise<void> => {
     const client = redis.connect('peer-death');
     const [run] = await new RunStore(client, prefix).list();
-    const members = await rendezvousMembers(client, new RedisKeys(prefix), run!.id, 0);
+    const members = await rendezvousMembers(client, new RedisKeys(prefix), run.id, 0);
     client.disconnect();
     killedAt = Date.now();
     process.kill(members.find((member) => member.rank === 1)!.pid, 'SIGKILL');
@@ -380,7 +380,7 @@ test('status --follow --local beside a running launch --local shares its Redis, 
       markerDuringRun = existsSync(marker);
       follower = (async () => {
         const list = await runCli('coordinator', ['list', '--json', ...local], { env });
-        const runId = (JSON.parse(list.stdout) as { run: string }[])[0]!.run;
+        const runId = (JSON.parse(list.stdout) as { run: string }[])[0].run;
         return runCli('coordinator', ['status', runId, '--follow', '--json', ...local], { env });
       })();
     },
@@ -448,6 +448,6 @@ test('a reader that goes away (| head -1) stops launch --local like Ctrl-C: work
   const list = await runCli('coordinator', ['list', '--json', ...local], { env: { REDIS_URL: '' } });
   t.is(list.code, 0, list.stderr);
   const [run] = JSON.parse(list.stdout) as { status: string; epochs: number }[];
-  t.is(run!.status, 'interrupted');
-  t.true(run!.epochs < 30, `stopped after ${run!.epochs} epochs`);
+  t.is(run.status, 'interrupted');
+  t.true(run.epochs < 30, `stopped after ${run.epochs} epochs`);
 });

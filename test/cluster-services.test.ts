@@ -78,7 +78,7 @@ test('serve, two workers and launch train a run that status --follow sees throug
       if (parsed.epoch !== 1 || follower) return;
       follower = (async () => {
         const list = await runCli('coordinator', ['list', '--json', ...common]);
-        const runId = (JSON.parse(list.stdout) as { run: string }[])[0]!.run;
+        const runId = (JSON.parse(list.stdout) as { run: string }[])[0].run;
         return runCli('coordinator', ['status', runId, '--follow', '--json', ...common]);
       })();
     },
@@ -132,7 +132,7 @@ test('commands give up with REDIS_UNAVAILABLE when Redis does not answer, instea
   const commands = [['launch', '--workers', '2', '--follow'], ['status', 'run-x'], ['list'], ['cancel', 'run-x'], ['resume', 'run-x']];
   const results = await Promise.all(commands.map((args) => runCli('coordinator', [...args, ...nowhere], { timeoutMs: 240_000 })));
   for (const [i, result] of results.entries()) {
-    t.is(result.code, 1, `${commands[i]!.join(' ')}: ${result.stderr}`);
-    t.is(cliErrorCode(result.stderr), 'REDIS_UNAVAILABLE', `${commands[i]!.join(' ')}: ${result.stderr}`);
+    t.is(result.code, 1, `${commands[i].join(' ')}: ${result.stderr}`);
+    t.is(cliErrorCode(result.stderr), 'REDIS_UNAVAILABLE', `${commands[i].join(' ')}: ${result.stderr}`);
   }
 });

@@ -17,7 +17,7 @@ async function sumWith(t: import('ava').ExecutionContext, ring: RingMember[], ho
   t.teardown(() => Promise.all(chosen.map((c) => c.close())));
   const inputs = ring.map((_, rank) => seededValues(LENGTH, rank + 7 * step + 1, 10));
   const data = inputs.map((values) => values.slice());
-  await Promise.all(chosen.map((c, rank) => c.sum.allReduceSum(data[rank]!, { runId: 'choice', generation: 0, step })));
+  await Promise.all(chosen.map((c, rank) => c.sum.allReduceSum(data[rank], { runId: 'choice', generation: 0, step })));
   const expected = new Uint32Array(ringOrderSum(inputs).buffer);
   for (const result of data) t.deepEqual(new Uint32Array(result.buffer), expected);
   return { lines: chosen.map((c) => c.line), usedRing: chosen.map((c, rank) => c.sum === ring[rank]) };
@@ -28,7 +28,7 @@ test('one host id: shared memory; several, or grpc forced: the ring; the same bi
   t.teardown(() => Promise.all(ring.map((member) => member.close())));
   const sameHost = await sumWith(t, ring, ['a', 'a', 'a'], 'auto', 0);
   t.deepEqual(sameHost.usedRing, [false, false, false]);
-  t.true(sameHost.lines[0]!.startsWith('shared memory'));
+  t.true(sameHost.lines[0].startsWith('shared memory'));
   const twoHosts = await sumWith(t, ring, ['a', 'a', 'b'], 'auto', 1);
   t.deepEqual(twoHosts.usedRing, [true, true, true]);
   const forced = await sumWith(t, ring, ['a', 'a', 'a'], 'grpc', 2);

@@ -208,16 +208,16 @@ test('a rank that closes during an all-reduce fails it on every rank', async (t)
   const members = await startRing(3, { timeoutMs: 600_000 });
   try {
     const failures = members.map((member) => collectiveFailure(member.allReduceSum(new Float32Array(2_000_001), { runId: 'r', generation: 0, step: 0 })));
-    await members[1]!.close();
+    await members[1].close();
     const errors = await Promise.all(failures);
-    t.is(errors[1]!.code, 'COLLECTIVE_CLOSED');
+    t.is(errors[1].code, 'COLLECTIVE_CLOSED');
     // Each survivor blames rank 1 or, when the other survivor gave up first, that one.
     for (const rank of [0, 2]) {
-      t.true(['COLLECTIVE_PEER_LOST', 'COLLECTIVE_PEER_ABORTED'].includes(errors[rank]!.code), `rank ${rank}: ${errors[rank]!.code}`);
-      t.true([1, 2 - rank].includes(errors[rank]!.peerRank!), `rank ${rank} blames rank ${errors[rank]!.peerRank}`);
+      t.true(['COLLECTIVE_PEER_LOST', 'COLLECTIVE_PEER_ABORTED'].includes(errors[rank].code), `rank ${rank}: ${errors[rank].code}`);
+      t.true([1, 2 - rank].includes(errors[rank].peerRank!), `rank ${rank} blames rank ${errors[rank].peerRank}`);
     }
     t.true(
-      [0, 2].some((rank) => errors[rank]!.peerRank === 1),
+      [0, 2].some((rank) => errors[rank].peerRank === 1),
       'a survivor names the closed rank',
     );
   } finally {
@@ -234,7 +234,7 @@ test('a neighbour that never joins the all-reduce makes it time out', async (t) 
     const peers = members.map((member) => member.address);
     await Promise.all(members.map((member) => member.connect(peers)));
     const started = performance.now();
-    const error = await collectiveFailure(members[0]!.allReduceSum(new Float32Array(1000), { runId: 'r', generation: 0, step: 0 }));
+    const error = await collectiveFailure(members[0].allReduceSum(new Float32Array(1000), { runId: 'r', generation: 0, step: 0 }));
     const elapsed = performance.now() - started;
     t.is(error.code, 'COLLECTIVE_TIMEOUT');
     t.is(error.peerRank, undefined, 'a timeout blames no one peer');
@@ -243,7 +243,7 @@ test('a neighbour that never joins the all-reduce makes it time out', async (t) 
     t.true(elapsed >= timeoutMs - 1, `${elapsed} ms`);
     // The neighbour's later call for the same all-reduce fails at once: rank 0 refuses its stream
     // (ABORTED) or the stream rank 0 had opened breaks off (LOST), whichever it sees first.
-    const late = await collectiveFailure(members[1]!.allReduceSum(new Float32Array(1000), { runId: 'r', generation: 0, step: 0 }));
+    const late = await collectiveFailure(members[1].allReduceSum(new Float32Array(1000), { runId: 'r', generation: 0, step: 0 }));
     t.true(['COLLECTIVE_PEER_ABORTED', 'COLLECTIVE_PEER_LOST'].includes(late.code), late.code);
     t.is(late.peerRank, 0);
   } finally {

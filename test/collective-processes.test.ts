@@ -64,13 +64,13 @@ test.serial('three rank processes reduce small vectors exactly, values shipped b
     processes.forEach((p, rank) => p.send({ type: 'all-reduce', length, seed: 7 + rank, tag: { runId: 'small', generation: 4, step: 2 }, returnValues: true }));
     const replies = await Promise.all(processes.map(async (p) => (await p.next(), p.next())));
     const inputs = [0, 1, 2].map((rank) => seededValues(length, 7 + rank));
-    const exact = inputs[0]!.map((_, i) => inputs[0]![i]! + inputs[1]![i]! + inputs[2]![i]!);
+    const exact = inputs[0].map((_, i) => inputs[0][i] + inputs[1][i] + inputs[2][i]);
     for (const reply of replies) {
       if (reply.type !== 'all-reduced' || reply.values === undefined) return t.fail(JSON.stringify(reply));
       const buffer = Buffer.from(reply.values, 'base64');
       const values = new Float32Array(buffer.buffer, buffer.byteOffset, length);
       t.is(reply.sha256, digestValues(ringOrderSum(inputs)));
-      t.true(values.every((value, i) => Math.abs(value - exact[i]!) <= 2 * 2 ** -24 * 3));
+      t.true(values.every((value, i) => Math.abs(value - exact[i]) <= 2 * 2 ** -24 * 3));
     }
   } finally {
     await stopAll(processes);
@@ -91,8 +91,8 @@ test.serial('a rank process killed during an all-reduce makes the others fail as
   const processes = await startRingProcesses(3, { timeoutMs: 20_000 });
   try {
     await beginAllReduce(processes, RESNET18_PARAMETERS, 1);
-    processes[1]!.child.kill('SIGKILL');
-    const survivors = await Promise.all([processes[0]!.next(), processes[2]!.next()]);
+    processes[1].child.kill('SIGKILL');
+    const survivors = await Promise.all([processes[0].next(), processes[2].next()]);
     // Each blames the killed rank 1 or, when the other survivor gave up first, that one.
     for (const [i, reply] of survivors.entries()) {
       t.true(['COLLECTIVE_PEER_LOST', 'COLLECTIVE_PEER_ABORTED'].includes(failureCode(reply)), JSON.stringify(reply));
@@ -102,7 +102,7 @@ test.serial('a rank process killed during an all-reduce makes the others fail as
       survivors.some((reply) => failureCode(reply) === 'COLLECTIVE_PEER_LOST' && blamedRank(reply) === 1),
       'a survivor names the killed rank as lost',
     );
-    t.is(await processes[1]!.exited(), null);
+    t.is(await processes[1].exited(), null);
   } finally {
     await stopAll(processes);
   }
@@ -112,14 +112,14 @@ test.serial('a rank process frozen during an all-reduce makes the others time ou
   const processes = await startRingProcesses(3, { timeoutMs: 2_000 });
   try {
     await beginAllReduce(processes, RESNET18_PARAMETERS, 1);
-    processes[2]!.child.kill('SIGSTOP');
-    const survivors = await Promise.all([processes[0]!.next(), processes[1]!.next()]);
+    processes[2].child.kill('SIGSTOP');
+    const survivors = await Promise.all([processes[0].next(), processes[1].next()]);
     // A frozen process keeps its connections open: only the timeout can end this.
     const codes = survivors.map(failureCode);
     t.true(codes.includes('COLLECTIVE_TIMEOUT'), codes.join());
     for (const code of codes) t.true(['COLLECTIVE_TIMEOUT', 'COLLECTIVE_PEER_LOST', 'COLLECTIVE_PEER_ABORTED'].includes(code), code);
   } finally {
-    processes[2]!.child.kill('SIGKILL');
+    processes[2].child.kill('SIGKILL');
     await stopAll(processes);
   }
 });
@@ -142,8 +142,8 @@ test.serial('a rank that goes straight back to compute after an all-reduce does 
     // first one is still busy; an answer held back by the busy event loop would come after it.
     for (let i = 0; i < 3; i += 1) {
       for (const rank of [0, 1]) {
-        const mine = marks[rank]![i]!;
-        const theirs = marks[1 - rank]![i]!;
+        const mine = marks[rank][i];
+        const theirs = marks[1 - rank][i];
         t.true(
           mine.returnedAt < theirs.busyEndedAt,
           `all-reduce ${i}: rank ${rank} returned ${(mine.returnedAt - theirs.busyEndedAt).toFixed(0)} ms after rank ${1 - rank}'s busy wait ended`,

@@ -50,7 +50,7 @@ test('the committed generated types equal a fresh generation from the .proto fil
 
 test('the loader options are the ones the proto:gen script generates types for', async (t) => {
   const packageJson = JSON.parse(await readFile(path.join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  const script = packageJson.scripts['proto:gen']!.split(/\s+/);
+  const script = packageJson.scripts['proto:gen'].split(/\s+/);
   const loaderFlags = protoGenTypesFlags('out').filter((flag) => /^--(longs|enums|defaults|oneofs|keepCase)\b/.test(flag));
   t.is(loaderFlags.length, 5);
   for (const flag of loaderFlags) t.true(script.includes(flag), `proto:gen lacks ${flag}`);

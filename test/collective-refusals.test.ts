@@ -11,7 +11,7 @@ import { startRing } from './helpers/ring.ts';
 test('a Ping with the wrong token is refused as unauthenticated', async (t) => {
   const refused: RefusalReason[][] = [[], []];
   const members = await Promise.all(
-    [0, 1].map((rank) => RingMember.start({ rank, worldSize: 2, authToken: `token-${rank}`, onRefused: (reason) => refused[rank]!.push(reason) })),
+    [0, 1].map((rank) => RingMember.start({ rank, worldSize: 2, authToken: `token-${rank}`, onRefused: (reason) => refused[rank].push(reason) })),
   );
   t.teardown(() => Promise.all(members.map((member) => member.close())).then(() => undefined));
   const peers = members.map((member) => member.address);

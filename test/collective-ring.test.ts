@@ -28,11 +28,11 @@ function worstRoundingRatio(result: Float32Array, inputs: Float32Array[]): numbe
     let exact = 0;
     let magnitude = 0;
     for (const values of inputs) {
-      exact += values[i]!;
-      magnitude += Math.abs(values[i]!);
+      exact += values[i];
+      magnitude += Math.abs(values[i]);
     }
     const allowed = (inputs.length - 1) * 2 ** -24 * magnitude + Number.MIN_VALUE;
-    worst = Math.max(worst, Math.abs(result[i]! - exact) / allowed);
+    worst = Math.max(worst, Math.abs(result[i] - exact) / allowed);
   }
   return worst;
 }
@@ -44,7 +44,7 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
 /** Runs one all-reduce on every rank over copies of `inputs`; returns every rank's result. */
 async function allReduce(members: RingMember[], inputs: Float32Array[], tag: AllReduceTag): Promise<Float32Array[]> {
   const data = inputs.map((values) => values.slice());
-  await Promise.all(members.map((member, rank) => member.allReduceSum(data[rank]!, tag)));
+  await Promise.all(members.map((member, rank) => member.allReduceSum(data[rank], tag)));
   return data;
 }
 
@@ -58,7 +58,7 @@ for (const worldSize of [2, 3, 4]) {
         const results = await allReduce(members, inputs, { runId: 'odd', generation: 1, step });
         const expected = ringOrderSum(inputs);
         for (const [rank, result] of results.entries()) t.true(sameBits(result, expected), `rank ${rank}, length ${length}`);
-        t.true(worstRoundingRatio(results[0]!, inputs) <= 1, `length ${length}`);
+        t.true(worstRoundingRatio(results[0], inputs) <= 1, `length ${length}`);
       }
     } finally {
       await closeRing(members);
@@ -73,7 +73,7 @@ test.serial('four ranks reduce a full ResNet-18 gradient (11,178,378 values) in 
     const results = await allReduce(members, inputs, { runId: 'full', generation: 0, step: 0, purpose: 'gradients' });
     const expected = ringOrderSum(inputs);
     for (const result of results) t.true(sameBits(result, expected));
-    t.true(worstRoundingRatio(results[2]!, inputs) <= 1);
+    t.true(worstRoundingRatio(results[2], inputs) <= 1);
   } finally {
     await closeRing(members);
   }
@@ -85,8 +85,8 @@ test.serial('the same inputs give the same bits run after run', async (t) => {
     const inputs = inputsFor(3, 50_001, 3);
     const first = await allReduce(members, inputs, { runId: 'repeat', generation: 0, step: 0 });
     const second = await allReduce(members, inputs, { runId: 'repeat', generation: 0, step: 1 });
-    for (let rank = 0; rank < 3; rank += 1) t.true(sameBits(first[rank]!, second[rank]!));
-    t.false(sameBits(first[0]!, inputs[0]!));
+    for (let rank = 0; rank < 3; rank += 1) t.true(sameBits(first[rank], second[rank]));
+    t.false(sameBits(first[0], inputs[0]));
   } finally {
     await closeRing(members);
   }
@@ -100,8 +100,8 @@ test.serial('several all-reduces of one step, one after another, stay apart', as
     const tag = { runId: 'multi', generation: 2, step: 40 };
     const results = await Promise.all(
       members.map(async (member, rank) => {
-        const g = gradients[rank]!.slice();
-        const s = stats[rank]!.slice();
+        const g = gradients[rank].slice();
+        const s = stats[rank].slice();
         await member.allReduceSum(g, { ...tag, purpose: 'gradients' });
         await member.allReduceSum(s, { ...tag, purpose: 'bn-stats' });
         return { g, s };
@@ -123,17 +123,17 @@ test.serial('a rank that starts late is waited for, and its neighbours report th
     const data = inputs.map((values) => values.slice());
     const tag = { runId: 'late', generation: 0, step: 0 };
     // allReduceSum starts the operation (and its clock) before it returns its promise.
-    const early = [0, 1].map((rank) => members[rank]!.allReduceSum(data[rank]!, tag));
+    const early = [0, 1].map((rank) => members[rank].allReduceSum(data[rank], tag));
     const earlyStarted = performance.now();
     await new Promise((resolve) => setTimeout(resolve, 300));
     const lateCalled = performance.now();
-    const late = members[2]!.allReduceSum(data[2]!, tag);
+    const late = members[2].allReduceSum(data[2], tag);
     const timings = await Promise.all([...early, late]);
     for (const result of data) t.true(sameBits(result, ringOrderSum(inputs)));
     // Rank 0's left neighbour is rank 2, which cannot send before it was called: rank 0's report
     // of its wait covers at least that gap, however long a loaded machine made it.
     const gap = lateCalled - earlyStarted;
-    t.true(timings[0]!.firstChunkMs >= gap, `rank 0 first chunk after ${timings[0]!.firstChunkMs} ms, rank 2 called ${gap} ms in`);
+    t.true(timings[0].firstChunkMs >= gap, `rank 0 first chunk after ${timings[0].firstChunkMs} ms, rank 2 called ${gap} ms in`);
   } finally {
     await closeRing(members);
   }
@@ -146,11 +146,11 @@ test.serial('a neighbour that connects and starts first is waited for by a membe
     const inputs = inputsFor(2, 7_001, 4);
     const data = inputs.map((values) => values.slice());
     const tag = { runId: 'connect', generation: 0, step: 0 };
-    await members[0]!.connect(peers);
-    const first = members[0]!.allReduceSum(data[0]!, tag);
+    await members[0].connect(peers);
+    const first = members[0].allReduceSum(data[0], tag);
     await new Promise((resolve) => setTimeout(resolve, 200));
-    await members[1]!.connect(peers);
-    await Promise.all([first, members[1]!.allReduceSum(data[1]!, tag)]);
+    await members[1].connect(peers);
+    await Promise.all([first, members[1].allReduceSum(data[1], tag)]);
     for (const result of data) t.true(sameBits(result, ringOrderSum(inputs)));
   } finally {
     await closeRing(members);
@@ -161,7 +161,7 @@ test.serial('timings count the chunks and bytes each rank sent and received', as
   const members = await startRing(2, { chunkBytes: 4096 });
   try {
     const data = inputsFor(2, 10_000, 9);
-    const timings = await Promise.all(members.map((member, rank) => member.allReduceSum(data[rank]!, { runId: 't', generation: 0, step: 0 })));
+    const timings = await Promise.all(members.map((member, rank) => member.allReduceSum(data[rank], { runId: 't', generation: 0, step: 0 })));
     for (const timing of timings) {
       // Each rank sends both halves once (5000 values = 5 chunks of <= 1024 each) and receives both.
       t.like(timing, { bytesSent: 40_000, bytesReceived: 40_000, chunksSent: 10, chunksReceived: 10 });
@@ -183,7 +183,7 @@ test.serial('a view into a larger buffer is reduced in place and nothing around 
       backing.set(values, 1);
       return backing;
     });
-    await Promise.all(members.map((member, rank) => member.allReduceSum(backings[rank]!.subarray(1, 1 + length), { runId: 'view', generation: 0, step: 0 })));
+    await Promise.all(members.map((member, rank) => member.allReduceSum(backings[rank].subarray(1, 1 + length), { runId: 'view', generation: 0, step: 0 })));
     for (const backing of backings) {
       t.true(sameBits(backing.subarray(1, 1 + length), ringOrderSum(inputs)));
       t.deepEqual([backing[0], backing[length + 1], backing[length + 2]], [-7, -7, -7]);
@@ -198,11 +198,11 @@ test.serial('a ring of one leaves the values alone', async (t) => {
   try {
     const values = seededValues(1001, 1);
     const data = values.slice();
-    const timings = await member!.allReduceSum(data, { runId: 'solo', generation: 0, step: 0 });
+    const timings = await member.allReduceSum(data, { runId: 'solo', generation: 0, step: 0 });
     t.true(sameBits(data, values));
     t.is(timings.bytesSent, 0);
   } finally {
-    await member!.close();
+    await member.close();
   }
 });
 

@@ -38,7 +38,7 @@ function training(runId: string, rank: number, port: number): WorkerStatus {
 
 async function values(metrics: CoordinatorMetrics, name: string): Promise<Record<string, number>> {
   const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
-  return Object.fromEntries(((metric?.values ?? []) as MetricValue<string>[]).map((v) => [v.labels.run ?? v.labels.state ?? '', v.value]));
+  return Object.fromEntries((metric?.values ?? []).map((v) => [v.labels.run ?? v.labels.state ?? '', v.value]));
 }
 
 test("progress is steps done over the run's steps; the ETA is the remaining steps at the latest step's pace", (t) => {
@@ -111,7 +111,7 @@ test('service discovery lists the live workers that serve metrics, then the coor
     { targets: ['10.0.0.1:9101'], labels: { __meta_fmnist_role: 'worker', __meta_fmnist_worker: 'w0' } },
     { targets: ['coordinator:9400'], labels: { __meta_fmnist_role: 'coordinator' } },
   ]);
-  await beats[1]!.stop();
+  await beats[1].stop();
   t.deepEqual(
     (await discoveryTargets(client, keys, undefined)).map((group) => group.targets[0]),
     ['10.0.0.1:9101'],

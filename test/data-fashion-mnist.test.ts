@@ -58,7 +58,7 @@ test('FASHION_MNIST_DIR is used as given, with no fallback', async (t) => {
   const empty = await mkdtemp(join(dir, 'empty-'));
   const error = await t.throwsAsync(loadFashionMnist({ env: { FASHION_MNIST_DIR: empty } }), { instanceOf: DatasetError });
   t.is(error?.code, 'DATASET_MISSING');
-  t.true((error as DatasetError).file.startsWith(empty));
+  t.true(error.file.startsWith(empty));
 });
 
 test('options.dir overrides FASHION_MNIST_DIR', async (t) => {

@@ -34,7 +34,7 @@ async function writeCase(name: string, bytes: Uint8Array): Promise<string> {
 async function assertRejects(t: import('ava').ExecutionContext, path: string, file: FashionMnistFile, code: string): Promise<void> {
   const error = await t.throwsAsync(readIdxFile(path, file), { instanceOf: DatasetError });
   t.is(error?.code, code);
-  t.is((error as DatasetError).file, path);
+  t.is(error.file, path);
   t.true(error?.message.includes(path), `message names the file: ${error?.message}`);
 }
 
@@ -127,5 +127,5 @@ test('loadFashionMnist reports a corrupt file in an otherwise good directory', a
   await writeFile(path, labels);
   const error = await t.throwsAsync(loadFashionMnist({ dir: mixed }), { instanceOf: DatasetError });
   t.is(error?.code, 'DATASET_LABEL_RANGE');
-  t.is((error as DatasetError).file, path);
+  t.is(error.file, path);
 });

@@ -54,7 +54,7 @@ async function checkProcessesWhileTraining(
   coordinatorPort: number,
 ): Promise<{ roles: string[]; lint: { target: string; code: number | null; output: string }[]; health: number[] }> {
   const { body: groups } = await getJson<TargetGroup[]>(`http://127.0.0.1:${coordinatorPort}/sd`);
-  const targets = groups.map((group) => ({ target: group.targets[0]!, role: group.labels.__meta_fmnist_role! }));
+  const targets = groups.map((group) => ({ target: group.targets[0], role: group.labels.__meta_fmnist_role }));
   const lint = await Promise.all(
     targets.map(async ({ target }) => {
       const text = await (await fetch(`http://${target}/metrics`)).text();
@@ -74,7 +74,7 @@ async function untilDiscovered(url: string): Promise<string[]> {
   for (;;) {
     try {
       const { body } = await getJson<{ data: { activeTargets: { labels: Record<string, string> }[] } }>(`${url}/api/v1/targets?state=active`);
-      jobs = body.data.activeTargets.map((target) => target.labels.job!).sort();
+      jobs = body.data.activeTargets.map((target) => target.labels.job).sort();
     } catch {
       return jobs;
     }
@@ -203,6 +203,6 @@ test('Prometheus discovers a local run through /sd, every dashboard query return
   // series' extrapolation to the end (at most one scrape) is small beside the run.
   const [measured] = await instantQuery(prometheus.url, substitute(CLUSTER_THROUGHPUT.stepTime.expr, `${windowMs}ms`), at);
   const recorded = record.history.reduce((sum, e) => sum + e.examplesPerSec * e.seconds, 0) / record.history.reduce((sum, e) => sum + e.seconds, 0);
-  t.log(`${measured!.value.toFixed(1)} examples/sec of step time by Prometheus over ${windowMs} ms, ${recorded.toFixed(1)} by the run record`);
-  t.true(Math.abs(measured!.value / recorded - 1) < 0.1, `Prometheus says ${measured!.value.toFixed(1)} examples/sec, the run record ${recorded.toFixed(1)}`);
+  t.log(`${measured.value.toFixed(1)} examples/sec of step time by Prometheus over ${windowMs} ms, ${recorded.toFixed(1)} by the run record`);
+  t.true(Math.abs(measured.value / recorded - 1) < 0.1, `Prometheus says ${measured.value.toFixed(1)} examples/sec, the run record ${recorded.toFixed(1)}`);
 });

@@ -133,7 +133,7 @@ test.serial('Conv2D matches the cpu backend on ResNet-18 and edge shapes', async
 
 test.serial('FusedConv2D with bias and relu matches the cpu backend', async (t) => {
   for (const c of [...ALL, ...DILATED]) {
-    const bias = seededInput([c.filter[3]!], 5, 0.5);
+    const bias = seededInput([c.filter[3]], 5, 0.5);
     for (const activation of ['relu', 'linear'] as const) {
       await assertClose(t, [...inputsFor(c, 21), bias], (x, w, b) =>
         tf.fused.conv2d({
@@ -152,8 +152,8 @@ test.serial('FusedConv2D with bias and relu matches the cpu backend', async (t) 
 });
 
 test.serial('FusedConv2D falls back to the cpu kernel for activations it does not fuse', async (t) => {
-  const c = EDGES[0]!;
-  await assertClose(t, [...inputsFor(c, 31), seededInput([c.filter[3]!], 6)], (x, w, b) =>
+  const c = EDGES[0];
+  await assertClose(t, [...inputsFor(c, 31), seededInput([c.filter[3]], 6)], (x, w, b) =>
     tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, bias: b, strides: c.strides, pad: c.pad, activation: 'elu' }),
   );
 });
@@ -203,15 +203,15 @@ test.serial('Conv2DBackpropFilter matches the cpu backend', async (t) => {
 });
 
 test.serial('gradients of a fused conv + relu agree with the cpu backend', async (t) => {
-  const c = RESNET_28[2]!;
-  const bias = seededInput([c.filter[3]!], 61, 0.5);
+  const c = RESNET_28[2];
+  const bias = seededInput([c.filter[3]], 61, 0.5);
   const r = seededInput(outputShape(c), 62);
   await assertClose(t, [...inputsFor(c, 63), bias, r], (x, w, b, weights) => {
     const f = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) =>
       tf.sum(
-        tf.mul(tf.fused.conv2d({ x: xi as tf.Tensor4D, filter: wi as tf.Tensor4D, bias: bi, strides: c.strides, pad: c.pad, activation: 'relu' }), weights!),
+        tf.mul(tf.fused.conv2d({ x: xi as tf.Tensor4D, filter: wi as tf.Tensor4D, bias: bi, strides: c.strides, pad: c.pad, activation: 'relu' }), weights),
       );
-    return tf.grads(f)([x!, w!, b!]);
+    return tf.grads(f)([x, w, b]);
   });
 });
 
@@ -224,7 +224,7 @@ test.serial('native convolutions cache one plan per shape and direction', async 
   const addon = loadAddon();
   t.truthy(addon);
   await tf.setBackend('onednn');
-  const c = EDGES[1]!;
+  const c = EDGES[1];
   const before = addon!.stats().convolutionPlans;
   tf.tidy(() => {
     const x = tf.tensor4d(seededInput(c.x, 81).values, c.x as [number, number, number, number]);

@@ -51,7 +51,7 @@ const BN_SHAPES = [
 
 test.serial('fused batch norm matches moments + batchNorm (+ relu): outputs and gradients', async (t) => {
   for (const shape of BN_SHAPES) {
-    const c = shape[3]!;
+    const c = shape[3];
     // An offset mean (3) and spread (2) like real pre-activation statistics.
     const x = {
       values: seededValues(
@@ -67,14 +67,14 @@ test.serial('fused batch norm matches moments + batchNorm (+ relu): outputs and 
     for (const relu of [false, true]) {
       const label = `${JSON.stringify(shape)} relu=${relu}`;
       await assertClose(t, `${label} forward`, [x, scale, offset], (xi, s, o) => {
-        const r = batchNormTraining(xi!, s as tf.Tensor1D, o as tf.Tensor1D, 1e-5, { relu });
+        const r = batchNormTraining(xi, s as tf.Tensor1D, o as tf.Tensor1D, 1e-5, { relu });
         return [r.y, r.mean, r.variance];
       });
       await assertClose(t, `${label} gradients`, [x, scale, offset, weights], (xi, s, o, w) =>
-        tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(batchNormTraining(a, b as tf.Tensor1D, d as tf.Tensor1D, 1e-5, { relu }).y, w!)))([
-          xi!,
-          s!,
-          o!,
+        tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(batchNormTraining(a, b as tf.Tensor1D, d as tf.Tensor1D, 1e-5, { relu }).y, w)))([
+          xi,
+          s,
+          o,
         ]),
       );
     }
@@ -87,8 +87,8 @@ test.serial('fused batch norm passes gradients that reach its mean and variance 
   await assertClose(t, 'mean and variance in the loss', inputs, (xi, s, o, w, v) =>
     tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => {
       const r = batchNormTraining(a, b as tf.Tensor1D, d as tf.Tensor1D, 1e-3);
-      return tf.addN([tf.sum(tf.mul(r.y, w!)), tf.sum(tf.mul(r.mean, v!)), tf.sum(tf.square(r.variance))]);
-    })([xi!, s!, o!]),
+      return tf.addN([tf.sum(tf.mul(r.y, w)), tf.sum(tf.mul(r.mean, v)), tf.sum(tf.square(r.variance))]);
+    })([xi, s, o]),
   );
 });
 
@@ -113,7 +113,7 @@ function tinyResNet(seed: number): TinyResNet {
   const bn = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, relu: boolean, fused: boolean): tf.Tensor4D => {
     if (fused) return batchNormTraining(x, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5, { relu }).y as tf.Tensor4D;
     const { mean, variance } = tf.moments(x, [0, 1, 2]);
-    const y = tf.batchNorm(x, mean as tf.Tensor1D, variance as tf.Tensor1D, b as tf.Tensor1D, g as tf.Tensor1D, 1e-5);
+    const y = tf.batchNorm(x, mean, variance, b, g, 1e-5);
     return (relu ? tf.relu(y) : y) as tf.Tensor4D;
   };
   const conv = (x: tf.Tensor4D, k: tf.Tensor, b: tf.Tensor, stride: number, pad: number) =>
@@ -135,12 +135,12 @@ function tinyResNet(seed: number): TinyResNet {
   return {
     weights,
     forward(x, fused) {
-      let y = bn(conv(x, k1!, b1!, 2, 2), g1!, be1!, true, fused);
+      let y = bn(conv(x, k1, b1, 2, 2), g1, be1, true, fused);
       y = tf.maxPool(y, 3, 2, 1);
-      let z = bn(conv(y, k2!, b2!, 2, 1), g2!, be2!, true, fused);
-      z = bn(conv(z, k3!, b3!, 1, 1), g3!, be3!, false, fused);
-      const out = tf.relu(tf.add(z, conv(y, kp!, bp!, 2, 0)));
-      return tf.add(tf.matMul(tf.mean(out, [1, 2]) as tf.Tensor2D, wd as tf.Tensor2D), bd!) as tf.Tensor2D;
+      let z = bn(conv(y, k2, b2, 2, 1), g2, be2, true, fused);
+      z = bn(conv(z, k3, b3, 1, 1), g3, be3, false, fused);
+      const out = tf.relu(tf.add(z, conv(y, kp, bp, 2, 0)));
+      return tf.add(tf.matMul(tf.mean(out, [1, 2]) as tf.Tensor2D, wd as tf.Tensor2D), bd) as tf.Tensor2D;
     },
   };
 }
@@ -157,7 +157,7 @@ test.serial('a residual conv net has the same gradients on onednn as on cpu', as
     let net: TinyResNet | undefined;
     const compute = (x: tf.Tensor, y: tf.Tensor) => {
       const { value, grads } = tf.variableGrads(() => lossOf(net!.forward(x as tf.Tensor4D, fused), y as tf.Tensor1D), net!.weights);
-      return [value, ...net!.weights.map((w) => grads[w.name]!)];
+      return [value, ...net!.weights.map((w) => grads[w.name])];
     };
     // Weights are built on each backend from the same seeded values.
     const onBackend = async (name: string) => {
@@ -177,7 +177,7 @@ test.serial('a residual conv net has the same gradients on onednn as on cpu', as
       let maxDiff = 0;
       let maxRef = 0;
       expected.forEach((e, j) => {
-        maxDiff = Math.max(maxDiff, Math.abs(actual[i]![j]! - e));
+        maxDiff = Math.max(maxDiff, Math.abs(actual[i][j] - e));
         maxRef = Math.max(maxRef, Math.abs(e));
       });
       const error = maxDiff / Math.max(maxRef, 1e-3 * globalMax);
@@ -199,7 +199,7 @@ test.serial('50 training steps keep the tensor count flat and process memory bou
   const step = (fused: boolean) => {
     tf.tidy(() => {
       const { grads } = tf.variableGrads(() => lossOf(net.forward(x, fused), labels), net.weights);
-      for (const w of net.weights) w.assign(tf.sub(w, tf.mul(grads[w.name]!, 0.01)));
+      for (const w of net.weights) w.assign(tf.sub(w, tf.mul(grads[w.name], 0.01)));
     });
   };
   const warmup = 10;
@@ -251,18 +251,18 @@ test.serial('sgdUpdate matches assign(sub(p, mul(g, lr))) bit for bit, in place 
   await tf.setBackend('onednn');
   const backend = tf.backend() as OnednnBackend;
   const p = tf.variable(tf.tensor1d(initial));
-  sgdUpdate(p, gradients[0]!, 0.05); // p's first array came from JavaScript: updated out of place
+  sgdUpdate(p, gradients[0], 0.05); // p's first array came from JavaScript: updated out of place
   const idAfterFirst = p.dataId;
   t.not(backend.exclusiveFloat32(p.dataId), null);
-  sgdUpdate(p, gradients[1]!, 0.05); // now p owns a native array: in place
+  sgdUpdate(p, gradients[1], 0.05); // now p owns a native array: in place
   t.is(p.dataId, idAfterFirst);
   const snapshot = p.clone(); // shares p's data: the next update must not write into it
   const snapshotValues = Float32Array.from(snapshot.dataSync());
-  sgdUpdate(p, gradients[2]!, 0.05);
+  sgdUpdate(p, gradients[2], 0.05);
   t.deepEqual(Float32Array.from(snapshot.dataSync()), snapshotValues);
   const exposed = p.dataSync(); // JavaScript now holds p's array: the next update copies
   const exposedValues = Float32Array.from(exposed);
-  sgdUpdate(p, gradients[3]!, 0.05);
+  sgdUpdate(p, gradients[3], 0.05);
   t.deepEqual(Float32Array.from(exposed), exposedValues);
   t.deepEqual(Float32Array.from(p.dataSync()), expected);
   tf.dispose([p, snapshot]);

@@ -211,13 +211,13 @@ test.before(async () => {
   ]);
   python.catch(() => {}); // awaited below; this only keeps the rejection from going unhandled meanwhile
   // The first step needs nothing from PyTorch: it runs on this core while PyTorch uses the other.
-  const run: OurRun = { firstLogits: firstBatchLogits(batches[0]!), losses: [], gradients: [], final: new Map(), evalLogits: new Float32Array() };
-  runStep(model, batches[0]!, 0, run);
+  const run: OurRun = { firstLogits: firstBatchLogits(batches[0]), losses: [], gradients: [], final: new Map(), evalLogits: new Float32Array() };
+  runStep(model, batches[0], 0, run);
   await python;
   reference = await readBundle(join(workDir, 'reference'));
-  for (let i = 1; i < batches.length; i += 1) runStep(model, batches[i]!, i, run);
+  for (let i = 1; i < batches.length; i += 1) runStep(model, batches[i], i, run);
   run.final = weightsInTorchLayout(model);
-  run.evalLogits = tf.tidy(() => model.forward(batchTensor(batches[0]!), 'eval').dataSync() as Float32Array);
+  run.evalLogits = tf.tidy(() => model.forward(batchTensor(batches[0]), 'eval').dataSync() as Float32Array);
   model.dispose();
   ours = run;
 });
@@ -280,7 +280,7 @@ function checkAll(
  */
 function gradientScaleFor(name: string, step: number): string | undefined {
   const [layer, suffix] = name.split('/');
-  const bn = suffix === 'bias' ? BATCH_NORM_AFTER_CONV.get(layer!) : undefined;
+  const bn = suffix === 'bias' ? BATCH_NORM_AFTER_CONV.get(layer) : undefined;
   return bn === undefined ? undefined : `step${step}/grad/${bn}/beta`;
 }
 

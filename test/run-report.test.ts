@@ -148,7 +148,7 @@ test.serial('report without --local writes a page that headless Chromium shows w
   const split = tall.map((p) => p.region);
   const middles = [lines.loss, lines.trainAcc, lines.throughput, ...split].map((r) => (r.minY + r.maxY) / 2);
   t.true(
-    middles[0]! < middles[1]! && middles[1]! < middles[2]! && split.every((r, i) => middles[2]! < middles[3 + i]!),
+    middles[0] < middles[1] && middles[1] < middles[2] && split.every((r, i) => middles[2] < middles[3 + i]),
     `charts top to bottom: ${middles.join(', ')}`,
   );
 });

@@ -287,7 +287,7 @@ test('tailEvents yields state, progress and epoch events as another client write
   const seen: RunEvent[] = [];
   // From after the created event, so that the tail's start need not win a race with the writer.
   const following = (async () => {
-    for await (const event of follower.tailEvents(run.id, { after: created!.id, blockMs: 200, signal: controller.signal })) {
+    for await (const event of follower.tailEvents(run.id, { after: created.id, blockMs: 200, signal: controller.signal })) {
       seen.push(event);
       if (event.type === 'state' && event.to === 'completed') return;
     }
@@ -298,7 +298,7 @@ test('tailEvents yields state, progress and epoch events as another client write
   await writer.transition(run.id, 'completed');
   await following;
 
-  t.is(created!.type, 'created');
+  t.is(created.type, 'created');
   t.deepEqual(
     seen.map((e) => e.type),
     ['state', 'progress', 'epoch', 'state'],

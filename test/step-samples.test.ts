@@ -68,7 +68,7 @@ test('a long run folds windows of the stride, ends with the last step and stays 
     allReduceMs: 4,
     updateMs: 5,
   });
-  const second = samples[1]!;
+  const second = samples[1];
   t.is(second.loss, (4 + 5 + 6) / 3, 'the mean loss of steps 4, 5, 6');
   t.is(second.examples, 192);
   t.is(second.computeMs, 10, 'phase times are means per step');

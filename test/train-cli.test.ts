@@ -49,7 +49,7 @@ test('one epoch on 2,048 images at 28x28 reaches a test accuracy above 0.6 on 1,
   t.is(result.code, 0, result.stderr);
   const [line, ...rest] = jsonLines(result.stdout);
   t.is(rest.length, 0, 'stdout holds one JSON object per epoch and nothing else');
-  t.deepEqual(Object.keys(line!), ['epoch', 'loss', 'trainAcc', 'testAcc', 'examplesPerSec', 'seconds', 'backend']);
+  t.deepEqual(Object.keys(line), ['epoch', 'loss', 'trainAcc', 'testAcc', 'examplesPerSec', 'seconds', 'backend']);
   const epoch = line as { epoch: number; loss: number; trainAcc: number; testAcc: number; examplesPerSec: number; seconds: number; backend: string };
   t.is(epoch.epoch, 1);
   t.is(epoch.backend, 'wasm');

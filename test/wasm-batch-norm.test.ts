@@ -42,9 +42,9 @@ const SHAPES: number[][] = [
 
 /** x scaled and shifted so that the statistics are not 0 and 1 to begin with. */
 function bnInputs(shape: number[], seed: number): InputSpec[] {
-  const channels = shape[shape.length - 1]!;
+  const channels = shape[shape.length - 1];
   const x = seededInput(shape, seed, 2);
-  for (let i = 0; i < x.values.length; i++) x.values[i] = x.values[i]! + 0.3 * ((i % channels) - channels / 2);
+  for (let i = 0; i < x.values.length; i++) x.values[i] = x.values[i] + 0.3 * ((i % channels) - channels / 2);
   const scale = { values: seededValues(channels, seed + 1).map((v) => 1 + 0.5 * v), shape: [channels] };
   return [x, scale, seededInput([channels], seed + 2)];
 }
@@ -63,7 +63,7 @@ for (const shape of SHAPES) {
   for (const relu of [false, true]) {
     test.serial(`forward kernel matches cpu: x ${shape.join('x')}${relu ? ' + relu' : ''}`, async (t) => {
       const { error, shapesMatch, actual } = await compareBackends('wasm', 'cpu', bnInputs(shape, 11), (x, scale, offset) =>
-        forward(x!, scale as tf.Tensor1D, offset as tf.Tensor1D, relu),
+        forward(x, scale as tf.Tensor1D, offset as tf.Tensor1D, relu),
       );
       t.true(shapesMatch);
       t.deepEqual(actual.shapes, [shape, [shape[shape.length - 1]], [shape[shape.length - 1]]]);
@@ -85,10 +85,10 @@ function lossOfAll(x: tf.Tensor, scale: tf.Tensor1D, offset: tf.Tensor1D, w: tf.
 for (const shape of SHAPES) {
   for (const relu of [false, true]) {
     test.serial(`gradients (dx, dscale, doffset, via y, mean and variance) match cpu: x ${shape.join('x')}${relu ? ' + relu' : ''}`, async (t) => {
-      const channels = shape[shape.length - 1]!;
+      const channels = shape[shape.length - 1];
       const inputs = [...bnInputs(shape, 21), seededInput(shape, 24), seededInput([channels], 25), seededInput([channels], 26)];
       const { error, shapesMatch, actual } = await compareBackends('wasm', 'cpu', inputs, (x, scale, offset, w, a, b) =>
-        tf.grads((xx: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => lossOfAll(xx, s as tf.Tensor1D, o as tf.Tensor1D, w!, a!, b!, relu))([x!, scale!, offset!]),
+        tf.grads((xx: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => lossOfAll(xx, s as tf.Tensor1D, o as tf.Tensor1D, w, a, b, relu))([x, scale, offset]),
       );
       t.true(shapesMatch);
       t.deepEqual(actual.shapes, [shape, [channels], [channels]]);
@@ -103,13 +103,13 @@ test.serial('the gradient kernel without dmean and dvariance equals the one give
   const shape = [2, 5, 5, 7];
   const [x, scale, offset] = bnInputs(shape, 31).map((s) => tf.tensor(s.values, s.shape));
   const dy = tf.tensor(seededValues(2 * 5 * 5 * 7, 32), shape);
-  const [y, mean, variance] = forward(x!, scale as tf.Tensor1D, offset as tf.Tensor1D, true);
-  const inputs = { dy, x: x!, y: y!, scale: scale!, mean: mean!, variance: variance! };
+  const [y, mean, variance] = forward(x, scale as tf.Tensor1D, offset as tf.Tensor1D, true);
+  const inputs = { dy, x: x, y: y, scale: scale, mean: mean, variance: variance };
   const attrs = { epsilon: EPSILON, relu: true };
   const without = tf.engine().runKernel(BATCH_NORM_TRAINING_GRAD, inputs, attrs) as tf.Tensor[];
   const zeros = tf.zeros([7]);
   const withZeros = tf.engine().runKernel(BATCH_NORM_TRAINING_GRAD, { ...inputs, dmean: zeros, dvariance: zeros }, attrs) as tf.Tensor[];
-  for (const [i, out] of without.entries()) t.deepEqual(out.dataSync(), withZeros[i]!.dataSync());
+  for (const [i, out] of without.entries()) t.deepEqual(out.dataSync(), withZeros[i].dataSync());
   tf.dispose([x, scale, offset, dy, y, mean, variance, zeros, ...without, ...withZeros]);
 });
 
@@ -123,15 +123,15 @@ test.serial('statistics stay accurate when the mean is far larger than the sprea
   );
   for (let c = 0; c < channels; c++) {
     let sum = 0;
-    for (let r = 0; r < rows; r++) sum += values[r * channels + c]!;
+    for (let r = 0; r < rows; r++) sum += values[r * channels + c];
     const exactMean = sum / rows;
     let squares = 0;
-    for (let r = 0; r < rows; r++) squares += (values[r * channels + c]! - exactMean) ** 2;
+    for (let r = 0; r < rows; r++) squares += (values[r * channels + c] - exactMean) ** 2;
     const exactVariance = squares / rows;
-    t.true(Math.abs(mean!.dataSync()[c]! - exactMean) <= 1e-7 * Math.abs(exactMean) * 4, `mean ${c}`);
+    t.true(Math.abs(mean.dataSync()[c] - exactMean) <= 1e-7 * Math.abs(exactMean) * 4, `mean ${c}`);
     // float32 inputs near 1000c carry about 6e-5 absolute rounding; the variance (about 1/3)
     // must come out to 1e-4 relative, which a naive E[x^2] - E[x]^2 in float32 cannot do.
-    t.true(Math.abs(variance!.dataSync()[c]! - exactVariance) <= 1e-4 * exactVariance, `variance ${c}: ${variance!.dataSync()[c]} vs ${exactVariance}`);
+    t.true(Math.abs(variance.dataSync()[c] - exactVariance) <= 1e-4 * exactVariance, `variance ${c}: ${variance.dataSync()[c]} vs ${exactVariance}`);
   }
   tf.dispose([y, mean, variance]);
 });

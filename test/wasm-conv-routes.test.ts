@@ -89,7 +89,7 @@ test('the cropped conv keeps the output shape', (t) => {
     [[1, 3, 1, 4], 5, 1, 'same'],
   ] as const;
   for (const [x, kernel, stride, pad] of cases) {
-    const full = info(x as unknown as [number, number, number, number], kernel, 4, stride, pad as tf.backend_util.ExplicitPadding | 'same');
+    const full = info(x as unknown as [number, number, number, number], kernel, 4, stride, pad);
     const window = effectiveTaps(full);
     if (window === null) {
       t.fail(`expected a window for ${x.join('x')} k${kernel} s${stride}`);

@@ -100,7 +100,7 @@ for (const c of CONV_CASES) {
     const inputs = [seededInput(c.x, 11), seededInput(filterShape, 12), seededInput([c.outChannels], 13)];
     const { error, shapesMatch, reference } = await compareBackends('wasm', 'cpu', inputs, (x, filter, bias) => {
       const fused = () => tf.fused.conv2d({ x: x as tf.Tensor4D, filter: filter as tf.Tensor4D, bias, strides: c.stride, pad: c.pad, activation: 'relu' });
-      const other = tf.mul(filter!, 1) as tf.Tensor4D;
+      const other = tf.mul(filter, 1) as tf.Tensor4D;
       const plain = () => tf.conv2d(x as tf.Tensor4D, other, c.stride, c.pad);
       return [fused(), fused(), plain(), plain()];
     });
@@ -115,7 +115,7 @@ for (const c of CONV_CASES) {
       'wasm',
       'cpu',
       inputs,
-      (dy, filter) => tf.engine().runKernel('Conv2DBackpropInput', { dy: dy!, filter: filter! }, { ...attrs, inputShape: c.x }) as tf.Tensor,
+      (dy, filter) => tf.engine().runKernel('Conv2DBackpropInput', { dy: dy, filter: filter }, { ...attrs, inputShape: c.x }) as tf.Tensor,
     );
     t.true(shapesMatch);
     t.deepEqual(reference.shapes[0], c.x);
@@ -128,7 +128,7 @@ for (const c of CONV_CASES) {
       'wasm',
       'cpu',
       inputs,
-      (x, dy) => tf.engine().runKernel('Conv2DBackpropFilter', { x: x!, dy: dy! }, { ...attrs, filterShape }) as tf.Tensor,
+      (x, dy) => tf.engine().runKernel('Conv2DBackpropFilter', { x: x, dy: dy }, { ...attrs, filterShape }) as tf.Tensor,
     );
     t.true(shapesMatch);
     t.deepEqual(reference.shapes[0], filterShape);
@@ -148,7 +148,7 @@ for (const c of POOL_CASES) {
     const outShape = tf.backend_util.computePool2DInfo(c.x as [number, number, number, number], c.size, c.stride, 1, c.pad).outShape;
     const { error, shapesMatch } = await compareBackends('wasm', 'cpu', [seededInput(c.x, 5), seededInput(outShape, 6)], (x, dy) => {
       const y = tf.maxPool(x as tf.Tensor4D, c.size, c.stride, c.pad);
-      return tf.engine().runKernel('MaxPoolGrad', { dy: dy!, input: x!, output: y }, { filterSize: c.size, strides: c.stride, pad: c.pad }) as tf.Tensor;
+      return tf.engine().runKernel('MaxPoolGrad', { dy: dy, input: x, output: y }, { filterSize: c.size, strides: c.stride, pad: c.pad }) as tf.Tensor;
     });
     t.true(shapesMatch);
     t.true(error <= TOLERANCE, `scaled error ${error}`);
@@ -198,8 +198,8 @@ const REDUCTION_CASES: { axes: number[]; keepDims: boolean }[] = [
 for (const c of REDUCTION_CASES) {
   test.serial(`Sum and Mean match cpu over axes ${c.axes.join(',')}${c.keepDims ? ' keeping dims' : ''}`, async (t) => {
     const { error, shapesMatch } = await compareBackends('wasm', 'cpu', [seededInput([3, 5, 7, 6], 8)], (x) => [
-      tf.sum(x!, c.axes, c.keepDims),
-      tf.mean(x!, c.axes, c.keepDims),
+      tf.sum(x, c.axes, c.keepDims),
+      tf.mean(x, c.axes, c.keepDims),
     ]);
     t.true(shapesMatch);
     t.true(error <= TOLERANCE, `scaled error ${error}`);
@@ -303,7 +303,7 @@ test.serial('sgdUpdate on wasm gives the bits of assign(sub(p, mul(g, lr))) on c
   const p = tf.variable(tf.tensor2d(initial, [17, 241]));
   const before = tf.memory().numTensors;
   const snapshot = p.clone(); // shares p's data, as a cached packed filter would: it must not change
-  sgdUpdate(p, gradients[0]!, 0.05);
+  sgdUpdate(p, gradients[0], 0.05);
   t.deepEqual(Float32Array.from(snapshot.dataSync()), initial);
   snapshot.dispose();
   for (const g of gradients.slice(1)) sgdUpdate(p, g, 0.05);

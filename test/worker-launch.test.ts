@@ -76,7 +76,7 @@ async function tunedEnvironmentInProc(): Promise<Record<string, string>> {
   const script = "process.stdout.write(require('node:fs').readFileSync('/proc/self/environ'))";
   const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], { env: { ...RING_PROCESS_ENV } });
   const seen = environment(stdout.split('\0').filter((pair) => pair !== ''));
-  return Object.fromEntries(Object.keys(RING_PROCESS_ENV).map((name) => [name, seen[name]!]));
+  return Object.fromEntries(Object.keys(RING_PROCESS_ENV).map((name) => [name, seen[name]]));
 }
 
 function environment(pairs: string[]): Record<string, string> {
@@ -125,7 +125,7 @@ test.serial('launch --local starts its workers with the same settings', async (t
     logDir: path.join(scratch, 'logs'),
   });
   t.teardown(() => cluster.stop(5_000));
-  const log = () => readFile(cluster.logFiles[0]!, 'utf8').catch(() => '');
+  const log = () => readFile(cluster.logFiles[0], 'utf8').catch(() => '');
   await assertTuned(t, await waitForReadyWorker(t, prefix, log, () => cluster.exited.length > 0));
   await cluster.stop();
   t.deepEqual(cluster.exited, [{ worker: 0, code: 0 }]);

@@ -40,7 +40,7 @@ const ALLREDUCE: AllReduceTimings = {
 /** The values of metric `name`, as [labels, value] pairs. */
 async function values(metrics: WorkerMetrics, name: string): Promise<MetricValue<string>[]> {
   const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
-  return (metric?.values ?? []) as MetricValue<string>[];
+  return metric?.values ?? [];
 }
 
 async function value(metrics: WorkerMetrics, name: string, labels: Record<string, string>): Promise<number | undefined> {

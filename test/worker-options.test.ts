@@ -94,6 +94,6 @@ for (const [what, options, env, option] of INVALID) {
   test(`${what} is a ConfigError naming ${option}`, (t) => {
     const error = t.throws(() => compileWorkerOptions(options, env), { instanceOf: ConfigError });
     t.is(error?.code, 'CONFIG_INVALID');
-    t.is((error as ConfigError).option, option);
+    t.is(error.option, option);
   });
 }

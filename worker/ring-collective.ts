@@ -37,9 +37,9 @@ export class RingCollective implements Collective {
     const buffer = new Float32Array(values.length * 2);
     values.forEach((value, i) => {
       buffer[2 * i] = value;
-      buffer[2 * i + 1] = value - buffer[2 * i]!;
+      buffer[2 * i + 1] = value - buffer[2 * i];
     });
     await this.sumInPlace(buffer, tag);
-    return values.map((_, i) => buffer[2 * i]! + buffer[2 * i + 1]!);
+    return values.map((_, i) => buffer[2 * i] + buffer[2 * i + 1]);
   }
 }

@@ -35,7 +35,7 @@ export function niceTicks(domain: Domain, count = 5): { ticks: number[]; domain:
   const ticks: number[] = [];
   // Multiplying an integer by the step (rather than adding steps) keeps 0.1 * 3 from drifting.
   for (let i = first; i <= last; i += 1) ticks.push(roundTo(i * step, step));
-  return { ticks, domain: [ticks[0]!, ticks.at(-1)!] };
+  return { ticks, domain: [ticks[0], ticks.at(-1)!] };
 }
 
 /** Ticks 1, 2, ..., n (every k-th when n is large) for an axis of whole numbers such as epochs. */

@@ -120,7 +120,7 @@ function stepSplitChart(samples: readonly StepSample[]): string {
   const totals = STEP_PHASES.map((phase) => samples.reduce((sum, s) => sum + s[phase] * s.steps, 0));
   const all = totals.reduce((a, b) => a + b, 0);
   const layers = STEP_PHASES.map((phase, i) => ({
-    name: `${PHASE_NAMES[phase]} ${(totals[i]! / steps).toFixed(2)} ms (${((100 * totals[i]!) / (all || 1)).toFixed(1)}%)`,
+    name: `${PHASE_NAMES[phase]} ${(totals[i] / steps).toFixed(2)} ms (${((100 * totals[i]) / (all || 1)).toFixed(1)}%)`,
     colour: REPORT_COLOURS[phase],
   }));
   return stackedBarChart({

@@ -96,7 +96,7 @@ function barSvg(bar: StackedBar, layers: readonly StackLayer[], x: Scale, y: Sca
       const top = y(base + value);
       const height = y(base) - top;
       base += value;
-      return `<rect class="bar" x="${px(left)}" y="${px(top)}" width="${px(width)}" height="${px(height)}" fill="${escapeHtml(layers[i]!.colour)}"/>`;
+      return `<rect class="bar" x="${px(left)}" y="${px(top)}" width="${px(width)}" height="${px(height)}" fill="${escapeHtml(layers[i].colour)}"/>`;
     })
     .join('');
 }

@@ -13,5 +13,5 @@ import { copyWasmTensorInto } from './wasm-kernels/heap-copy.ts';
 export function copyTensorInto(tensor: tf.Tensor, out: Float32Array, offset = 0): void {
   if (offset < 0 || offset + tensor.size > out.length) throw new RangeError(`${tensor.size} values do not fit at offset ${offset} of ${out.length}`);
   if (copyOnednnTensorInto(tensor, out, offset) || copyWasmTensorInto(tensor, out, offset)) return;
-  out.set(tensor.dataSync() as ArrayLike<number>, offset);
+  out.set(tensor.dataSync(), offset);
 }

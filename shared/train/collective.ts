@@ -44,6 +44,6 @@ export async function averageRunningStats(model: TrainableModel, collective: Col
   if (collective.worldSize === 1) return;
   const buffer = flattenValues(model.params.runningStats);
   await collective.sumInPlace(buffer, { step, purpose: 'bn-stats' });
-  for (let i = 0; i < buffer.length; i += 1) buffer[i] = buffer[i]! / collective.worldSize;
+  for (let i = 0; i < buffer.length; i += 1) buffer[i] = buffer[i] / collective.worldSize;
   assignValues(model.params.runningStats, buffer);
 }

@@ -28,8 +28,8 @@ export function evaluateSlice(model: TrainableModel, set: ImageSet, imageSize: n
     });
     const [correct, lossSum] = figures.dataSync();
     figures.dispose();
-    sums.correct += correct!;
-    sums.lossSum += lossSum!;
+    sums.correct += correct;
+    sums.lossSum += lossSum;
   }
   return sums;
 }

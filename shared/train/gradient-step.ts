@@ -102,7 +102,7 @@ function accumulate(total: ChunkResult, next: ChunkResult): ChunkResult {
   try {
     return tf.tidy(() => {
       const grads: tf.NamedTensorMap = {};
-      for (const name of Object.keys(total.grads)) grads[name] = tf.add(total.grads[name]!, next.grads[name]!);
+      for (const name of Object.keys(total.grads)) grads[name] = tf.add(total.grads[name], next.grads[name]);
       return { grads, lossSum: tf.add(total.lossSum, next.lossSum) as tf.Scalar, correct: tf.add(total.correct, next.correct) as tf.Scalar };
     });
   } finally {
@@ -129,10 +129,10 @@ export function computeGradients(model: TrainableModel, batch: ImageBatch, optio
     const out = options.out ?? new Float32Array(model.params.trainableCount);
     let offset = 0;
     for (const { variable } of model.params.trainable) {
-      copyTensorInto(total!.grads[variable.name]!, out, offset);
+      copyTensorInto(total!.grads[variable.name], out, offset);
       offset += variable.size;
     }
-    return { gradients: out, lossSum: total!.lossSum.dataSync()[0]!, correct: total!.correct.dataSync()[0]!, count: batch.count };
+    return { gradients: out, lossSum: total!.lossSum.dataSync()[0], correct: total!.correct.dataSync()[0], count: batch.count };
   } finally {
     // The chunks summed so far, also when a later chunk threw (disposing twice is a no-op).
     if (total) disposeChunk(total);

@@ -96,7 +96,7 @@ export class TrainingLoop {
     while (state.epoch < this.options.epochs) {
       const batches = globalBatches(this.options.seed, state.epoch, this.data.train.count, this.options.batchSize);
       while (state.stepInEpoch < batches.length) {
-        const stop = await this.step(state, batches[state.stepInEpoch]!, batches.length);
+        const stop = await this.step(state, batches[state.stepInEpoch], batches.length);
         const endOfEpoch = state.stepInEpoch === batches.length;
         const due = this.options.checkpointEvery > 0 && state.globalStep % this.options.checkpointEvery === 0;
         if ((stop || due) && !endOfEpoch) await this.checkpoint(state);
@@ -157,11 +157,11 @@ export class TrainingLoop {
       stepsPerEpoch,
       globalStep: state.globalStep,
       examples: mine.length,
-      loss: this.stepBuffer[n + LOSS_SLOT]! / this.stepBuffer[n + COUNT_SLOT]!,
+      loss: this.stepBuffer[n + LOSS_SLOT] / this.stepBuffer[n + COUNT_SLOT],
       examplesPerSec: globalBatch.length / seconds,
       timings: { dataMs: dataDone - started, computeMs: computeDone - dataDone, allReduceMs: reduceDone - computeDone, updateMs: finished - reduceDone },
     });
-    return this.stepBuffer[n + STOP_SLOT]! > 0;
+    return this.stepBuffer[n + STOP_SLOT] > 0;
   }
 
   /** Sums the epoch's figures over ranks, evaluates on the test set, records and checkpoints. */
@@ -176,11 +176,11 @@ export class TrainingLoop {
     const [testCorrect, testLossSum] = await this.collective.sumFigures([local.correct, local.lossSum], { ...tag, purpose: 'test-figures' });
     const record: EpochRecord = {
       epoch: state.epoch + 1,
-      loss: lossSum! / count!,
-      trainAcc: correct! / count!,
-      testAcc: testCorrect! / this.data.test.count,
-      testLoss: testLossSum! / this.data.test.count,
-      examplesPerSec: count! / state.totals.seconds,
+      loss: lossSum / count,
+      trainAcc: correct / count,
+      testAcc: testCorrect / this.data.test.count,
+      testLoss: testLossSum / this.data.test.count,
+      examplesPerSec: count / state.totals.seconds,
       seconds: state.totals.seconds,
     };
     state.history.push(record);
@@ -198,7 +198,7 @@ export class TrainingLoop {
     const [lossSum, correct, count] = await this.collective.sumFigures([state.totals.lossSum, state.totals.correct, state.totals.count], tag);
     if (this.collective.rank !== 0) return;
     const snapshot = structuredClone(state);
-    snapshot.totals = { lossSum: lossSum!, correct: correct!, count: count!, seconds: state.totals.seconds };
+    snapshot.totals = { lossSum: lossSum, correct: correct, count: count, seconds: state.totals.seconds };
     await this.hooks.saveCheckpoint?.(snapshot);
   }
 }

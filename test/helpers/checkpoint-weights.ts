@@ -29,8 +29,8 @@ export function maxRelativeDifference(a: Map<string, Float32Array>, b: Map<strin
     const other = a.get(name);
     if (!other || other.length !== values.length) return Number.POSITIVE_INFINITY;
     for (let i = 0; i < values.length; i += 1) {
-      diff = Math.max(diff, Math.abs(other[i]! - values[i]!));
-      scale = Math.max(scale, Math.abs(values[i]!));
+      diff = Math.max(diff, Math.abs(other[i] - values[i]));
+      scale = Math.max(scale, Math.abs(values[i]));
     }
   }
   return scale === 0 ? diff : diff / scale;

@@ -44,13 +44,13 @@ function unfilter(raw: Buffer, header: { width: number; height: number; channels
   const stride = width * channels;
   const rows = new Uint8Array(stride * height);
   for (let y = 0; y < height; y += 1) {
-    const filter = raw[y * (stride + 1)]!;
+    const filter = raw[y * (stride + 1)];
     const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
     for (let i = 0; i < stride; i += 1) {
-      const left = i >= channels ? rows[y * stride + i - channels]! : 0;
-      const up = y > 0 ? rows[(y - 1) * stride + i]! : 0;
-      const upLeft = y > 0 && i >= channels ? rows[(y - 1) * stride + i - channels]! : 0;
-      rows[y * stride + i] = (line[i]! + predictor(filter, left, up, upLeft)) & 0xff;
+      const left = i >= channels ? rows[y * stride + i - channels] : 0;
+      const up = y > 0 ? rows[(y - 1) * stride + i] : 0;
+      const upLeft = y > 0 && i >= channels ? rows[(y - 1) * stride + i - channels] : 0;
+      rows[y * stride + i] = (line[i] + predictor(filter, left, up, upLeft)) & 0xff;
     }
   }
   if (channels === 4) return rows;
@@ -104,7 +104,7 @@ export function findColour(image: PngImage, hex: string, tolerance = 10): Colour
   for (let y = 0; y < image.height; y += 1) {
     for (let x = 0; x < image.width; x += 1) {
       const at = (y * image.width + x) * 4;
-      if (target.some((value, c) => Math.abs(image.rgba[at + c]! - value) > tolerance)) continue;
+      if (target.some((value, c) => Math.abs(image.rgba[at + c] - value) > tolerance)) continue;
       region.count += 1;
       region.minX = Math.min(region.minX, x);
       region.maxX = Math.max(region.maxX, x);

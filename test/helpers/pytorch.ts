@@ -79,8 +79,8 @@ export function fromTorchLayout(tensor: BundleTensor, shape: number[]): BundleTe
 
 /** PyTorch's shape for a tensor of our `shape`. */
 export function torchShapeOf(shape: number[]): number[] {
-  if (shape.length === 4) return [shape[3]!, shape[2]!, shape[0]!, shape[1]!];
-  if (shape.length === 2) return [shape[1]!, shape[0]!];
+  if (shape.length === 4) return [shape[3], shape[2], shape[0], shape[1]];
+  if (shape.length === 2) return [shape[1], shape[0]];
   return shape;
 }
 
@@ -147,13 +147,13 @@ export function relativeMaxError(ours: ArrayLike<number>, theirs: ArrayLike<numb
 export function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new RangeError(`lengths differ: ${a.length} vs ${b.length}`);
   let max = 0;
-  for (let i = 0; i < a.length; i += 1) max = Math.max(max, Math.abs(a[i]! - b[i]!));
+  for (let i = 0; i < a.length; i += 1) max = Math.max(max, Math.abs(a[i] - b[i]));
   return max;
 }
 
 /** max |values|. */
 export function maxAbs(values: ArrayLike<number>): number {
   let max = 0;
-  for (let i = 0; i < values.length; i += 1) max = Math.max(max, Math.abs(values[i]!));
+  for (let i = 0; i < values.length; i += 1) max = Math.max(max, Math.abs(values[i]));
   return max;
 }

@@ -22,13 +22,13 @@ export async function startRing(worldSize: number, options: Partial<RingOptions>
  */
 export function ringOrderSum(inputs: Float32Array[]): Float32Array {
   const n = inputs.length;
-  const length = inputs[0]!.length;
+  const length = inputs[0].length;
   const out = new Float32Array(length);
   for (let k = 0; k < n; k += 1) {
     const end = Math.floor(((k + 1) * length) / n);
     for (let i = Math.floor((k * length) / n); i < end; i += 1) {
-      let sum = inputs[k]![i]!;
-      for (let s = 1; s < n; s += 1) sum = Math.fround(sum + inputs[(k + s) % n]![i]!);
+      let sum = inputs[k][i];
+      for (let s = 1; s < n; s += 1) sum = Math.fround(sum + inputs[(k + s) % n][i]);
       out[i] = sum;
     }
   }

@@ -14,7 +14,7 @@ export interface ShmMemberRequest {
   repeats: number;
 }
 
-const options = JSON.parse(process.argv[2]!) as ShmAllReduceOptions;
+const options = JSON.parse(process.argv[2]) as ShmAllReduceOptions;
 const group = await ShmAllReduce.join(options);
 process.send!('joined');
 process.on('message', ({ seed, repeats }: ShmMemberRequest) => {

@@ -235,7 +235,7 @@ export class AllReduceOperation implements RoutedOperation {
 
   /** Forwards first (later ring steps wait on them downstream), then the first step's chunks. */
   private nextToSend(): Outgoing | null {
-    if (this.forwardHead < this.forwards.length) return this.forwards[this.forwardHead++]!;
+    if (this.forwardHead < this.forwards.length) return this.forwards[this.forwardHead++];
     if (this.nextFirstStepChunk < this.plan.chunkCount(this.plan.sendSegment(0))) return { g: 0, j: this.nextFirstStepChunk++ };
     return null;
   }

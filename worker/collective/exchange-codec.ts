@@ -36,7 +36,7 @@ export function collectiveService(): CollectiveDefinition {
 
 /** A client of {@link collectiveService} (same calls as the generated `CollectiveClient`). */
 export function collectiveClient(address: string, credentials: ChannelCredentials, options: ChannelOptions): CollectiveClient {
-  const Client = makeGenericClientConstructor(collectiveService() as unknown as ServiceDefinition, 'Collective');
+  const Client = makeGenericClientConstructor(collectiveService(), 'Collective');
   return new Client(address, credentials, options) as unknown as CollectiveClient;
 }
 

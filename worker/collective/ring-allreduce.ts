@@ -207,7 +207,7 @@ export class RingMember {
 
   private async connectRight(peers: readonly string[]): Promise<void> {
     const right = (this.rank + 1) % this.worldSize;
-    const client = collectiveClient(peers[right]!, credentials.createInsecure(), channelOptions(this.options.chunkBytes));
+    const client = collectiveClient(peers[right], credentials.createInsecure(), channelOptions(this.options.chunkBytes));
     this.client = client;
     const reply = await new Promise<PingResponse__Output>((resolve, reject) => {
       const deadline = new Date(Date.now() + this.options.connectTimeoutMs);

@@ -105,7 +105,7 @@ export class ShmAllReduce {
     }
     const started = performance.now();
     const deadline = started + this.options.timeoutMs;
-    this.slots[this.options.rank]!.set(data);
+    this.slots[this.options.rank].set(data);
     await this.barrier(deadline);
     const allWritten = performance.now();
     this.reduceOwnSegment(data.length);
@@ -144,8 +144,8 @@ export class ShmAllReduce {
     const { rank, worldSize } = this.options;
     const lo = Math.floor((rank * length) / worldSize);
     const hi = Math.floor(((rank + 1) * length) / worldSize);
-    this.result.set(this.slots[rank]!.subarray(lo, hi), lo);
-    for (let s = 1; s < worldSize; s += 1) addInto(this.result, lo, this.slots[(rank + s) % worldSize]!.subarray(lo, hi));
+    this.result.set(this.slots[rank].subarray(lo, hi), lo);
+    for (let s = 1; s < worldSize; s += 1) addInto(this.result, lo, this.slots[(rank + s) % worldSize].subarray(lo, hi));
   }
 
   /** Arrives at the next barrier and waits for every rank, checking that they are alive. */
@@ -171,7 +171,7 @@ export class ShmAllReduce {
   private lostPeer(): number | null {
     const pids = new Int32Array(this.segment, PIDS, this.options.worldSize);
     for (let r = 0; r < pids.length; r += 1) {
-      if (pids[r] !== 0 && !isAlive(pids[r]!)) return r;
+      if (pids[r] !== 0 && !isAlive(pids[r])) return r;
     }
     return null;
   }

@@ -59,7 +59,7 @@ const batchNormTraining: KernelFunc = (rawArgs) => {
   const args = rawArgs as unknown as KernelArgs;
   const { backend } = args;
   const { x, scale, offset } = args.inputs as { x: TensorInfo; scale: TensorInfo; offset: TensorInfo };
-  const channels = x.shape[x.shape.length - 1]!;
+  const channels = x.shape[x.shape.length - 1];
   const xData = float32Data(backend, x);
   if (xData === null || xData.length === 0) throw new TypeError('batchNormTraining needs a non-empty float32 x');
   const epsilon = args.attrs?.epsilon as number;
@@ -84,8 +84,8 @@ const batchNormTraining: KernelFunc = (rawArgs) => {
 const batchNormTrainingGrad: KernelFunc = (rawArgs) => {
   const args = rawArgs as unknown as KernelArgs;
   const { backend } = args;
-  const { dy, x, y, scale, mean, variance, dmean, dvariance } = args.inputs as Record<string, TensorInfo | undefined>;
-  const channels = x!.shape[x!.shape.length - 1]!;
+  const { dy, x, y, scale, mean, variance, dmean, dvariance } = args.inputs;
+  const channels = x!.shape[x!.shape.length - 1];
   const xData = float32Data(backend, x);
   const dyData = float32Data(backend, dy);
   if (xData === null || dyData === null || dyData.length !== xData.length) throw new TypeError('batchNormTrainingGrad needs float32 x and dy of one shape');

@@ -42,35 +42,33 @@ tf.registerGradient({
   inputsToSave: ['x', 'scale'],
   outputsToSave: [true, true, true],
   gradFunc: (dy, saved, attrs) => {
-    const [x, scale, y, mean, variance] = saved as tf.Tensor[];
+    const [x, scale, y, mean, variance] = saved;
     const [dyY, dMean, dVariance] = Array.isArray(dy) ? dy : [dy];
     // One kernel yields all three gradients; computing it here (not in the closures, which
     // the tape runs in separate tidy scopes and only for inputs on the gradient path) keeps
     // each result alive until the tape has taken it.
-    const [dx, dScale, dOffset] = tf
-      .engine()
-      .runKernel(
-        BATCH_NORM_TRAINING_GRAD,
-        {
-          dy: dyY!,
-          x: x!,
-          y: y!,
-          scale: scale!,
-          mean: mean!,
-          variance: variance!,
-          ...(dMean ? { dmean: dMean } : {}),
-          ...(dVariance ? { dvariance: dVariance } : {}),
-        },
-        attrs as unknown as tf.NamedAttrMap,
-      ) as tf.Tensor[];
-    return { x: () => dx!, scale: () => dScale!, offset: () => dOffset! };
+    const [dx, dScale, dOffset] = tf.engine().runKernel(
+      BATCH_NORM_TRAINING_GRAD,
+      {
+        dy: dyY,
+        x: x,
+        y: y,
+        scale: scale,
+        mean: mean,
+        variance: variance,
+        ...(dMean ? { dmean: dMean } : {}),
+        ...(dVariance ? { dvariance: dVariance } : {}),
+      },
+      attrs,
+    ) as tf.Tensor[];
+    return { x: () => dx, scale: () => dScale, offset: () => dOffset };
   },
 });
 
 function composite(x: tf.Tensor, scale: tf.Tensor1D, offset: tf.Tensor1D, epsilon: number, relu: boolean): BatchNormTrainingResult {
   const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
   const { mean, variance } = tf.moments(x, axes);
-  const normalised = tf.batchNorm(x, mean as tf.Tensor1D, variance as tf.Tensor1D, offset, scale, epsilon);
+  const normalised = tf.batchNorm(x, mean, variance, offset, scale, epsilon);
   return { y: relu ? tf.relu(normalised) : normalised, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
 }
 
@@ -91,5 +89,5 @@ export function batchNormTraining(
     return composite(x, scale, offset, epsilon, relu);
   }
   const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_TRAINING, { x, scale, offset }, { epsilon, relu }) as tf.Tensor[];
-  return { y: y!, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
+  return { y: y, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
 }

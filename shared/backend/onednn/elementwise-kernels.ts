@@ -48,7 +48,7 @@ export function fillBroadcastGeometry(aShape: readonly number[], bShape: readonl
   const aVaries: boolean[] = [];
   const bVaries: boolean[] = [];
   for (let d = 0; d < rank; d++) {
-    const size = outShape[d]!;
+    const size = outShape[d];
     if (size === 1) continue;
     const aDim = aShape[d - (rank - aShape.length)] ?? 1;
     const bDim = bShape[d - (rank - bShape.length)] ?? 1;
@@ -77,8 +77,8 @@ export function fillBroadcastGeometry(aShape: readonly number[], bShape: readonl
     geometry[1 + d] = dims[d]!;
     geometry[1 + MAX_RANK + d] = aVaries[d] ? aStride : 0;
     geometry[1 + 2 * MAX_RANK + d] = bVaries[d] ? bStride : 0;
-    if (aVaries[d]) aStride *= dims[d]!;
-    if (bVaries[d]) bStride *= dims[d]!;
+    if (aVaries[d]) aStride *= dims[d];
+    if (bVaries[d]) bStride *= dims[d];
   }
   return true;
 }
@@ -127,7 +127,7 @@ const tile: KernelFunc = (rawArgs) => {
   const xData = float32Data(backend, x);
   const isBroadcast = reps.length === x.shape.length && reps.every((r, d) => r === 1 || x.shape[d] === 1);
   if (xData === null || !isBroadcast) return runCpu(tileFallback(), args);
-  const outShape = x.shape.map((d, i) => d * reps[i]!);
+  const outShape = x.shape.map((d, i) => d * reps[i]);
   const size = sizeOf(outShape);
   if (size === 0 || !fillBroadcastGeometry(x.shape, x.shape, outShape)) return runCpu(tileFallback(), args);
   const out = backend.allocateFloat32(size);

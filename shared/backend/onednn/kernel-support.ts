@@ -30,7 +30,7 @@ export function cpuKernel(kernelName: string): KernelFunc {
 
 /** Runs the cpu implementation with our backend (it stores data the same way). */
 export function runCpu(fallback: KernelFunc, args: KernelArgs): TensorInfo | TensorInfo[] {
-  return fallback(args as unknown as Parameters<KernelFunc>[0]);
+  return fallback(args);
 }
 
 /** Product of a shape's dimensions. */

@@ -49,7 +49,7 @@ const maxPool: KernelFunc = (rawArgs) => {
   const { backend } = args;
   const { x } = args.inputs as { x: TensorInfo };
   const xData = float32Data(backend, x);
-  const info = poolInfo(x.shape, (args.attrs ?? {}) as Record<string, unknown>);
+  const info = poolInfo(x.shape, args.attrs ?? {});
   if (xData === null || !fillGeometry(info)) return runCpu(maxPoolFallback(), args);
   const y = backend.allocateFloat32(sizeOf(info.outShape));
   backend.addon.maxPoolForward(geometry, xData, y);
@@ -64,7 +64,7 @@ const maxPoolGrad: KernelFunc = (rawArgs) => {
   const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
   const xData = float32Data(backend, input);
   const dyData = float32Data(backend, dy);
-  const info = poolInfo(input.shape, (args.attrs ?? {}) as Record<string, unknown>);
+  const info = poolInfo(input.shape, args.attrs ?? {});
   if (xData === null || dyData === null || !fillGeometry(info)) return runCpu(maxPoolGradFallback(), args);
   const dx = backend.allocateFloat32(xData.length);
   backend.addon.maxPoolBackward(geometry, xData, dyData, dx);

@@ -10,9 +10,9 @@ import { cpuKernel, float32Data, runCpu, sizeOf, type KernelArgs } from './kerne
 export function reductionView(shape: readonly number[], axes: readonly number[]): { outer: number; reduce: number; inner: number } | null {
   if (axes.length === 0) return null;
   const sorted = [...axes].sort((a, b) => a - b);
-  for (let i = 1; i < sorted.length; i++) if (sorted[i] !== sorted[0]! + i) return null;
-  const first = sorted[0]!;
-  const last = sorted[sorted.length - 1]!;
+  for (let i = 1; i < sorted.length; i++) if (sorted[i] !== sorted[0] + i) return null;
+  const first = sorted[0];
+  const last = sorted[sorted.length - 1];
   return {
     outer: sizeOf(shape.slice(0, first)),
     reduce: sizeOf(shape.slice(first, last + 1)),

@@ -31,7 +31,7 @@ export function reduceAxisBlock(backend: BackendWasm, x: TensorInfo, axis: numbe
   const scale = average && rows > 0 ? 1 / rows : 1;
   for (let o = 0; o < outer; o++) {
     sumRows(heap, xBase + o * rows * inner, rows, inner, acc);
-    for (let i = 0; i < inner; i++) heap[outBase + o * inner + i] = acc[i]! * scale;
+    for (let i = 0; i < inner; i++) heap[outBase + o * inner + i] = acc[i] * scale;
   }
   return out;
 }
@@ -55,10 +55,10 @@ function sumRows(heap: Float32Array, from: number, rows: number, inner: number, 
         s2 = 0,
         s3 = 0;
       for (let r = first, at = from + first * inner + i; r < last; r++, at += inner) {
-        s0 += heap[at]!;
-        s1 += heap[at + 1]!;
-        s2 += heap[at + 2]!;
-        s3 += heap[at + 3]!;
+        s0 += heap[at];
+        s1 += heap[at + 1];
+        s2 += heap[at + 2];
+        s3 += heap[at + 3];
       }
       acc[i] += s0;
       acc[i + 1] += s1;
@@ -67,7 +67,7 @@ function sumRows(heap: Float32Array, from: number, rows: number, inner: number, 
     }
     for (let i = blocked; i < inner; i++) {
       let sum = 0;
-      for (let r = first, at = from + first * inner + i; r < last; r++, at += inner) sum += heap[at]!;
+      for (let r = first, at = from + first * inner + i; r < last; r++, at += inner) sum += heap[at];
       acc[i] += sum;
     }
   }

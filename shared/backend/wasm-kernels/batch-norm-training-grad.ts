@@ -46,10 +46,10 @@ function sumFourChannels(
   sumGx: Float64Array,
 ): void {
   const { heap } = v;
-  const m0 = mean[c]!,
-    m1 = mean[c + 1]!,
-    m2 = mean[c + 2]!,
-    m3 = mean[c + 3]!;
+  const m0 = mean[c],
+    m1 = mean[c + 1],
+    m2 = mean[c + 2],
+    m3 = mean[c + 3];
   let g0 = 0,
     g1 = 0,
     g2 = 0,
@@ -63,18 +63,18 @@ function sumFourChannels(
     const x = v.x + offset;
     const dy = v.dy + offset;
     const y = v.y + offset;
-    const a0 = masked ? heap[dy]! * +(heap[y]! > 0) : heap[dy]!;
-    const a1 = masked ? heap[dy + 1]! * +(heap[y + 1]! > 0) : heap[dy + 1]!;
-    const a2 = masked ? heap[dy + 2]! * +(heap[y + 2]! > 0) : heap[dy + 2]!;
-    const a3 = masked ? heap[dy + 3]! * +(heap[y + 3]! > 0) : heap[dy + 3]!;
+    const a0 = masked ? heap[dy] * +(heap[y] > 0) : heap[dy];
+    const a1 = masked ? heap[dy + 1] * +(heap[y + 1] > 0) : heap[dy + 1];
+    const a2 = masked ? heap[dy + 2] * +(heap[y + 2] > 0) : heap[dy + 2];
+    const a3 = masked ? heap[dy + 3] * +(heap[y + 3] > 0) : heap[dy + 3];
     g0 += a0;
     g1 += a1;
     g2 += a2;
     g3 += a3;
-    h0 += a0 * (heap[x]! - m0);
-    h1 += a1 * (heap[x + 1]! - m1);
-    h2 += a2 * (heap[x + 2]! - m2);
-    h3 += a3 * (heap[x + 3]! - m3);
+    h0 += a0 * (heap[x] - m0);
+    h1 += a1 * (heap[x + 1] - m1);
+    h2 += a2 * (heap[x + 2] - m2);
+    h3 += a3 * (heap[x + 3] - m3);
   }
   sumG[c] += g0;
   sumG[c + 1] += g1;
@@ -100,9 +100,9 @@ function sumOneChannel(
   let g = 0;
   let h = 0;
   for (let r = first, offset = first * channels + c; r < last; r++, offset += channels) {
-    const a = v.y >= 0 ? heap[v.dy + offset]! * +(heap[v.y + offset]! > 0) : heap[v.dy + offset]!;
+    const a = v.y >= 0 ? heap[v.dy + offset] * +(heap[v.y + offset] > 0) : heap[v.dy + offset];
     g += a;
-    h += a * (heap[v.x + offset]! - mean[c]!);
+    h += a * (heap[v.x + offset] - mean[c]);
   }
   sumG[c] += g;
   sumGx[c] += h;
@@ -114,14 +114,14 @@ function sumOneChannel(
  */
 function writeDx(v: GradientViews, rows: number, channels: number, mean: Float64Array, k1: Float64Array, k2: Float64Array, k3: Float64Array): void {
   const blocked = channels - (channels % 4);
-  const k0 = Float64Array.from(mean, (m, c) => k2[c]! * m - k3[c]!);
+  const k0 = Float64Array.from(mean, (m, c) => k2[c] * m - k3[c]);
   for (let first = 0; first < rows; first += ROWS_PER_CHUNK) {
     const last = Math.min(first + ROWS_PER_CHUNK, rows);
     for (let c = 0; c < blocked; c += 4) dxFourChannels(v, first, last, channels, c, k1, k2, k0);
     for (let c = blocked; c < channels; c++) {
       for (let r = first, offset = first * channels + c; r < last; r++, offset += channels) {
-        const g = v.y >= 0 ? v.heap[v.dy + offset]! * +(v.heap[v.y + offset]! > 0) : v.heap[v.dy + offset]!;
-        v.heap[v.dx + offset] = k1[c]! * g - k2[c]! * v.heap[v.x + offset]! + k0[c]!;
+        const g = v.y >= 0 ? v.heap[v.dy + offset] * +(v.heap[v.y + offset] > 0) : v.heap[v.dy + offset];
+        v.heap[v.dx + offset] = k1[c] * g - k2[c] * v.heap[v.x + offset] + k0[c];
       }
     }
   }
@@ -138,32 +138,32 @@ function dxFourChannels(
   k0: Float64Array,
 ): void {
   const { heap } = v;
-  const a0 = k1[c]!,
-    a1 = k1[c + 1]!,
-    a2 = k1[c + 2]!,
-    a3 = k1[c + 3]!;
-  const b0 = k2[c]!,
-    b1 = k2[c + 1]!,
-    b2 = k2[c + 2]!,
-    b3 = k2[c + 3]!;
-  const e0 = k0[c]!,
-    e1 = k0[c + 1]!,
-    e2 = k0[c + 2]!,
-    e3 = k0[c + 3]!;
+  const a0 = k1[c],
+    a1 = k1[c + 1],
+    a2 = k1[c + 2],
+    a3 = k1[c + 3];
+  const b0 = k2[c],
+    b1 = k2[c + 1],
+    b2 = k2[c + 2],
+    b3 = k2[c + 3];
+  const e0 = k0[c],
+    e1 = k0[c + 1],
+    e2 = k0[c + 2],
+    e3 = k0[c + 3];
   const masked = v.y >= 0;
   for (let r = first, offset = first * channels + c; r < last; r++, offset += channels) {
     const x = v.x + offset;
     const dy = v.dy + offset;
     const y = v.y + offset;
     const dx = v.dx + offset;
-    const g0 = masked ? heap[dy]! * +(heap[y]! > 0) : heap[dy]!;
-    const g1 = masked ? heap[dy + 1]! * +(heap[y + 1]! > 0) : heap[dy + 1]!;
-    const g2 = masked ? heap[dy + 2]! * +(heap[y + 2]! > 0) : heap[dy + 2]!;
-    const g3 = masked ? heap[dy + 3]! * +(heap[y + 3]! > 0) : heap[dy + 3]!;
-    heap[dx] = a0 * g0 - b0 * heap[x]! + e0;
-    heap[dx + 1] = a1 * g1 - b1 * heap[x + 1]! + e1;
-    heap[dx + 2] = a2 * g2 - b2 * heap[x + 2]! + e2;
-    heap[dx + 3] = a3 * g3 - b3 * heap[x + 3]! + e3;
+    const g0 = masked ? heap[dy] * +(heap[y] > 0) : heap[dy];
+    const g1 = masked ? heap[dy + 1] * +(heap[y + 1] > 0) : heap[dy + 1];
+    const g2 = masked ? heap[dy + 2] * +(heap[y + 2] > 0) : heap[dy + 2];
+    const g3 = masked ? heap[dy + 3] * +(heap[y + 3] > 0) : heap[dy + 3];
+    heap[dx] = a0 * g0 - b0 * heap[x] + e0;
+    heap[dx + 1] = a1 * g1 - b1 * heap[x + 1] + e1;
+    heap[dx + 2] = a2 * g2 - b2 * heap[x + 2] + e2;
+    heap[dx + 3] = a3 * g3 - b3 * heap[x + 3] + e3;
   }
 }
 
@@ -214,12 +214,12 @@ function batchNormTrainingGrad(args: { inputs: Record<string, TensorInfo | undef
   const dscaleAt = heapFloatIndex(backend, dscale);
   const doffsetAt = heapFloatIndex(backend, doffset);
   for (let c = 0; c < channels; c++) {
-    const rstd = 1 / Math.sqrt(variance[c]! + epsilon);
+    const rstd = 1 / Math.sqrt(variance[c] + epsilon);
     views.heap[doffsetAt + c] = sumG[c]!;
-    views.heap[dscaleAt + c] = sumGx[c]! * rstd;
-    k1[c] = scale[c]! * rstd;
-    k2[c] = (scale[c]! * rstd * rstd * rstd * sumGx[c]! - 2 * (dvariance?.[c] ?? 0)) / rows;
-    k3[c] = (scale[c]! * rstd * sumG[c]! - (dmean?.[c] ?? 0)) / rows;
+    views.heap[dscaleAt + c] = sumGx[c] * rstd;
+    k1[c] = scale[c] * rstd;
+    k2[c] = (scale[c] * rstd * rstd * rstd * sumGx[c] - 2 * (dvariance?.[c] ?? 0)) / rows;
+    k3[c] = (scale[c] * rstd * sumG[c] - (dmean?.[c] ?? 0)) / rows;
   }
   writeDx(views, rows, channels, mean, k1, k2, k3);
   return [dx, dscale, doffset];

@@ -21,10 +21,10 @@ function shiftedMoments(heap: Float32Array, xAt: number, rows: number, channels:
   for (let first = 0; first < rows && blocked > 0; first += ROWS_PER_CHUNK) {
     const last = Math.min(first + ROWS_PER_CHUNK, rows);
     for (let c = 0; c < blocked; c += 4) {
-      const p0 = pivot[c]!,
-        p1 = pivot[c + 1]!,
-        p2 = pivot[c + 2]!,
-        p3 = pivot[c + 3]!;
+      const p0 = pivot[c],
+        p1 = pivot[c + 1],
+        p2 = pivot[c + 2],
+        p3 = pivot[c + 3];
       let s0 = 0,
         s1 = 0,
         s2 = 0,
@@ -34,10 +34,10 @@ function shiftedMoments(heap: Float32Array, xAt: number, rows: number, channels:
         q2 = 0,
         q3 = 0;
       for (let r = first, at = xAt + first * channels + c; r < last; r++, at += channels) {
-        const d0 = heap[at]! - p0,
-          d1 = heap[at + 1]! - p1,
-          d2 = heap[at + 2]! - p2,
-          d3 = heap[at + 3]! - p3;
+        const d0 = heap[at] - p0,
+          d1 = heap[at + 1] - p1,
+          d2 = heap[at + 2] - p2,
+          d3 = heap[at + 3] - p3;
         s0 += d0;
         s1 += d1;
         s2 += d2;
@@ -60,7 +60,7 @@ function shiftedMoments(heap: Float32Array, xAt: number, rows: number, channels:
   if (blocked === channels) return { sums, squares };
   for (let r = 0, at = xAt; r < rows; r++, at += channels) {
     for (let c = 0; c < channels; c++) {
-      const d = heap[at + c]! - pivot[c]!;
+      const d = heap[at + c] - pivot[c];
       sums[c] += d;
       squares[c] += d * d;
     }
@@ -84,14 +84,14 @@ function normalise(
   shift: Float64Array,
   relu: boolean,
 ): void {
-  const bias = Float64Array.from(shift, (s, c) => s - mean[c]! * factor[c]!);
+  const bias = Float64Array.from(shift, (s, c) => s - mean[c] * factor[c]);
   const blocked = channels - (channels % 4);
   for (let first = 0; first < rows; first += ROWS_PER_CHUNK) {
     const last = Math.min(first + ROWS_PER_CHUNK, rows);
     for (let c = 0; c < blocked; c += 4) normaliseFourChannels(heap, xAt, yAt, first, last, channels, c, factor, bias, relu);
     for (let c = blocked; c < channels; c++) {
       for (let r = first, offset = first * channels + c; r < last; r++, offset += channels) {
-        const v = heap[xAt + offset]! * factor[c]! + bias[c]!;
+        const v = heap[xAt + offset] * factor[c] + bias[c];
         heap[yAt + offset] = relu ? 0.5 * (v + Math.abs(v)) : v;
       }
     }
@@ -110,21 +110,21 @@ function normaliseFourChannels(
   bias: Float64Array,
   relu: boolean,
 ): void {
-  const f0 = factor[c]!,
-    f1 = factor[c + 1]!,
-    f2 = factor[c + 2]!,
-    f3 = factor[c + 3]!;
-  const b0 = bias[c]!,
-    b1 = bias[c + 1]!,
-    b2 = bias[c + 2]!,
-    b3 = bias[c + 3]!;
+  const f0 = factor[c],
+    f1 = factor[c + 1],
+    f2 = factor[c + 2],
+    f3 = factor[c + 3];
+  const b0 = bias[c],
+    b1 = bias[c + 1],
+    b2 = bias[c + 2],
+    b3 = bias[c + 3];
   for (let r = first, offset = first * channels + c; r < last; r++, offset += channels) {
     const x = xAt + offset;
     const y = yAt + offset;
-    const v0 = heap[x]! * f0 + b0,
-      v1 = heap[x + 1]! * f1 + b1,
-      v2 = heap[x + 2]! * f2 + b2,
-      v3 = heap[x + 3]! * f3 + b3;
+    const v0 = heap[x] * f0 + b0,
+      v1 = heap[x + 1] * f1 + b1,
+      v2 = heap[x + 2] * f2 + b2,
+      v3 = heap[x + 3] * f3 + b3;
     if (relu) {
       heap[y] = 0.5 * (v0 + Math.abs(v0));
       heap[y + 1] = 0.5 * (v1 + Math.abs(v1));
@@ -148,7 +148,7 @@ function normaliseFourChannels(
  */
 function batchNormTraining(args: { inputs: Record<string, TensorInfo>; backend: BackendWasm; attrs: NamedAttrMap }): TensorInfo[] {
   const { backend, inputs, attrs } = args;
-  const x = inputs['x']!;
+  const x = inputs['x'];
   const { rows, channels } = channelLayout(x, 'x');
   checkedChannelVector(inputs['scale'], channels, 'scale');
   checkedChannelVector(inputs['offset'], channels, 'offset');
@@ -161,20 +161,20 @@ function batchNormTraining(args: { inputs: Record<string, TensorInfo>; backend: 
   const xAt = heapFloatIndex(backend, x);
   const pivot = Float64Array.from(heap.subarray(xAt, xAt + channels));
   const { sums, squares } = shiftedMoments(heap, xAt, rows, channels, pivot);
-  const scale = readChannels(backend, inputs['scale']!);
-  const offset = readChannels(backend, inputs['offset']!);
+  const scale = readChannels(backend, inputs['scale']);
+  const offset = readChannels(backend, inputs['offset']);
   const meanAt = heapFloatIndex(backend, meanOut);
   const varianceAt = heapFloatIndex(backend, varianceOut);
   const mean = new Float64Array(channels);
   const factor = new Float64Array(channels);
   for (let c = 0; c < channels; c++) {
-    const shifted = sums[c]! / rows;
-    const variance = Math.max(0, squares[c]! / rows - shifted * shifted);
-    heap[meanAt + c] = pivot[c]! + shifted;
+    const shifted = sums[c] / rows;
+    const variance = Math.max(0, squares[c] / rows - shifted * shifted);
+    heap[meanAt + c] = pivot[c] + shifted;
     heap[varianceAt + c] = variance;
     // Centre on the stored (float32) mean, the one the gradient kernel is given.
     mean[c] = heap[meanAt + c]!;
-    factor[c] = scale[c]! / Math.sqrt(variance + epsilon);
+    factor[c] = scale[c] / Math.sqrt(variance + epsilon);
   }
   normalise(heap, xAt, heapFloatIndex(backend, y), rows, channels, mean, factor, offset, attrs['relu'] === true);
   return [y, meanOut, varianceOut];

@@ -15,7 +15,7 @@ export interface ChannelLayout {
  */
 export function channelLayout(x: TensorInfo | undefined, name: string): ChannelLayout {
   if (x === undefined || x.dtype !== 'float32' || x.shape.length === 0) throw new TypeError(`${name} must be a float32 tensor with a channel axis`);
-  const channels = x.shape[x.shape.length - 1]!;
+  const channels = x.shape[x.shape.length - 1];
   const size = util.sizeFromShape(x.shape);
   if (size === 0) throw new TypeError(`${name} must not be empty`);
   return { rows: size / channels, channels };

@@ -199,7 +199,7 @@ function isWholeInput(outputs: PhaseOutput[], info: backend_util.Conv2DInfo): bo
  */
 function backpropInputByPhases(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
   const outputs = phaseConvolutions(backend, dy, filter, info);
-  if (isWholeInput(outputs, info)) return outputs[0]!.out;
+  if (isWholeInput(outputs, info)) return outputs[0].out;
   const dx = backend.makeOutput(info.inShape, 'float32');
   const covered = outputs.reduce((sum, { rowPhase, colPhase }) => sum + rowPhase.rows * colPhase.rows, 0);
   if (covered < info.inHeight * info.inWidth) backend.typedArrayFromHeap(dx).fill(0);

@@ -77,7 +77,7 @@ function forwardConv(stock: KernelConfig, args: ConvArgs): TensorInfo {
   if (activation !== null && firstUse(args.backend, used) && prefersSwappedForward(usedInfo)) {
     return forwardBySwappedRoles(args.backend, x, used, args.inputs['bias'], activation, usedInfo);
   }
-  if (window === null) return stock.kernelFunc(args as unknown as Parameters<KernelFunc>[0]) as TensorInfo;
+  if (window === null) return stock.kernelFunc(args) as TensorInfo;
   return stock.kernelFunc({
     ...args,
     inputs: { ...args.inputs, filter: used },

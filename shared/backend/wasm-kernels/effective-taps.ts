@@ -59,7 +59,7 @@ export function effectiveTaps(info: backend_util.Conv2DInfo): TapWindow | null {
 
 /** The cropped filter's shape [rows, cols, in, out]. */
 export function croppedFilterShape(window: TapWindow, filterShape: number[]): [number, number, number, number] {
-  return [window.rowTo - window.rowFrom, window.colTo - window.colFrom, filterShape[2]!, filterShape[3]!];
+  return [window.rowTo - window.rowFrom, window.colTo - window.colFrom, filterShape[2], filterShape[3]];
 }
 
 /**

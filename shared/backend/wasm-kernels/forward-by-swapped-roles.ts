@@ -76,11 +76,11 @@ function finishOutput(backend: BackendWasm, byChannel: TensorInfo, bias: TensorI
   const biasAt = bias === undefined ? -1 : heapFloatIndex(backend, bias);
   const pixels = outHeight * outWidth;
   for (let co = 0; co < outChannels; co++) {
-    const shift = biasAt < 0 ? 0 : heap[biasAt + co]!;
+    const shift = biasAt < 0 ? 0 : heap[biasAt + co];
     for (let p = 0; p < pixels; p++) {
       const row = from + (co * pixels + p) * batch;
       for (let n = 0; n < batch; n++) {
-        const v = heap[row + n]! + shift;
+        const v = heap[row + n] + shift;
         heap[to + (n * pixels + p) * outChannels + co] = activation === 'relu' && v < 0 ? 0 : v;
       }
     }

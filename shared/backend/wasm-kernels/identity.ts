@@ -13,7 +13,7 @@ const stockIdentity = stockWasmKernel(Identity);
  */
 function identity(args: { inputs: IdentityInputs; backend: BackendWasm }): TensorInfo {
   const x = args.inputs.x as TensorInfo;
-  if (x.dtype === 'string') return stockIdentity.kernelFunc(args as unknown as Parameters<KernelFunc>[0]) as TensorInfo;
+  if (x.dtype === 'string') return stockIdentity.kernelFunc(args) as TensorInfo;
   args.backend.incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }

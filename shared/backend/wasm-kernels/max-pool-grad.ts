@@ -30,7 +30,7 @@ function firstMaximum(p: PoolPass, n: number, rows: [number, number], cols: [num
   for (let ih = rows[0]; ih < rows[1]; ih++) {
     for (let iw = cols[0]; iw < cols[1]; iw++) {
       const index = ((n * info.inHeight + ih) * info.inWidth + iw) * info.inChannels + c;
-      if (heap[p.x + index]! > best) {
+      if (heap[p.x + index] > best) {
         best = heap[p.x + index]!;
         at = index;
       }
@@ -55,7 +55,7 @@ function scatterWindow(p: PoolPass, n: number, rows: [number, number], cols: [nu
   const dyAt = p.dy + yAt - p.y;
   const xAt = p.x + imageAt;
   for (let c = 0; c < channels; c++) {
-    const target = heap[yAt + c]!;
+    const target = heap[yAt + c];
     let at = -1;
     for (let ih = rows[0]; ih < rows[1] && at < 0; ih++) {
       for (let iw = cols[0], index = ih * rowStride + iw * channels + c; iw < cols[1]; iw++, index += channels) {
@@ -66,7 +66,7 @@ function scatterWindow(p: PoolPass, n: number, rows: [number, number], cols: [nu
       }
     }
     if (at < 0) at = firstMaximum(p, n, rows, cols, c);
-    if (at >= 0) heap[p.dx + at] += heap[dyAt + c]!;
+    if (at >= 0) heap[p.dx + at] += heap[dyAt + c];
   }
 }
 

@@ -11,5 +11,5 @@ export const stockConv2D = stockWasmKernel(Conv2D);
  * conv they describe, not the route choices of the registered Conv2D.
  */
 export function runStockConv2D(backend: BackendWasm, inputs: { x: TensorInfo; filter: TensorInfo }, attrs: NamedAttrMap): TensorInfo {
-  return stockConv2D.kernelFunc({ inputs, backend, attrs } as unknown as Parameters<KernelFunc>[0]) as TensorInfo;
+  return stockConv2D.kernelFunc({ inputs, backend, attrs }) as TensorInfo;
 }

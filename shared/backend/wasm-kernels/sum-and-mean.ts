@@ -11,10 +11,7 @@ function axisBlockReductionConfig(kernelName: typeof Sum | typeof Mean): KernelC
   const stock = stockWasmKernel(kernelName);
   const kernelFunc = (args: { inputs: { x: TensorInfo }; backend: BackendWasm; attrs: { axis: number | number[]; keepDims: boolean } }): TensorInfo => {
     const { axis, keepDims } = args.attrs;
-    return (
-      reduceAxisBlock(args.backend, args.inputs.x, axis, keepDims, kernelName === Mean) ??
-      (stock.kernelFunc(args as unknown as Parameters<KernelFunc>[0]) as TensorInfo)
-    );
+    return reduceAxisBlock(args.backend, args.inputs.x, axis, keepDims, kernelName === Mean) ?? (stock.kernelFunc(args) as TensorInfo);
   };
   return { kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as KernelFunc, setupFunc: stock.setupFunc };
 }

@@ -34,7 +34,7 @@ export function heapBytes(backend: BackendWasm): Uint8Array {
 
 /** Byte offset of a tensor's data in the wasm heap. */
 export function heapByteOffset(backend: BackendWasm, info: TensorInfo): number {
-  return backend.dataIdMap.get(info.dataId)!.memoryOffset;
+  return backend.dataIdMap.get(info.dataId).memoryOffset;
 }
 
 /**
@@ -50,5 +50,5 @@ export function stockWasmKernel(kernelName: string): KernelConfig {
 
 /** Index of a tensor's first float in `heapFloats(backend)`. */
 export function heapFloatIndex(backend: BackendWasm, info: TensorInfo): number {
-  return backend.dataIdMap.get(info.dataId)!.memoryOffset / Float32Array.BYTES_PER_ELEMENT;
+  return backend.dataIdMap.get(info.dataId).memoryOffset / Float32Array.BYTES_PER_ELEMENT;
 }
