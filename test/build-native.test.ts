@@ -28,7 +28,7 @@ async function runScript(t: import('ava').ExecutionContext, includeDir: string, 
   const { NODE_PATH: _, ...env } = process.env;
   const child = spawn(process.execPath, [script, ...args], { cwd: root, env: { ...env, DNNL_INCLUDE_DIR: includeDir }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   const rootEntries = (await readdir(root)).filter((entry) => entry !== 'scripts');
   return { code, stderrLines: stderr.trim().split('\n'), rootEntries };

@@ -11,6 +11,7 @@ import { listCheckpoints } from '../shared/train/checkpoint-store.ts';
 import { RedisKeys } from '../shared/redis/keys.ts';
 import { RunStore } from '../shared/run/run-store.ts';
 import { rendezvousMembers } from '../worker/rendezvous.ts';
+import type { RunRecord } from '../shared/run/run-state.ts';
 
 let redis: TestRedis;
 let scratch: string;
@@ -136,7 +137,7 @@ test('a run whose processes were all killed resumes to the same weights as one n
   );
 
   const status = await runCli('coordinator', ['status', runId, '--json', '--redis', redis.url, '--prefix', prefix]);
-  const record = JSON.parse(status.stdout);
+  const record = JSON.parse(status.stdout) as RunRecord;
   t.is(record.state, 'completed');
   t.is(record.generation, 1);
   t.is(record.history.length, 2);
@@ -244,10 +245,10 @@ test('Ctrl-C on launch --local stops the coordinator and its workers cleanly and
   );
   let stdout = '';
   let stderr = '';
-  launch.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  launch.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   let interrupted = false;
   launch.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk;
+    stdout += chunk.toString();
     if (!interrupted && stdout.includes('"epoch":1')) {
       interrupted = true;
       process.kill(-launch.pid!, 'SIGINT');
@@ -261,12 +262,12 @@ test('Ctrl-C on launch --local stops the coordinator and its workers cleanly and
   const runId = final.run as string;
   t.throws(() => process.kill(-launch.pid!, 0), { code: 'ESRCH' }, 'no process of the group is left');
   const checkpoints = await listCheckpoints(path.join(stateDir, 'checkpoints', runId));
-  t.true(checkpoints.length > 0, `the workers checkpointed on the way out; ${stateDir}: ${await readdir(stateDir, { recursive: true })}`);
+  t.true(checkpoints.length > 0, `the workers checkpointed on the way out; ${stateDir}: ${(await readdir(stateDir, { recursive: true })).join(',')}`);
 
   const resumed = await runCli('coordinator', ['resume', runId, '--local', '--json', '--redis', redis.url, '--prefix', prefix, '--state-dir', stateDir]);
   t.is(resumed.code, 0, resumed.stderr);
   t.deepEqual(jsonLines(resumed.stdout).at(-1), { run: runId, status: 'completed' });
-  const record = JSON.parse((await runCli('coordinator', ['status', runId, '--json', '--redis', redis.url, '--prefix', prefix])).stdout);
+  const record = JSON.parse((await runCli('coordinator', ['status', runId, '--json', '--redis', redis.url, '--prefix', prefix])).stdout) as RunRecord;
   t.is(record.state, 'completed');
   t.is(record.history.length, 6);
 });
@@ -324,13 +325,13 @@ test('a worker killed mid-run fails the run at once, naming the lost peer, and r
   // must not wait for is 10 minutes.
   t.true(failedAfterMs < 120_000, `the launch ended ${failedAfterMs} ms after the kill`);
   const runId = final.run as string;
-  const failed = JSON.parse((await runCli('coordinator', ['status', runId, '--json', ...common])).stdout);
+  const failed = JSON.parse((await runCli('coordinator', ['status', runId, '--json', ...common])).stdout) as RunRecord;
   t.deepEqual(failed.failure, final.failure, 'status --json shows the same typed failure');
 
   const resumed = await runCli('coordinator', ['resume', runId, '--local', '--json', ...common, '--state-dir', stateDir]);
   t.is(resumed.code, 0, resumed.stderr);
   t.deepEqual(jsonLines(resumed.stdout).at(-1), { run: runId, status: 'completed' });
-  const record = JSON.parse((await runCli('coordinator', ['status', runId, '--json', ...common])).stdout);
+  const record = JSON.parse((await runCli('coordinator', ['status', runId, '--json', ...common])).stdout) as RunRecord;
   t.is(record.history.length, 12);
   t.is(record.generation, 1);
   t.is(record.failure, undefined, 'a resume clears the failure');
@@ -395,7 +396,7 @@ test('status --follow --local beside a running launch --local shares its Redis, 
 
   const status = await runCli('coordinator', ['status', runId, '--json', ...local], { env });
   t.is(status.code, 0, status.stderr);
-  const record = JSON.parse(status.stdout);
+  const record = JSON.parse(status.stdout) as RunRecord;
   t.is(record.state, 'completed');
   t.is(record.history.length, 6);
   t.is(await connectionsReceived(decoyClient), decoyConnections, 'no command connected to the decoy');
@@ -435,7 +436,7 @@ test('a reader that goes away (| head -1) stops launch --local like Ctrl-C: work
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
-  launch.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  launch.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   let markerWhileRunning = false;
   launch.stdout.once('data', () => {
     markerWhileRunning = existsSync(marker);

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { cliErrorCode, jsonLines, runCli, type CliResult } from './helpers/cli.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from './helpers/redis-server.ts';
 import { listCheckpoints } from '../shared/train/checkpoint-store.ts';
+import type { RunRecord } from '../shared/run/run-state.ts';
 
 let redis: TestRedis;
 let scratch: string;
@@ -29,7 +30,7 @@ function printed(service: ReturnType<typeof runCli>, pattern: RegExp): Promise<v
   return new Promise((resolve) => {
     let seen = '';
     const look = (chunk: Buffer) => {
-      seen += chunk;
+      seen += chunk.toString();
       if (pattern.test(seen)) resolve();
     };
     service.child.stdout?.on('data', look);
@@ -105,7 +106,7 @@ test('serve, two workers and launch train a run that status --follow sees throug
     seen.some((line) => line.epoch === 2),
     'the follower printed the epoch that ended after it attached',
   );
-  const record = JSON.parse((await runCli('coordinator', ['status', runId, '--json', ...common])).stdout);
+  const record = JSON.parse((await runCli('coordinator', ['status', runId, '--json', ...common])).stdout) as RunRecord;
   t.is(record.state, 'completed');
   t.is(record.history.length, 2);
 

@@ -212,7 +212,7 @@ test.serial('a member offers its senders the large HTTP/2 receive window', async
   try {
     // The server's first SETTINGS frame has Node's defaults; the widened window follows it.
     const window = await new Promise<number | undefined>((resolve, reject) => {
-      session.on('remoteSettings', (settings) => {
+      session.on('remoteSettings', (settings: http2.Settings) => {
         if (settings.initialWindowSize === FLOW_CONTROL_WINDOW_BYTES) resolve(settings.initialWindowSize);
       });
       session.on('error', reject);

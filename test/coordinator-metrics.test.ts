@@ -4,7 +4,6 @@
  * figures (a run that stopped long ago has no series); and the service discovery of /sd.
  */
 import test from 'ava';
-import type { MetricValue } from 'prom-client';
 import { CoordinatorMetrics, RECENT_RUN_MS, runProgressFigures } from '../coordinator/coordinator-metrics.ts';
 import { discoveryTargets } from '../coordinator/service-discovery.ts';
 import { TrainingQueue } from '../coordinator/training-queue.ts';

@@ -165,7 +165,7 @@ test('Prometheus discovers a local run through /sd, every dashboard query return
   const cliConfig = await promtool(['check', 'config', path.join(stateDir, 'prometheus', 'prometheus.yml')]);
   t.is(cliConfig.code, 0, cliConfig.output);
 
-  const record: RunRecord = JSON.parse((await runCli('coordinator', ['status', runId, '--json', '--redis', redis.url, '--prefix', prefix])).stdout);
+  const record = JSON.parse((await runCli('coordinator', ['status', runId, '--json', '--redis', redis.url, '--prefix', prefix])).stdout) as RunRecord;
   t.is(record.state, 'completed');
   // The moment of the run's last step: every process is up, and every epoch but the last is recorded.
   const steps = await progressOf(store, runId, record.config.epochs);

@@ -14,7 +14,7 @@ function getWithHost(url: string, host: string): Promise<string> {
   return new Promise((resolve, reject) => {
     get(url, { headers: { host } }, (response) => {
       let body = '';
-      response.on('data', (chunk: Buffer) => (body += chunk));
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
       response.on('end', () => resolve(body));
     }).on('error', reject);
   });
@@ -44,9 +44,9 @@ test('/metrics renders the registry after refresh, /healthz follows the health r
     registry,
     host: '127.0.0.1',
     port: 'auto',
-    refresh: async () => gauge.set(++refreshes),
+    refresh: () => Promise.resolve(void gauge.set(++refreshes)),
     health: () => health,
-    routes: { '/echo': async (request) => ({ host: request.headers.host }) },
+    routes: { '/echo': (request) => Promise.resolve({ host: request.headers.host }) },
   });
   t.teardown(() => server.close());
   t.true(server.port > 0);
@@ -74,9 +74,7 @@ test('a refresh that fails answers 500 and the next scrape tries again', async (
     registry,
     host: '127.0.0.1',
     port: 'auto',
-    refresh: async () => {
-      if (fail) throw new Error('Redis is away');
-    },
+    refresh: () => (fail ? Promise.reject(new Error('Redis is away')) : Promise.resolve()),
   });
   t.teardown(() => server.close());
   t.is((await fetch(`${server.url}/metrics`)).status, 500);

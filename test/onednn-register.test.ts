@@ -36,7 +36,7 @@ async function registerInChild(env: NodeJS.ProcessEnv): Promise<{ registered: bo
       ].join('\n'),
     );
     const { stdout } = await run(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, ...env }, cwd: process.cwd() });
-    return JSON.parse(stdout.trim().split('\n').pop()!);
+    return JSON.parse(stdout.trim().split('\n').pop()!) as Awaited<ReturnType<typeof registerInChild>>;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -18,6 +18,7 @@ class RecordingTerminal implements BarStream {
   /** The ETA of the latest bar drawn. */
   get lastEta(): string | undefined {
     const drawn = this.writes.filter((text) => text.includes(' ETA '));
+    // eslint-disable-next-line no-control-regex -- matches terminal escape codes
     return / ETA (\S+)\x1b\[K$/.exec(drawn.at(-1) ?? '')?.[1];
   }
 }

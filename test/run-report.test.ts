@@ -184,7 +184,7 @@ async function screenshot(page: string, png: string): Promise<Buffer> {
   // Generous: a screenshot takes seconds, but a loaded 2-core machine may stretch its start-up.
   const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
   let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const code = await new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', resolve);

@@ -23,7 +23,7 @@ class DrainingProcess {
     this.child = spawn(process.execPath, ['--import', 'tsx', CHILD], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
     let pending = '';
     this.child.stdout.on('data', (chunk: Buffer) => {
-      const parts = (pending + chunk).split('\n');
+      const parts = (pending + chunk.toString()).split('\n');
       pending = parts.pop()!;
       for (const line of parts) {
         this.lines.push(line);

@@ -8,7 +8,7 @@ import { listCheckpoints } from '../shared/train/checkpoint-store.ts';
 test('coordinator summary --json prints the stage shapes and parameter count of ResNet-18', async (t) => {
   const result = await runCli('coordinator', ['summary', '--json']);
   t.is(result.code, 0, result.stderr);
-  const summary = JSON.parse(result.stdout);
+  const summary = JSON.parse(result.stdout) as unknown;
   t.deepEqual(summary, {
     input: [1, 224, 224, 1],
     stages: [

@@ -58,7 +58,7 @@ test.serial('a stop request ends training after the current step with the state 
   const loop = new TrainingLoop(model, data, compileTrainingOptions({ model: 'tiny-cnn', epochs: 2, batchSize: 32, resize: 28 }), new SoloCollective(), {
     onStep: () => void (steps += 1),
     stopRequested: () => steps >= 3,
-    saveCheckpoint: async (state) => void saved.push(state.globalStep),
+    saveCheckpoint: (state) => Promise.resolve(void saved.push(state.globalStep)),
   });
   const outcome = await loop.run(initialTrainingState());
   t.is(outcome.kind, 'stopped');

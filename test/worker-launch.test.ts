@@ -99,13 +99,13 @@ test.serial('npm run worker starts node with the flags and environment of worker
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
-  npm.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  npm.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => npm.once('exit', (code) => resolve(code)));
   t.teardown(() => void npm.kill('SIGKILL'));
   const worker = await waitForReadyWorker(
     t,
     prefix,
-    async () => stderr,
+    () => Promise.resolve(stderr),
     () => npm.exitCode !== null,
   );
   await assertTuned(t, worker);

@@ -99,7 +99,9 @@ test('refused messages are counted by reason, every reason exported from zero', 
   metrics.refused('malformed_chunk');
   metrics.refused('malformed_chunk');
   metrics.refused('unauthenticated');
-  const counts = Object.fromEntries((await values(metrics, 'fmnist_collective_refused_messages_total')).map((v) => [v.labels.reason, v.value]));
+  const counts = Object.fromEntries(
+    (await values(metrics, 'fmnist_collective_refused_messages_total')).map((v): [string, number] => [String(v.labels.reason), v.value]),
+  );
   t.deepEqual(Object.keys(counts).sort(), [...REFUSAL_REASONS].sort());
   t.is(counts.malformed_chunk, 2);
   t.is(counts.unauthenticated, 1);

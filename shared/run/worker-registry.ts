@@ -88,7 +88,7 @@ export function startHeartbeat(redis: Redis, keys: RedisKeys, options: Heartbeat
     await redis.multi().set(keys.workerBeat(workerId), JSON.stringify(value), 'PX', ttlMs).sadd(keys.workerIndex(), workerId).exec();
   };
   beat().catch(onError);
-  const timer = setInterval(() => beat().catch(onError), options.intervalMs ?? WORKER_BEAT_INTERVAL_MS);
+  const timer = setInterval(() => void beat().catch(onError), options.intervalMs ?? WORKER_BEAT_INTERVAL_MS);
   timer.unref();
   const stop = () => {
     clearInterval(timer);

@@ -42,13 +42,13 @@ export function runCli(
   let stderr = '';
   let pending = '';
   child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk;
-    pending += chunk;
+    stdout += chunk.toString();
+    pending += chunk.toString();
     const lines = pending.split('\n');
     pending = lines.pop()!;
     for (const line of lines) options.onStdoutLine?.(line);
   });
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? CLI_KILL_AFTER_MS);
   const promise = new Promise<CliResult>((resolve) => {
     child.on('close', (code) => {

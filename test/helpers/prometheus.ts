@@ -36,8 +36,8 @@ export function promtool(args: string[], stdin?: string): Promise<PromtoolResult
   return new Promise((resolve, reject) => {
     const child = spawn('promtool', args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk));
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, output }));
     child.stdin.end(stdin ?? '');

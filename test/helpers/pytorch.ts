@@ -32,7 +32,8 @@ export async function writeBundle(base: string, tensors: Map<string, BundleTenso
   const manifest: BundleManifest = { dtype: 'float32', tensors: [] };
   let offset = 0;
   for (const [name, tensor] of tensors) {
-    if (product(tensor.shape) !== tensor.values.length) throw new RangeError(`${name}: shape ${tensor.shape} does not hold ${tensor.values.length} values`);
+    if (product(tensor.shape) !== tensor.values.length)
+      throw new RangeError(`${name}: shape ${tensor.shape.join(',')} does not hold ${tensor.values.length} values`);
     data.set(tensor.values, offset);
     manifest.tensors.push({ name, shape: tensor.shape, offset });
     offset += tensor.values.length;
@@ -71,7 +72,7 @@ export function toTorchLayout(tensor: BundleTensor): BundleTensor {
 
 /** The inverse of {@link toTorchLayout}: `tensor` in PyTorch's layout, `shape` our shape for it. */
 export function fromTorchLayout(tensor: BundleTensor, shape: number[]): BundleTensor {
-  if (torchShapeOf(shape).join() !== tensor.shape.join()) throw new RangeError(`PyTorch shape ${tensor.shape} does not fit ours ${shape}`);
+  if (torchShapeOf(shape).join() !== tensor.shape.join()) throw new RangeError(`PyTorch shape ${tensor.shape.join(',')} does not fit ours ${shape.join(',')}`);
   if (shape.length === 4) return transposeOihwToHwio(tensor);
   if (shape.length === 2) return transpose2d(tensor);
   return tensor;

@@ -9,7 +9,7 @@
  * into a fresh buffer, so the receiver can read the values in place: float32-chunks.ts).
  * Decoding stays protobuf's, which slices `bytes` fields without copying.
  */
-import { makeGenericClientConstructor, type ChannelCredentials, type ChannelOptions, type ServiceDefinition } from '@grpc/grpc-js';
+import { makeGenericClientConstructor, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
 import type { CollectiveClient, CollectiveDefinition } from '../../proto/generated/fmnist/cluster/v1/Collective.ts';
 import type { ExchangeChunk } from '../../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
 import { loadClusterProto } from '../../shared/grpc/cluster-proto.ts';

@@ -92,8 +92,8 @@ export class OnednnBackend extends MathBackendCPU {
     return super.readSync(dataId);
   }
 
-  override async read(dataId: DataId): Promise<backend_util.BackendValues> {
-    return this.readSync(dataId);
+  override read(dataId: DataId): Promise<backend_util.BackendValues> {
+    return Promise.resolve(this.readSync(dataId));
   }
 
   override disposeData(dataId: DataId, force = false): boolean {

@@ -1,4 +1,4 @@
-import { Conv2D, type KernelFunc, type NamedAttrMap, type TensorInfo } from '@tensorflow/tfjs-core';
+import { Conv2D, type NamedAttrMap, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { stockWasmKernel } from './wasm-kernel-call.ts';
 
