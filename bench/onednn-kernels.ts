@@ -274,7 +274,7 @@ interface VariantResult {
   cpuExamplesPerSec: number;
 }
 
-async function benchVariant(variant: Variant, options: Options, timer: KernelTimer): Promise<VariantResult> {
+function benchVariant(variant: Variant, options: Options, timer: KernelTimer): Promise<VariantResult> {
   const base = ResNet18.create(benchRng(12345));
   const model: TrainableModel = variant === 'model' ? base : new FusedBatchNormResNet18(base);
   const step = variant === 'tuned' ? tunedStep : timedStep;
@@ -300,7 +300,7 @@ async function benchVariant(variant: Variant, options: Options, timer: KernelTim
   const mean = (key: 'wallMs' | 'cpuMs') => figures.reduce((total, f) => total + f[key], 0) / figures.length;
   printKernelTable(timer, options.steps, { wallMs: mean('wallMs'), cpuMs: mean('cpuMs') }, options.top);
   model.dispose();
-  return { variant, wallExamplesPerSec: (options.batch * 1000) / wall, cpuExamplesPerSec: (options.batch * 1000) / cpu };
+  return Promise.resolve({ variant, wallExamplesPerSec: (options.batch * 1000) / wall, cpuExamplesPerSec: (options.batch * 1000) / cpu });
 }
 
 /** The d2l ResNet-18 as the seed builds it (stem padding 2), timed like the TypeScript step. */

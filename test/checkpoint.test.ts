@@ -21,11 +21,11 @@ test.after.always(() => rm(dir, { recursive: true, force: true }));
 function fileHandler(folder: string): tf.io.IOHandler {
   return {
     async load() {
-      const model = JSON.parse(await readFile(path.join(folder, 'model.json'), 'utf8'));
+      const model = JSON.parse(await readFile(path.join(folder, 'model.json'), 'utf8')) as tf.io.ModelJSON;
       const weights = await readFile(path.join(folder, 'weights.bin'));
       return {
         modelTopology: model.modelTopology,
-        weightSpecs: model.weightsManifest.flatMap((g: { weights: tf.io.WeightsManifestEntry[] }) => g.weights),
+        weightSpecs: model.weightsManifest.flatMap((g) => g.weights),
         weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
       };
     },

@@ -140,7 +140,7 @@ test.serial('the kernels reject a scale whose length is not the channel count', 
   await tf.setBackend('wasm');
   tf.tidy(() => {
     const x = tf.zeros([2, 3, 3, 4]);
-    t.throws(() => tf.engine().runKernel(BATCH_NORM_TRAINING, { x, scale: tf.ones([3]), offset: tf.zeros([4]) }, { epsilon: EPSILON, relu: false }), {
+    t.throws(() => void tf.engine().runKernel(BATCH_NORM_TRAINING, { x, scale: tf.ones([3]), offset: tf.zeros([4]) }, { epsilon: EPSILON, relu: false }), {
       instanceOf: TypeError,
     });
   });
