@@ -13,6 +13,12 @@ export default tseslint.config(
     rules: {
       // A leading underscore marks a binding that is deliberately unused (skipped tuple slots, required parameters).
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
+      // TensorFlow.js ops are generic over their rank; stating the rank by assertion is that
+      // library's idiom (its own layers do it), so these assertions stay.
+      '@typescript-eslint/no-unnecessary-type-assertion': [
+        'error',
+        { typesToIgnore: ['tf.Scalar', 'tf.Tensor', 'tf.Tensor1D', 'tf.Tensor2D', 'tf.Tensor4D', 'tf.Tensor[]'] },
+      ],
     },
   },
   {

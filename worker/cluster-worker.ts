@@ -78,6 +78,8 @@ export class ClusterWorker {
    */
   static async start(options: CompiledWorkerOptions, log: (line: string) => void): Promise<ClusterWorker> {
     const metrics = new WorkerMetrics();
+    // Assigned once the server is up; its health callback reads it before that.
+    // eslint-disable-next-line prefer-const
     let worker: ClusterWorker | undefined;
     const server =
       options.metricsPort === 'off'

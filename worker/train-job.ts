@@ -31,7 +31,7 @@ export interface JobContext {
   metrics: WorkerMetrics;
   /** True once this process was asked to shut down. */
   shutdownRequested(): boolean;
-  log(line: string): void;
+  log: (line: string) => void;
 }
 
 async function loadRunData(shards: ShardCache, job: TrainJobData, config: CompiledRunConfig): Promise<TrainingData> {

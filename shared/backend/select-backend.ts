@@ -95,9 +95,14 @@ function tensorflowLoader(packageName: string): Loader {
 
 /** The onednn backend lives in ./onednn/register.ts; a missing module or addon is "unavailable". */
 const loadOnednn: Loader = async (options) => {
-  let module: { registerOnednnBackend?: unknown; onednnUnavailableReason?: unknown; onednnUnavailableCode?: unknown };
+  // Loaded by URL so that a missing addon or module is an answer here, not an import error at start-up.
+  let module: {
+    registerOnednnBackend?: (options: { threads?: number }) => Promise<boolean>;
+    onednnUnavailableReason?: () => string;
+    onednnUnavailableCode?: () => string;
+  };
   try {
-    module = await import(new URL('./onednn/register.ts', import.meta.url).href);
+    module = (await import(new URL('./onednn/register.ts', import.meta.url).href)) as typeof module;
   } catch (error) {
     throw new Unavailable('BACKEND_LOAD_FAILED', `shared/backend/onednn/register.ts does not load: ${firstLine(error)}`);
   }
@@ -106,7 +111,7 @@ const loadOnednn: Loader = async (options) => {
   }
   const registered: unknown = await module.registerOnednnBackend({ threads: options.threads });
   if (registered !== true) {
-    const reason = typeof module.onednnUnavailableReason === 'function' ? String(module.onednnUnavailableReason()) : 'native addon not built';
+    const reason = typeof module.onednnUnavailableReason === 'function' ? module.onednnUnavailableReason() : 'native addon not built';
     const loadFailed = typeof module.onednnUnavailableCode === 'function' && module.onednnUnavailableCode() === 'ONEDNN_ADDON_LOAD_FAILED';
     throw new Unavailable(loadFailed ? 'BACKEND_LOAD_FAILED' : 'BACKEND_MISSING', reason);
   }

@@ -60,7 +60,7 @@ export interface HeartbeatOptions {
   /** @default WORKER_BEAT_INTERVAL_MS */
   intervalMs?: number;
   /** A beat that could not be written (the next one is tried anyway). @default ignore */
-  onError?(error: unknown): void;
+  onError?: (error: unknown) => void;
 }
 
 /** A running heartbeat. */

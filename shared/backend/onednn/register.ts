@@ -105,7 +105,7 @@ export function onednnAvailable(): boolean {
 /** Why the addon is unavailable: a load error, or a note that it was not built. */
 export function onednnUnavailableReason(): string {
   const error = addonLoadError();
-  if (error !== undefined) return error instanceof Error ? error.message : String(error);
+  if (error !== undefined) return error instanceof Error ? error.message : JSON.stringify(error);
   return `${addonPath()} is missing (build it with \`node scripts/build-native.mjs\`; needs libdnnl-dev)`;
 }
 
@@ -123,6 +123,7 @@ export function onednnUnavailableCode(): 'ONEDNN_ADDON_MISSING' | 'ONEDNN_ADDON_
  * registered. Calling it again is harmless; a later `threads` value is applied with
  * omp_set_num_threads.
  */
+// eslint-disable-next-line @typescript-eslint/require-await -- async so that a bad option rejects, as callers await it
 export async function registerOnednnBackend(options: OnednnBackendOptions = {}): Promise<boolean> {
   const { threads, maxPooledBytes } = options;
   if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
