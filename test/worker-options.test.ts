@@ -25,6 +25,9 @@ test('with only Redis given and an empty environment, every other option takes i
     collectiveTransport: 'auto',
     hostId: os.hostname(),
     name: `${os.hostname()}/${process.pid}`,
+    metricsHost: '127.0.0.1',
+    metricsPort: 'auto',
+    metricsAdvertiseHost: '127.0.0.1',
   });
 });
 
@@ -38,6 +41,7 @@ const ENV: NodeJS.ProcessEnv = {
   FMNIST_AUTH_TOKEN: 'ring-secret',
   FMNIST_COLLECTIVE_TRANSPORT: 'grpc',
   FMNIST_HOST_ID: 'rack-2',
+  WORKER_METRICS_PORT: '9100',
 };
 
 test('the environment passed in fills what the options leave out', (t) => {
@@ -51,6 +55,9 @@ test('the environment passed in fills what the options leave out', (t) => {
     authToken: 'ring-secret',
     collectiveTransport: 'grpc',
     hostId: 'rack-2',
+    metricsHost: '0.0.0.0',
+    metricsPort: 9100,
+    metricsAdvertiseHost: 'worker-3',
   });
 });
 
@@ -68,8 +75,10 @@ test('options win over the environment', (t) => {
     collectiveTransport: 'auto',
     hostId: 'h1',
     name: 'w1',
+    metricsHost: '10.0.0.9',
+    metricsPort: 'off',
   };
-  t.deepEqual(compileWorkerOptions(options, ENV), { ...options, backend: 'cpu', checkpointRoot: path.resolve('ckpt') });
+  t.deepEqual(compileWorkerOptions(options, ENV), { ...options, backend: 'cpu', checkpointRoot: path.resolve('ckpt'), metricsAdvertiseHost: 'me' });
 });
 
 /** [what is wrong, options, environment, the option the error must name]. */
