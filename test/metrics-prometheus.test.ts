@@ -145,7 +145,10 @@ test('Prometheus discovers a local run through /sd, every dashboard query return
   ];
   const client = redis.connect('prometheus-test');
   const store = new RunStore(client, new RedisKeys(prefix));
-  const launch = runCli('coordinator', args, { timeoutMs: 180_000 });
+  // Over the gRPC ring, as between hosts: the all-reduce byte counters and bandwidth panels then
+  // count network traffic, and the run lasts long enough for the checks made while it trains
+  // (shared memory makes this run several times shorter).
+  const launch = runCli('coordinator', args, { timeoutMs: 180_000, env: { FMNIST_COLLECTIVE_TRANSPORT: 'grpc' } });
   // Once the workers train, every process is up and its run's series exist.
   const duringRun = untilTraining(store).then(() =>
     Promise.all([checkProcessesWhileTraining(coordinatorPort), untilDiscovered(`http://127.0.0.1:${cliPrometheusPort}`)]),
