@@ -25,6 +25,27 @@ export async function instantQuery(prometheusUrl: string, expr: string, timeMs: 
   return body.data.result.map((series) => ({ metric: series.metric, value: Number(series.value[1]) }));
 }
 
+/** One raw sample of a series: its scrape's time (ms since the epoch) and value. */
+export interface TimedSample {
+  timeMs: number;
+  value: number;
+}
+
+/** The raw samples of the one series `selector` picks over the `windowMs` before `timeMs`, oldest first. */
+export async function rangeSamples(prometheusUrl: string, selector: string, windowMs: number, timeMs: number): Promise<TimedSample[]> {
+  const url = new URL('/api/v1/query', prometheusUrl);
+  url.searchParams.set('query', `${selector}[${Math.ceil(windowMs)}ms]`);
+  url.searchParams.set('time', (timeMs / 1000).toFixed(3));
+  const body = (await (await fetch(url)).json()) as {
+    status: string;
+    error?: string;
+    data?: { resultType: string; result: { values: [number, string][] }[] };
+  };
+  if (body.status !== 'success' || body.data === undefined) throw new Error(`query ${selector}: ${body.error ?? body.status}`);
+  if (body.data.result.length !== 1) throw new Error(`query ${selector}: ${body.data.result.length} series, not 1`);
+  return body.data.result[0].values.map(([seconds, value]) => ({ timeMs: Math.round(seconds * 1000), value: Number(value) }));
+}
+
 /** What `promtool` said. */
 export interface PromtoolResult {
   code: number | null;
