@@ -9,10 +9,12 @@ import { ClusterWorker } from './cluster-worker.ts';
 import { compileWorkerOptions, type CompiledWorkerOptions } from './worker-options.ts';
 
 const USAGE = `usage: npm run worker -- [--redis URL] [--prefix fmnist] [--backend auto|tensorflow-gpu|tensorflow|onednn|wasm|cpu]
-       [--threads N] [--listen-host 127.0.0.1] [--advertise-host HOST] [--checkpoint-root DIR]
+       [--threads N] [--listen-host 127.0.0.1] [--advertise-host HOST] [--ring-port 0] [--checkpoint-root DIR]
        [--collective-timeout-ms 600000] [--name NAME]
-  Environment: REDIS_URL, FMNIST_PREFIX, TRAIN_BACKEND, WORKER_LISTEN_HOST, WORKER_ADVERTISE_HOST,
-  CHECKPOINT_ROOT, FMNIST_AUTH_TOKEN (shared secret of the ring).`;
+  Listening on 0.0.0.0 or :: without --advertise-host, a worker advertises its first non-loopback
+  address to its peers. --ring-port fixes the ring's port (0: a free one for each job).
+  Environment: REDIS_URL, FMNIST_PREFIX, TRAIN_BACKEND, WORKER_THREADS, WORKER_LISTEN_HOST,
+  WORKER_ADVERTISE_HOST, WORKER_RING_PORT, CHECKPOINT_ROOT, FMNIST_AUTH_TOKEN (shared secret of the ring).`;
 
 function parseWorkerFlags(argv: string[]): CompiledWorkerOptions {
   const { values } = parseArgs({
@@ -20,14 +22,14 @@ function parseWorkerFlags(argv: string[]): CompiledWorkerOptions {
     strict: true,
     options: {
       redis: { type: 'string' }, prefix: { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' },
-      'listen-host': { type: 'string' }, 'advertise-host': { type: 'string' }, 'checkpoint-root': { type: 'string' },
+      'listen-host': { type: 'string' }, 'advertise-host': { type: 'string' }, 'ring-port': { type: 'string' }, 'checkpoint-root': { type: 'string' },
       'collective-timeout-ms': { type: 'string' }, name: { type: 'string' },
     },
   });
   const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
   return compileWorkerOptions({
     redisUrl: values.redis, prefix: values.prefix, backend: values.backend, threads: number(values.threads),
-    listenHost: values['listen-host'], advertiseHost: values['advertise-host'], checkpointRoot: values['checkpoint-root'],
+    listenHost: values['listen-host'], advertiseHost: values['advertise-host'], ringPort: number(values['ring-port']), checkpointRoot: values['checkpoint-root'],
     collectiveTimeoutMs: number(values['collective-timeout-ms']), name: values.name,
   });
 }

@@ -70,6 +70,11 @@ const MIN_CHUNK_BYTES = 4 << 10;
 const MAX_CHUNK_BYTES = 64 << 20;
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]', '']);
 
+/** True for a listen host that means "every interface" ('0.0.0.0', '::'): peers cannot dial it. */
+export function isWildcardHost(host: string): boolean {
+  return WILDCARD_HOSTS.has(host);
+}
+
 /** Checks `options` and fills defaults; throws ConfigError on the first bad value. */
 export function compileRingOptions(options: RingOptions): CompiledRingOptions {
   if (endianness() !== 'LE') throw new ConfigError('the ring all-reduce sends float32 little-endian and needs a little-endian host');
@@ -85,7 +90,7 @@ export function compileRingOptions(options: RingOptions): CompiledRingOptions {
     worldSize,
     listenHost,
     port: integerIn('port', options.port ?? 0, 0, 65_535),
-    advertiseHost: options.advertiseHost ?? (WILDCARD_HOSTS.has(listenHost) ? '127.0.0.1' : listenHost),
+    advertiseHost: options.advertiseHost ?? (isWildcardHost(listenHost) ? '127.0.0.1' : listenHost),
     authToken: options.authToken,
     chunkBytes,
     timeoutMs,
