@@ -7,10 +7,14 @@ export const COMMAND_USAGE = {
       [--threads N] [--checkpoint-dir DIR] [--checkpoint-every STEPS] [--resume] [--json]
   Trains in this one process (no Redis), printing the seed's per-epoch line.`,
   launch: `launch [--local] --workers N [training flags as for train] [--follow] [--json]
-      [--redis URL] [--prefix fmnist] [--state-dir .fmnist-cluster]
+      [--run-id NAME [--if-exists fail|attach|resume]] [--redis URL] [--prefix fmnist] [--state-dir .fmnist-cluster]
   Creates a run and queues its N worker jobs. --local also starts Redis (when REDIS_URL is unset
   and nothing answers on 127.0.0.1:6379), the coordinator and N worker processes, and follows the
-  run to its end; Ctrl-C stops everything cleanly and leaves the run resumable.`,
+  run to its end; Ctrl-C stops everything cleanly and leaves the run resumable.
+  --run-id names the run and creates it only once; when it exists (with the same config), --if-exists
+  says what happens: fail (the default), attach (leave it as it is; follow it with --follow) or
+  resume (attach, resuming it first when it failed or was interrupted). An empty flag value counts
+  as an absent flag.`,
   resume: `resume <run> [--local] [--follow] [--force] [--json] [--redis URL] [--prefix P] [--state-dir DIR]
   Continues a failed, cancelled or interrupted run from its newest complete checkpoint.
   --force also takes a run still marked running whose processes were all killed.`,
@@ -20,9 +24,10 @@ export const COMMAND_USAGE = {
   running one, else one started from its files and stopped again.`,
   list: `list [--limit 20] [--json] [--redis URL | --local] [--state-dir DIR] [--prefix P]
   Lists runs, newest first. Reads the same Redis as status.`,
-  report: `report <run> [--out <run>.html] [--json] [--redis URL | --local] [--state-dir DIR] [--prefix P]
+  report: `report <run> [--out <run>.html | --out -] [--json] [--redis URL | --local] [--state-dir DIR] [--prefix P]
   Writes one self-contained HTML page (inline SVG, nothing fetched): loss and accuracy per epoch,
-  throughput over training time and the step time split. Reads the same Redis as status.`,
+  throughput over training time and the step time split (--out -: the page on stdout). Reads the
+  same Redis as status.`,
   cancel: `cancel <run> [--redis URL | --local [--state-dir DIR]] [--prefix P]
   Cancels a run: its workers stop together after the current step.`,
   serve: `serve [--redis URL] [--prefix P] [--local] [--state-dir DIR]
