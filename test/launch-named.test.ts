@@ -34,7 +34,7 @@ async function launch(prefix: string): Promise<{ code: number | null; line: Reco
   const result = await runCli('coordinator', launchArgs(prefix), { env: { TRAIN_BACKEND: '' } });
   const lines = jsonLines(result.stdout);
   if (lines.length !== 1) throw new Error(`launch printed ${lines.length} lines; stderr: ${result.stderr}`);
-  return { code: result.code, line: lines[0]! };
+  return { code: result.code, line: lines[0] };
 }
 
 async function jobIds(prefix: string): Promise<string[]> {

@@ -64,7 +64,7 @@ test('two workers listening on every interface at fixed ports reach each other a
     t.deepEqual(members.map((member) => member.address), ports.map((port) => (options.advertiseHost!.includes(':') ? `[${options.advertiseHost}]:${port}` : `${options.advertiseHost}:${port}`)));
     await Promise.all(members.map((member) => member.connect(members.map((m) => m.address))));
     const buffers = [new Float32Array([1, 2, 3]), new Float32Array([10, 20, 30])];
-    await Promise.all(members.map((member, rank) => member.allReduceSum(buffers[rank]!, { runId: 'advertise', generation: 0, step: 0 })));
+    await Promise.all(members.map((member, rank) => member.allReduceSum(buffers[rank], { runId: 'advertise', generation: 0, step: 0 })));
     for (const buffer of buffers) t.deepEqual([...buffer], [11, 22, 33]);
   } finally {
     await Promise.all(members.map((member) => member.close()));
