@@ -2,12 +2,14 @@
 # npm run test:deploy: brings the CPU variant of deploy/docker-compose.yml up for real, with
 # podman and Debian's docker-compose, and checks what a user relies on:
 #   1. the images build (deploy/cpu.Dockerfile on a local stand-in for node:20-bookworm-slim);
-#   2. `up` alone trains the .env run to `completed`, its two workers in separate containers
-#      forming the ring over the compose network at the addresses they advertise by default;
-#   3. the stack's Prometheus scraped every worker (up{job="fmnist-worker"} through its HTTP API);
-#   4. `docker compose run --rm coordinator status <run>`, `list` and `report <run> --out -`
+#   2. `up` alone starts training the .env run, its two workers in separate containers forming
+#      the ring over the compose network at the addresses they advertise by default;
+#   3. taking the stack down mid-run (containers go, volumes stay) makes the workers checkpoint
+#      and mark the run interrupted, and `up` again resumes that run from the checkpoint, in
+#      new containers, to `completed`: no second run;
+#   4. the stack's Prometheus scraped every worker (up{job="fmnist-worker"} through its HTTP API);
+#   5. `docker compose run --rm coordinator status <run>`, `list` and `report <run> --out -`
 #      report the run;
-#   5. taking the stack down and up again (new containers, same volumes) starts no second run;
 # then removes everything it started (containers, network, volumes, podman's API service), also
 # on failure, and prints how long each stage took. Grafana is left out (profile `grafana`): it has
 # no Debian package and no registry can be reached here. The base images it makes (Debian from
@@ -31,6 +33,8 @@ WORKERS=2
 ENV_FILE="$WORK_DIR/test.env"
 API_PID=""
 HEALTH_PID=""
+RESTARTED_AT=""
+WORKER_HOSTS=""
 STAGES=()
 STARTED=$SECONDS
 
@@ -125,22 +129,31 @@ redis_cli() {
   compose exec -T redis redis-cli --raw "$@"
 }
 
-run_state() {
-  redis_cli HGET "fmnist:run:$RUN_ID" state 2>/dev/null | tr -d '\r'
+# `<state> <generation> <global step>` of the run, empty before it exists.
+run_summary() {
+  redis_cli HMGET "fmnist:run:$RUN_ID" state generation progress 2>/dev/null | node -e '
+    const [state, generation, progress] = require("node:fs").readFileSync(0, "utf8").split("\n");
+    if (state) console.log(state, generation, progress ? JSON.parse(progress).globalStep : 0);
+  '
 }
 
-# Waits until the run is `completed`; fails at once when it fails or is interrupted.
-wait_for_completed() {
-  local state="" deadline=$((SECONDS + 1200))
+# Waits until the run, in generation $1 or later, is `$2` (running: with at least 2 steps done);
+# fails at once when that generation fails, is interrupted or cancelled.
+wait_for_run() {
+  local generation=$1 wanted=$2 summary="" state gen step deadline=$((SECONDS + 1200))
   while [ $SECONDS -lt $deadline ]; do
-    state=$(run_state || true)
-    case "$state" in
-      completed) echo "run $RUN_ID completed"; return 0 ;;
-      failed | interrupted | cancelled) echo "run $RUN_ID is $state: $(redis_cli HGET "fmnist:run:$RUN_ID" error)" >&2; return 1 ;;
-    esac
-    sleep 5
+    summary=$(run_summary || true)
+    read -r state gen step <<<"${summary:-none -1 0}"
+    if [ "$gen" -ge "$generation" ]; then
+      case "$state" in
+        "$wanted") if [ "$wanted" != running ] || [ "$step" -ge 2 ]; then echo "run $RUN_ID: $summary"; return 0; fi ;;
+        completed | failed | interrupted | cancelled)
+          echo "run $RUN_ID is $state in generation $gen, not $wanted: $(redis_cli HGET "fmnist:run:$RUN_ID" error)" >&2; return 1 ;;
+      esac
+    fi
+    sleep 3
   done
-  echo "run $RUN_ID still '$state' after 20 minutes" >&2
+  echo "run $RUN_ID: '$summary' after 20 minutes, not $wanted" >&2
   return 1
 }
 
@@ -149,20 +162,39 @@ launch_exit_code() {
   podman wait "$(compose ps -q launch)" | tail -1
 }
 
-up_and_train() {
+up_and_start_training() {
   quietly up compose up -d
-  wait_for_completed
+  wait_for_run 0 running
+}
+
+# Down mid-run, then up: the launch finds the run interrupted by the stop and resumes it, the
+# workers of the new generation continue from the checkpoint rank 0 wrote while stopping.
+restart_mid_run_and_finish() {
+  quietly down-mid-run compose down --timeout 120
+  RESTARTED_AT=$(date +%s)
+  quietly up-again compose up -d
+  wait_for_run 1 completed
   local code
   code=$(launch_exit_code)
   [ "$code" = 0 ] || { echo "launch exited $code" >&2; compose logs --no-color launch >&2; return 1; }
+  expect_in_logs launch "run $RUN_ID exists (resumed as generation 1)"
+  expect_in_logs worker-cpu "resuming from /var/lib/fmnist/checkpoints/$RUN_ID/ckpt-"
+  redis_cli XRANGE "fmnist:events:$RUN_ID" - + | grep -F '"to":"interrupted"' >/dev/null \
+    || { echo "the stop did not mark the run interrupted" >&2; return 1; }
 }
 
-# Both workers joined generation 0 from their own container, each advertising its container
-# address (not loopback) on the fixed ring port.
+# (grep -q would stop reading at the first match, and pipefail would count the writer's SIGPIPE.)
+expect_in_logs() {
+  compose logs --no-color "$1" | grep -F "$2" >/dev/null || { echo "no '$2' in the logs of $1:" >&2; compose logs --no-color --tail 30 "$1" >&2; return 1; }
+}
+
+# Both workers joined the resumed generation from their own container, each advertising its
+# container address (not loopback) on the fixed ring port.
 check_ring_addresses() {
   local members
-  members=$(redis_cli HVALS "fmnist:rdv:$RUN_ID:0:members")
+  members=$(redis_cli HVALS "fmnist:rdv:$RUN_ID:1:members")
   echo "$members"
+  WORKER_HOSTS=$(node -e 'console.log(process.argv[1].trim().split("\n").map((l) => JSON.parse(l).address.replace(/:\d+$/, "")).sort().join(" "))' "$members")
   node -e '
     const members = process.argv[1].trim().split("\n").map((line) => JSON.parse(line));
     const addresses = members.map((m) => m.address);
@@ -173,23 +205,28 @@ check_ring_addresses() {
   ' "$members" "$WORKERS"
 }
 
-# up{job="fmnist-worker"} == 1 for every worker, through Prometheus' HTTP API on its published port.
+# up{job="fmnist-worker"} == 1, scraped since the restart, for exactly the workers of the ring
+# (<container address>:WORKER_METRICS_PORT), through Prometheus' HTTP API on its published port.
+# Since the restart: Prometheus kept its data, and the workers of the first start, gone without
+# staleness markers, still count as up for the 5 min lookback. (timestamp() of a plain selector
+# is the time of the sample; of an expression it would be the time of the query.)
 check_prometheus_scraped_workers() {
   local port deadline=$((SECONDS + 180))
   port=$(sed -n 's/^PROMETHEUS_PORT=//p' "$ENV_FILE")
   while [ $SECONDS -lt $deadline ]; do
     if node -e '
-      const [port, workers] = process.argv.slice(1);
-      const query = encodeURIComponent("up{job=\"fmnist-worker\"} == 1");
+      const [port, since, hosts] = process.argv.slice(1);
+      const query = encodeURIComponent(`(timestamp(up{job="fmnist-worker"}) > ${since}) and on(instance) (up{job="fmnist-worker"} == 1)`);
+      const expected = hosts.split(" ").map((host) => `${host}:9401`).sort().join(", ");
       fetch(`http://127.0.0.1:${port}/api/v1/query?query=${query}`).then((r) => r.json()).then((body) => {
-        const instances = new Set(body.data.result.map((series) => series.metric.instance));
-        console.log(`workers scraped: ${[...instances].join(", ") || "none"}`);
-        process.exit(instances.size === Number(workers) ? 0 : 1);
+        const scraped = [...new Set(body.data.result.map((series) => series.metric.instance))].sort().join(", ");
+        console.log(`workers scraped: ${scraped || "none"} (ring: ${expected})`);
+        process.exit(scraped === expected ? 0 : 1);
       }, () => process.exit(1));
-    ' "$port" "$WORKERS"; then return 0; fi
+    ' "$port" "$RESTARTED_AT" "$WORKER_HOSTS"; then return 0; fi
     sleep 5
   done
-  echo "Prometheus did not scrape all $WORKERS workers within 3 minutes" >&2
+  echo "Prometheus did not scrape the $WORKERS workers of the ring within 3 minutes" >&2
   return 1
 }
 
@@ -206,7 +243,7 @@ check_status_and_list() {
   node -e '
     const status = JSON.parse(process.argv[1].trim().split("\n").at(-1));
     const list = JSON.parse(process.argv[2].trim().split("\n").at(-1));
-    const ok = status.id === process.argv[3] && status.state === "completed" && status.generation === 0 && status.history.length === 1
+    const ok = status.id === process.argv[3] && status.state === "completed" && status.generation === 1 && status.history.length === 1
       && list.length === 1 && list[0].run === process.argv[3];
     if (!ok) { console.error("unexpected status/list: " + JSON.stringify({ status, list })); process.exit(1); }
   ' "$status" "$list" "$RUN_ID"
@@ -220,29 +257,17 @@ check_report() {
   echo "report: $(wc -c <"$WORK_DIR/report.html") bytes"
 }
 
-# down (containers and network go, volumes stay) and up: the launch finds the completed run.
-restart_stack() {
-  quietly down-for-restart compose down --timeout 120
-  quietly up-again compose up -d
-  local code
-  code=$(launch_exit_code)
-  [ "$code" = 0 ] || { echo "launch exited $code after the restart" >&2; compose logs --no-color launch >&2; return 1; }
-  compose logs --no-color launch | grep -q "run $RUN_ID exists (completed)" \
-    || { echo "the launch after the restart did not find the completed run" >&2; compose logs --no-color launch >&2; return 1; }
-  check_status_and_list
-}
-
 stage "install podman and docker-compose" install_container_engine
 stage "base images (debootstrap, stand-ins)" build_local_images
 stage "podman API service" start_podman_api "$WORK_DIR/podman.sock"
 write_env_file
 stage "build the CPU image" quietly build compose build
 start_health_checks
-stage "up: train the .env run to completed" up_and_train
+stage "up: the .env run trains" up_and_start_training
+stage "down mid-run, up: resumed, completed" restart_mid_run_and_finish
 stage "ring across worker containers" check_ring_addresses
 stage "Prometheus scraped every worker" check_prometheus_scraped_workers
 stage "status and list in a run --rm container" check_status_and_list
 stage "report in a run --rm container" check_report
-stage "down and up: no second run" restart_stack
 stage "down --volumes" quietly down compose down --volumes --remove-orphans --timeout 60
 echo "DEPLOY TEST OK"
