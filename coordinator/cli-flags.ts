@@ -49,18 +49,25 @@ export function parseFlags(command: string, argv: string[], spec: FlagSpec, posi
   }
 }
 
-/** A flag's value as a number, or undefined when absent; ConfigError when it is not a number. */
+/*
+ * An empty value (`--limit-train ""`) counts as an absent flag, as an empty REDIS_URL counts as
+ * unset: a compose file or script can pass `--limit-train "$LIMIT_TRAIN"` and leave it empty
+ * for the default.
+ */
+
+/** A flag's value as a number, or undefined when absent or empty; ConfigError when it is not a number. */
 export function numberFlag(values: FlagValues, name: string): number | undefined {
   const raw = values[name];
-  if (raw === undefined) return undefined;
+  if (raw === undefined || raw === '') return undefined;
   const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
   if (!Number.isFinite(value)) throw new ConfigError(`--${name} expects a number, got '${String(raw)}'`, { option: name });
   return value;
 }
 
+/** A string flag's value, or undefined when absent or empty. */
 export function stringFlag(values: FlagValues, name: string): string | undefined {
   const raw = values[name];
-  return typeof raw === 'string' ? raw : undefined;
+  return typeof raw === 'string' && raw !== '' ? raw : undefined;
 }
 
 /** `--backend` and `--threads`; defaults are filled later by compileComputeOptions. */

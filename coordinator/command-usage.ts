@@ -7,14 +7,18 @@ export const COMMAND_USAGE = {
       [--threads N] [--checkpoint-dir DIR] [--checkpoint-every STEPS] [--resume] [--json]
   Trains in this one process (no Redis), printing the seed's per-epoch line.`,
   launch: `launch [--local] --workers N [training flags as for train] [--follow] [--json]
-      [--redis URL] [--prefix fmnist] [--state-dir .fmnist-cluster] [--redis-probe URL|off]
-      [--metrics-host 127.0.0.1] [--metrics-port auto|off|N] [--prometheus [--prometheus-port N]]
+      [--run-id NAME [--if-exists fail|attach|resume]] [--redis URL] [--prefix fmnist] [--state-dir .fmnist-cluster]
+      [--redis-probe URL|off] [--metrics-host 127.0.0.1] [--metrics-port auto|off|N] [--prometheus [--prometheus-port N]]
   Creates a run and queues its N worker jobs. --local also starts Redis (when REDIS_URL is unset
   and nothing answers on the --redis-probe URL, 127.0.0.1:6379 by default; always with
   --redis-probe off), the coordinator and N worker processes, and follows the run to its end;
   Ctrl-C stops everything cleanly and leaves the run resumable. With --local the
   coordinator serves /metrics and Prometheus' service discovery (/sd) on a free port (it says
-  which); --prometheus also runs Debian's prometheus against them (data in <state-dir>/prometheus).`,
+  which); --prometheus also runs Debian's prometheus against them (data in <state-dir>/prometheus).
+  --run-id names the run and creates it only once; when it exists (with the same config), --if-exists
+  says what happens: fail (the default), attach (leave it as it is; follow it with --follow) or
+  resume (attach, resuming it first when it failed or was interrupted). An empty flag value counts
+  as an absent flag.`,
   resume: `resume <run> [--local] [--follow] [--force] [--json] [--redis URL] [--prefix P] [--state-dir DIR]
       [--metrics-host H] [--metrics-port auto|off|N] [--prometheus [--prometheus-port N]]
   Continues a failed, cancelled or interrupted run from its newest complete checkpoint.
@@ -25,9 +29,10 @@ export const COMMAND_USAGE = {
   running one, else one started from its files and stopped again.`,
   list: `list [--limit 20] [--json] [--redis URL | --local] [--state-dir DIR] [--prefix P]
   Lists runs, newest first. Reads the same Redis as status.`,
-  report: `report <run> [--out <run>.html] [--json] [--redis URL | --local] [--state-dir DIR] [--prefix P]
+  report: `report <run> [--out <run>.html | --out -] [--json] [--redis URL | --local] [--state-dir DIR] [--prefix P]
   Writes one self-contained HTML page (inline SVG, nothing fetched): loss and accuracy per epoch,
-  throughput over training time and the step time split. Reads the same Redis as status.`,
+  throughput over training time and the step time split (--out -: the page on stdout). Reads the
+  same Redis as status.`,
   cancel: `cancel <run> [--redis URL | --local [--state-dir DIR]] [--prefix P]
   Cancels a run: its workers stop together after the current step.`,
   serve: `serve [--redis URL] [--prefix P] [--local] [--state-dir DIR] [--metrics-host 127.0.0.1] [--metrics-port 9400|auto|off]

@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { REPORT_COLOURS } from '../coordinator/report/run-report.ts';
 import { RunStore } from '../shared/run/run-store.ts';
 import { STEP_PHASES } from '../shared/run/step-samples.ts';
-import { jsonLines, runCli } from './helpers/cli.ts';
+import { jsonLines, REPO_ROOT, runCli } from './helpers/cli.ts';
 import { decodePng, findColour, type ColourRegion } from './helpers/png-image.ts';
 import { startTestRedis, uniquePrefix } from './helpers/redis-server.ts';
 
@@ -151,6 +151,17 @@ test.serial('report without --local writes a page that headless Chromium shows w
     middles[0] < middles[1] && middles[1] < middles[2] && split.every((r, i) => middles[2] < middles[3 + i]),
     `charts top to bottom: ${middles.join(', ')}`,
   );
+});
+
+test.serial('report --out - writes the same page to stdout and no file (for a container thrown away after the command)', async (t) => {
+  const report = await runCli('coordinator', ['report', runId, '--out', '-', ...state], { env: NO_REDIS });
+  t.is(report.code, 0, report.stderr);
+  const fromFile = await readFile(path.join(scratch, 'report.html'), 'utf8');
+  // Only the generation time may differ from the page the previous test wrote.
+  const withoutTime = (html: string) => html.replace(/\d{4}-\d{2}-\d{2}T[\d:.]+Z/g, 'T');
+  t.is(withoutTime(report.stdout), withoutTime(fromFile));
+  t.false(existsSync(path.join(REPO_ROOT, '-')));
+  t.false(existsSync(path.join(REPO_ROOT, `${runId}.html`)));
 });
 
 /** The tallest bar segment of one fill colour in the page, in px (legend swatches left out). */

@@ -9,13 +9,16 @@ import { ClusterWorker } from './cluster-worker.ts';
 import { compileWorkerOptions, type CompiledWorkerOptions } from './worker-options.ts';
 
 const USAGE = `usage: npm run worker -- [--redis URL] [--prefix fmnist] [--backend auto|tensorflow-gpu|tensorflow|onednn|wasm|cpu]
-       [--threads N] [--listen-host 127.0.0.1] [--advertise-host HOST] [--checkpoint-root DIR]
+       [--threads N] [--listen-host 127.0.0.1] [--advertise-host HOST] [--ring-port 0] [--checkpoint-root DIR]
        [--collective-timeout-ms 600000] [--collective-transport auto|grpc] [--host-id ID] [--name NAME]
        [--metrics-host HOST] [--metrics-port auto|off|N]
+  Listening on 0.0.0.0 or :: without --advertise-host, a worker advertises its first non-loopback
+  address to its peers. --ring-port fixes the ring's port (0: a free one for each job).
   /metrics and /healthz are served on --metrics-host (default: the listen host) and --metrics-port
   (default auto: a free port, registered in Redis so that the coordinator's /sd lists it; 0 or off: none).
-  Environment: REDIS_URL, FMNIST_PREFIX, TRAIN_BACKEND, WORKER_LISTEN_HOST, WORKER_ADVERTISE_HOST,
-  WORKER_METRICS_HOST, WORKER_METRICS_PORT, CHECKPOINT_ROOT, FMNIST_AUTH_TOKEN (shared secret of the ring).`;
+  Environment: REDIS_URL, FMNIST_PREFIX, TRAIN_BACKEND, WORKER_THREADS, WORKER_LISTEN_HOST, WORKER_ADVERTISE_HOST,
+  WORKER_RING_PORT, WORKER_METRICS_HOST, WORKER_METRICS_PORT, CHECKPOINT_ROOT, FMNIST_COLLECTIVE_TRANSPORT,
+  FMNIST_HOST_ID, FMNIST_AUTH_TOKEN (shared secret of the ring).`;
 
 function parseWorkerFlags(argv: string[]): CompiledWorkerOptions {
   const { values } = parseArgs({
@@ -28,6 +31,7 @@ function parseWorkerFlags(argv: string[]): CompiledWorkerOptions {
       threads: { type: 'string' },
       'listen-host': { type: 'string' },
       'advertise-host': { type: 'string' },
+      'ring-port': { type: 'string' },
       'checkpoint-root': { type: 'string' },
       'collective-timeout-ms': { type: 'string' },
       name: { type: 'string' },
@@ -45,6 +49,7 @@ function parseWorkerFlags(argv: string[]): CompiledWorkerOptions {
     threads: number(values.threads),
     listenHost: values['listen-host'],
     advertiseHost: values['advertise-host'],
+    ringPort: number(values['ring-port']),
     checkpointRoot: values['checkpoint-root'],
     collectiveTimeoutMs: number(values['collective-timeout-ms']),
     name: values.name,

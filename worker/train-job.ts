@@ -72,6 +72,7 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
     rank,
     worldSize: job.worldSize,
     listenHost: ctx.options.listenHost,
+    port: ctx.options.ringPort,
     advertiseHost: ctx.options.advertiseHost,
     authToken: ctx.options.authToken,
     timeoutMs: ctx.options.collectiveTimeoutMs,

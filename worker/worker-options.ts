@@ -5,6 +5,7 @@ import { ConfigError } from '../shared/errors.ts';
 import { parseMetricsPort, type MetricsPort } from '../shared/metrics/metrics-server.ts';
 import { dialableHost } from '../shared/net/host-port.ts';
 import { DEFAULT_KEY_PREFIX } from '../shared/redis/keys.ts';
+import { defaultAdvertiseHost } from './advertise-host.ts';
 
 /** How a worker process is deployed; the training itself comes from the run's config. */
 export interface WorkerOptions {
@@ -14,12 +15,18 @@ export interface WorkerOptions {
   prefix?: string;
   /** Backend to use when the run asks for 'auto'. @default env.TRAIN_BACKEND ?? 'auto' */
   backend?: string;
-  /** Threads for backends that take a count. @default the backend's own */
+  /** Threads for backends that take a count. @default env.WORKER_THREADS, else the backend's own */
   threads?: number;
   /** Interface the ring's gRPC server listens on. @default env.WORKER_LISTEN_HOST ?? '127.0.0.1' */
   listenHost?: string;
-  /** Host peers dial to reach this worker. @default env.WORKER_ADVERTISE_HOST ?? listenHost */
+  /**
+   * Host peers dial to reach this worker.
+   * @default env.WORKER_ADVERTISE_HOST, else listenHost, else (listening on 0.0.0.0 or ::) this
+   * machine's first non-loopback address (worker/advertise-host.ts)
+   */
   advertiseHost?: string;
+  /** TCP port of the ring's gRPC server; 0 picks a free one for each job. @default env.WORKER_RING_PORT ?? 0 */
+  ringPort?: number;
   /** Folder holding `<run>/ckpt-*` checkpoints, shared by all workers of a run. @default env.CHECKPOINT_ROOT ?? '.fmnist-cluster/checkpoints' */
   checkpointRoot?: string;
   /** Longest wait for the slowest peer in one all-reduce, in ms. @default 600000 */
@@ -54,6 +61,7 @@ export interface CompiledWorkerOptions {
   threads: number | undefined;
   listenHost: string;
   advertiseHost: string | undefined;
+  ringPort: number;
   /** Absolute. */
   checkpointRoot: string;
   collectiveTimeoutMs: number;
@@ -63,7 +71,7 @@ export interface CompiledWorkerOptions {
   name: string;
   metricsHost: string;
   metricsPort: MetricsPort;
-  /** Host Prometheus dials for this worker's metrics: advertiseHost, else metricsHost (loopback for a wildcard). */
+  /** Host Prometheus dials for this worker's metrics: advertiseHost, else metricsHost (for a wildcard, as advertiseHost's default). */
   metricsAdvertiseHost: string;
 }
 
@@ -75,8 +83,9 @@ const MIN_COLLECTIVE_TIMEOUT_MS = 1_000;
 
 /**
  * Fills the defaults (from `env`, which tests pass) and checks every value; throws ConfigError
- * whose `option` names the bad one by its flag name (`redis`, `threads`, `backend`,
- * `collective-timeout-ms`, `auth-token`).
+ * whose `option` names the bad one by its flag name (`redis`, `threads`, `backend`, `ring-port`,
+ * `collective-timeout-ms`, `collective-transport`, `host-id`). An empty environment variable
+ * counts as unset, so a compose file can pass `${VAR:-}` through.
  */
 export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.ProcessEnv = process.env): CompiledWorkerOptions {
   const redisUrl = options.redisUrl ?? (env.REDIS_URL || undefined);
@@ -85,18 +94,20 @@ export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.Process
   if (!Number.isSafeInteger(timeout) || timeout < MIN_COLLECTIVE_TIMEOUT_MS) {
     throw new ConfigError(`collective timeout must be an integer >= ${MIN_COLLECTIVE_TIMEOUT_MS} ms, got ${timeout}`, { option: 'collective-timeout-ms' });
   }
-  const authToken = options.authToken ?? env.FMNIST_AUTH_TOKEN;
-  // An empty secret is a mistake (an unset variable in a compose file), not "no authentication".
-  if (authToken === '') throw new ConfigError('the auth token must not be empty; unset FMNIST_AUTH_TOKEN to turn authentication off', { option: 'auth-token' });
+  const authToken = options.authToken ?? (env.FMNIST_AUTH_TOKEN || undefined);
   const collectiveTransport = options.collectiveTransport ?? (env.FMNIST_COLLECTIVE_TRANSPORT || 'auto');
   if (collectiveTransport !== 'auto' && collectiveTransport !== 'grpc') {
     throw new ConfigError(`collective transport is auto or grpc, got ${JSON.stringify(collectiveTransport)}`, { option: 'collective-transport' });
   }
   const hostId = options.hostId ?? (env.FMNIST_HOST_ID || os.hostname());
   if (hostId === '') throw new ConfigError('the host id must not be empty', { option: 'host-id' });
-  const compute = compileComputeOptions({ backend: options.backend, threads: options.threads }, env);
-  const listenHost = options.listenHost ?? env.WORKER_LISTEN_HOST ?? '127.0.0.1';
-  const advertiseHost = options.advertiseHost ?? env.WORKER_ADVERTISE_HOST;
+  const compute = compileComputeOptions({ backend: options.backend, threads: options.threads ?? numberFromEnv(env.WORKER_THREADS) }, env);
+  const ringPort = options.ringPort ?? numberFromEnv(env.WORKER_RING_PORT) ?? 0;
+  if (!Number.isSafeInteger(ringPort) || ringPort < 0 || ringPort > 65_535) {
+    throw new ConfigError(`ring port must be an integer from 0 to 65535, got ${ringPort}`, { option: 'ring-port' });
+  }
+  const listenHost = options.listenHost || env.WORKER_LISTEN_HOST || '127.0.0.1';
+  const advertiseHost = options.advertiseHost ?? (env.WORKER_ADVERTISE_HOST || undefined) ?? defaultAdvertiseHost(listenHost);
   const metricsHost = options.metricsHost ?? env.WORKER_METRICS_HOST ?? listenHost;
   return {
     redisUrl,
@@ -105,6 +116,7 @@ export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.Process
     threads: compute.threads,
     listenHost,
     advertiseHost,
+    ringPort,
     checkpointRoot: path.resolve(options.checkpointRoot ?? env.CHECKPOINT_ROOT ?? '.fmnist-cluster/checkpoints'),
     collectiveTimeoutMs: timeout,
     authToken,
@@ -113,6 +125,11 @@ export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.Process
     name: options.name ?? `${os.hostname()}/${process.pid}`,
     metricsHost,
     metricsPort: parseMetricsPort(options.metricsPort ?? env.WORKER_METRICS_PORT, 'auto'),
-    metricsAdvertiseHost: advertiseHost ?? dialableHost(metricsHost),
+    metricsAdvertiseHost: advertiseHost ?? defaultAdvertiseHost(metricsHost) ?? dialableHost(metricsHost),
   };
+}
+
+/** A number from an environment variable; undefined when unset or empty, NaN (rejected by the caller's check) when not a number. */
+function numberFromEnv(raw: string | undefined): number | undefined {
+  return raw === undefined || raw === '' ? undefined : Number(raw);
 }

@@ -9,7 +9,12 @@ export function joinHostPort(host: string, port: number): string {
   return bare.includes(':') ? `[${bare}]:${port}` : `${bare}:${port}`;
 }
 
+/** True for a listen host that means "every interface" ('0.0.0.0', '::'): peers cannot dial it. */
+export function isWildcardHost(host: string): boolean {
+  return WILDCARD_HOSTS.has(host);
+}
+
 /** The host others dial for a server listening on `listenHost`: itself, or loopback for a wildcard. */
 export function dialableHost(listenHost: string): string {
-  return WILDCARD_HOSTS.has(listenHost) ? '127.0.0.1' : listenHost;
+  return isWildcardHost(listenHost) ? '127.0.0.1' : listenHost;
 }

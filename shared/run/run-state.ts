@@ -193,6 +193,18 @@ export function newRunId(now: Date = new Date()): string {
   return `run-${date}-${time}-${randomBytes(2).toString('hex')}`;
 }
 
+/**
+ * A run id chosen by the user (`launch --run-id`): 1 to 64 letters, digits, '_' or '-', starting
+ * with a letter or digit. The id names Redis keys, BullMQ job ids (`<run>.g<G>.s<slot>`) and the
+ * checkpoint folder, so dots, slashes and spaces are refused. Throws ConfigError otherwise.
+ */
+export function validateRunId(id: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(id)) {
+    throw new ConfigError(`run id must be 1 to 64 letters, digits, '_' or '-', starting with a letter or digit; got ${JSON.stringify(id)}`);
+  }
+  return id;
+}
+
 /** What happened to a run, as written to its event stream. */
 export type RunEventBody =
   | { type: 'created'; config: RunConfig }

@@ -13,6 +13,7 @@ import {
   parseRunState,
   sourcesOf,
   validateRunConfig,
+  validateRunId,
   type EpochEntry,
   type RunConfig,
   type CompiledRunConfig,
@@ -126,16 +127,29 @@ export class RunStore {
     this.now = options.now ?? Date.now;
   }
 
-  /** Validates `config` (ConfigError when bad) and stores a new run in state `queued`, generation 0. */
-  async create(config: RunConfig): Promise<RunRecord> {
+  /**
+   * Validates `config` (ConfigError when bad) and stores a new run in state `queued`, generation 0,
+   * under a fresh id, or under `options.id` (checked by validateRunId): then atomically, so of two
+   * processes creating the same id exactly one succeeds and the other gets RunError 'RUN_EXISTS'.
+   */
+  async create(config: RunConfig, options: { id?: string } = {}): Promise<RunRecord> {
     const json = JSON.stringify(validateRunConfig(config));
+    if (options.id !== undefined) {
+      const id = validateRunId(options.id);
+      if (await this.insert(id, json)) return this.get(id);
+      throw new RunError('RUN_EXISTS', `a run with id ${JSON.stringify(id)} exists already`);
+    }
     for (let attempt = 0; attempt < ID_ATTEMPTS; attempt += 1) {
-      const now = this.now();
-      const id = newRunId(new Date(now));
-      const keys = [this.keys.run(id), this.keys.runIndex(), this.keys.runEvents(id)];
-      if ((await CREATE.run(this.redis, keys, [id, json, now, this.maxEvents])) === 1) return this.get(id);
+      const id = newRunId(new Date(this.now()));
+      if (await this.insert(id, json)) return this.get(id);
     }
     throw new RunError('RUN_ID_EXHAUSTED', `no unused run id after ${ID_ATTEMPTS} attempts`);
+  }
+
+  /** Stores run `id` unless it exists; true when it was stored. */
+  private async insert(id: string, configJson: string): Promise<boolean> {
+    const keys = [this.keys.run(id), this.keys.runIndex(), this.keys.runEvents(id)];
+    return (await CREATE.run(this.redis, keys, [id, configJson, this.now(), this.maxEvents])) === 1;
   }
 
   /** The run with this id; RunError('RUN_NOT_FOUND') when there is none. */
