@@ -93,19 +93,38 @@ test('the same version with another shape is refused', async (t) => {
   await expectDatasetError(t, store.store('v1', syntheticSet(999)), 'DATASET_VERSION_MISMATCH');
 });
 
-test('a corrupted shard in Redis fails the load with DATASET_CHECKSUM naming that shard', async (t) => {
+test('a shard corrupted in Redis is fetched once more, then the load fails with DATASET_CHECKSUM naming that shard', async (t) => {
   const store = new ShardStore(client, uniquePrefix('corrupt'));
   await store.store('v1', syntheticSet(2_500));
   const key = store.keys.datasetShard('v1', 1);
   const original = (await client.getBuffer(key)) as Buffer;
   await client.setrange(key, SHARD_HEADER_BYTES + 4321, Buffer.from([original[SHARD_HEADER_BYTES + 4321] ^ 0x01]));
 
-  const cache = new ShardCache(client, store.keys);
+  const retried: number[] = [];
+  const cache = new ShardCache(client, store.keys, ({ index }) => void retried.push(index));
   const error = await expectDatasetError(t, cache.load('v1'), 'DATASET_CHECKSUM');
   t.is(error.file, key);
+  t.deepEqual(retried, [1], 'the corrupt shard, and only it, was fetched again once');
 
   await client.set(key, original);
   t.is((await cache.load('v1')).count, 2_500, 'a failed load is not remembered');
+  t.deepEqual(retried, [1]);
+});
+
+test('a shard that fails its checksum once and is whole when fetched again loads', async (t) => {
+  const store = new ShardStore(client, uniquePrefix('torn'));
+  const set = syntheticSet(2_500);
+  await store.store('v1', set);
+  const key = store.keys.datasetShard('v1', 2);
+  const original = (await client.getBuffer(key)) as Buffer;
+  await client.setrange(key, SHARD_HEADER_BYTES + 7, Buffer.from([original[SHARD_HEADER_BYTES + 7] ^ 0x80]));
+
+  // The shard is repaired between the failed check and the second fetch, as when a read tore.
+  const cache = new ShardCache(client, store.keys, async ({ key: retriedKey }) => void (await client.set(retriedKey, original)));
+  const loaded = await cache.load('v1');
+  t.deepEqual(loaded.images, set.images);
+  t.deepEqual(loaded.labels, set.labels);
+  t.is(cache.fetched.redis, 3);
 });
 
 test('a missing version is DATASET_NOT_FOUND', async (t) => {

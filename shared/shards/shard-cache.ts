@@ -11,7 +11,14 @@ import { decodeShard, sha256Hex, SHARDS_PER_BATCH, type ImageSetLike, type Shard
 /** Where a shard's bytes came from, for tests and logs. */
 export type ShardSource = 'memory' | 'redis';
 
-/** Verified shards of any number of dataset versions. Does not own the Redis client. */
+/** Said when a shard fetched from Redis failed its checksum and is fetched again. */
+export type ChecksumRetryListener = (shard: { version: string; index: number; key: string }) => void | Promise<void>;
+
+/**
+ * Verified shards of any number of dataset versions. Does not own the Redis client. A shard whose
+ * SHA-256 does not match the manifest is fetched once more (a torn read while the coordinator
+ * republishes, a flipped bit on the way) before the load fails naming it.
+ */
 export class ShardCache {
   readonly keys: RedisKeys;
   private readonly shards = new Map<string, Buffer>();
@@ -22,6 +29,7 @@ export class ShardCache {
   constructor(
     private readonly redis: Redis,
     keys: RedisKeys | string = new RedisKeys(),
+    private readonly onChecksumRetry: ChecksumRetryListener = () => {},
   ) {
     this.keys = typeof keys === 'string' ? new RedisKeys(keys) : keys;
   }
@@ -100,18 +108,30 @@ export class ShardCache {
       for (const [i, entry] of batch.entries()) {
         const [error, value] = replies[i] ?? [new Error('no reply'), null];
         if (error) throw error;
-        values.push(this.accept(version, entry, value as Buffer | null));
+        values.push(await this.accept(version, entry, value as Buffer | null));
       }
     }
     return values;
   }
 
-  private accept(version: string, entry: ShardEntry, value: Buffer | null): Buffer {
+  /** `value` when it matches the manifest, else the shard fetched once more when that does; else DATASET_CHECKSUM. */
+  private async accept(version: string, entry: ShardEntry, value: Buffer | null): Promise<Buffer> {
     const key = this.keys.datasetShard(version, entry.index);
     if (value === null) throw new DatasetError('DATASET_NOT_FOUND', key, `shard ${entry.index} of dataset ${version} is missing from Redis`);
-    const actual = sha256Hex(value);
+    let actual = sha256Hex(value);
     if (actual !== entry.sha256) {
-      throw new DatasetError('DATASET_CHECKSUM', key, `shard ${entry.index} of dataset ${version} has SHA-256 ${actual}, the manifest says ${entry.sha256}`);
+      await this.onChecksumRetry({ version, index: entry.index, key });
+      const again = await this.redis.getBuffer(key);
+      if (again === null) throw new DatasetError('DATASET_NOT_FOUND', key, `shard ${entry.index} of dataset ${version} is missing from Redis`);
+      value = again;
+      actual = sha256Hex(value);
+    }
+    if (actual !== entry.sha256) {
+      throw new DatasetError(
+        'DATASET_CHECKSUM',
+        key,
+        `shard ${entry.index} of dataset ${version} has SHA-256 ${actual} after fetching it twice, the manifest says ${entry.sha256}`,
+      );
     }
     this.fetched.redis += 1;
     this.shards.set(memoryKey(version, entry), value);
