@@ -270,6 +270,18 @@ test('a bad config is refused with ConfigError before anything is stored', async
   t.deepEqual(await store.list(), []);
 });
 
+test('a config made invalid in Redis is RUN_RECORD_INVALID when the run is read, not a run a worker trains', async (t) => {
+  const store = newStore('bad-record');
+  const run = await store.create(CONFIG);
+  for (const stored of ['{"workers":0,"epochs":3}', '{"workers":2,"epochs":3,"warp":9}', '{not json', '']) {
+    await client.hset(store.keys.run(run.id), 'config', stored);
+    const error = await t.throwsAsync(store.get(run.id), { instanceOf: RunError }, stored);
+    t.is(error?.code, 'RUN_RECORD_INVALID', stored);
+  }
+  await client.hset(store.keys.run(run.id), 'config', JSON.stringify(validateRunConfig(CONFIG)));
+  t.deepEqual((await store.get(run.id)).config, validateRunConfig(CONFIG), 'a repaired record reads again');
+});
+
 test('run ids are unique and sortable', (t) => {
   const at = new Date(Date.UTC(2026, 10, 29, 2, 30, 0));
   const ids = new Set(Array.from({ length: 200 }, () => newRunId(at)));

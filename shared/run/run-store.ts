@@ -4,7 +4,7 @@
  * check and the write it guards happen atomically even when several processes share the run.
  */
 import type { Redis } from 'ioredis';
-import { RunError } from '../errors.ts';
+import { ConfigError, RunError } from '../errors.ts';
 import { RedisKeys } from '../redis/keys.ts';
 import { LuaScript } from '../redis/lua-script.ts';
 import {
@@ -312,7 +312,7 @@ function ignoreNotFound(error: unknown): undefined {
 function parseRecord(fields: Record<string, string>, history: Record<string, string>): RunRecord {
   const record: RunRecord = {
     id: fields.id,
-    config: JSON.parse(fields.config) as CompiledRunConfig,
+    config: storedConfig(fields),
     state: parseRunState(fields.state),
     generation: Number(fields.generation),
     createdAt: Number(fields.createdAt),
@@ -326,6 +326,19 @@ function parseRecord(fields: Record<string, string>, history: Record<string, str
   if (fields.failure !== undefined) record.failure = JSON.parse(fields.failure) as RunFailure;
   if (fields.progress !== undefined) record.progress = JSON.parse(fields.progress) as RunProgress;
   return record;
+}
+
+/**
+ * The run's config as stored, checked as a new one is: a record written by hand or by another
+ * version must not reach a worker with a value `launch` would have refused.
+ */
+function storedConfig(fields: Record<string, string>): CompiledRunConfig {
+  try {
+    return validateRunConfig(JSON.parse(fields.config ?? 'null') as RunConfig);
+  } catch (error) {
+    if (!(error instanceof ConfigError || error instanceof SyntaxError || error instanceof TypeError)) throw error;
+    throw new RunError('RUN_RECORD_INVALID', `run ${JSON.stringify(fields.id)}: the config stored in Redis is invalid: ${error.message}`, { cause: error });
+  }
 }
 
 function parseEvent(id: string, fields: string[]): RunEvent {
