@@ -1,4 +1,5 @@
-import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { access, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -95,6 +96,31 @@ test('a second ensureRedis on a data directory whose server runs uses that serve
   const fourth = await ensureRedis({ env: {}, probeUrl: await deadUrl(), dataDir });
   t.teardown(() => fourth.close());
   t.true(fourth.started, 'an unreadable marker is ignored');
+});
+
+test('two commands starting on one data directory at once share one server', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'fmnist-redis-race-'));
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+  const probeUrl = await deadUrl();
+  const both = await Promise.all([ensureRedis({ env: {}, probeUrl, dataDir }), ensureRedis({ env: {}, probeUrl, dataDir })]);
+  t.teardown(() => Promise.all(both.map((redis) => redis.close())));
+  t.is(both[0].url, both[1].url);
+  t.deepEqual(both.map((redis) => redis.started).sort(), [false, true], 'one started it, the other uses it');
+  t.deepEqual(
+    (await readdir(dataDir)).filter((name) => name.startsWith('server.lock')),
+    [],
+    'the lock is let go',
+  );
+});
+
+test('a lock left by a process that died is taken over', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'fmnist-redis-stale-lock-'));
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+  const gone = spawnSync(process.execPath, ['-e', '']).pid;
+  await writeFile(join(dataDir, 'server.lock'), String(gone));
+  const redis = await ensureRedis({ env: {}, probeUrl: await deadUrl(), dataDir });
+  t.teardown(() => redis.close());
+  t.true(redis.started);
 });
 
 test('ensureRedis reports a missing redis-server executable', async (t) => {

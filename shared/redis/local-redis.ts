@@ -1,5 +1,7 @@
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { RedisError } from './redis-error.ts';
 import { pingRedis, redisAnswersWithin } from './ping-redis.ts';
 import { RedisServerProcess } from './redis-server-process.ts';
@@ -69,16 +71,25 @@ export async function ensureRedis(options: EnsureRedisOptions = {}): Promise<Loc
   }
   const probeUrl = options.probeUrl === undefined ? DEFAULT_PROBE_URL : options.probeUrl;
   if (probeUrl !== null && (await pingRedis(probeUrl, options.probeTimeoutMs ?? 500))) return existing(probeUrl);
-  const running = options.dataDir === undefined ? undefined : await serverOfDataDir(options.dataDir, answerTimeoutMs);
-  if (running !== undefined) return existing(running);
-  const server = await RedisServerProcess.start({
-    dir: options.dataDir,
-    persist: options.dataDir !== undefined,
-    port: options.port,
-    executable: options.executable ?? nonEmpty(env.REDIS_SERVER),
+  const executable = options.executable ?? nonEmpty(env.REDIS_SERVER);
+  if (options.dataDir === undefined) {
+    const server = await RedisServerProcess.start({ persist: false, port: options.port, executable });
+    return { url: server.url, started: true, close: () => server.close() };
+  }
+  const dataDir = options.dataDir;
+  // Two commands on one state directory (`list` beside a starting `launch --local`) must not both
+  // start a server on the same append-only file: the one holding the lock looks and starts.
+  return withDataDirLock(dataDir, async () => {
+    const running = await serverOfDataDir(dataDir, answerTimeoutMs);
+    if (running !== undefined) return existing(running);
+    return startOnDataDir(dataDir, options.port, executable);
   });
-  if (options.dataDir === undefined) return { url: server.url, started: true, close: () => server.close() };
-  const marker = markerPath(options.dataDir);
+}
+
+/** Starts a persistent server on `dataDir` and writes its marker; close removes both. */
+async function startOnDataDir(dataDir: string, port: number | undefined, executable: string | undefined): Promise<LocalRedis> {
+  const server = await RedisServerProcess.start({ dir: dataDir, persist: true, port, executable });
+  const marker = markerPath(dataDir);
   await writeFile(marker, JSON.stringify({ url: server.url, pid: server.pid }));
   return {
     url: server.url,
@@ -88,6 +99,51 @@ export async function ensureRedis(options: EnsureRedisOptions = {}): Promise<Loc
       await server.close();
     },
   };
+}
+
+/**
+ * Runs `fn` while holding `<dataDir>/server.lock`, made atomically (a hard link of a file holding
+ * our pid, so the lock is never seen empty). A lock whose process is gone is taken over.
+ */
+async function withDataDirLock<T>(dataDir: string, fn: () => Promise<T>): Promise<T> {
+  await mkdir(dataDir, { recursive: true });
+  const lock = path.join(dataDir, 'server.lock');
+  const mine = path.join(dataDir, `server.lock.${process.pid}.${randomUUID()}`);
+  await writeFile(mine, String(process.pid));
+  try {
+    while (!(await tryLink(mine, lock))) {
+      const holder = Number(await readFile(lock, 'utf8').catch(() => '0'));
+      if (holder > 0 && !processAlive(holder)) await rm(lock, { force: true });
+      else await sleep(50);
+    }
+  } finally {
+    await rm(mine, { force: true });
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { force: true });
+  }
+}
+
+/** Links `from` to `to`; false when `to` exists. */
+async function tryLink(from: string, to: string): Promise<boolean> {
+  try {
+    await link(from, to);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**
