@@ -167,6 +167,9 @@ export class ExchangeRouter {
     this.pauseIfFull();
     incoming.listen({
       chunk: (chunk) => {
+        // Once released (refused, or handed to an all-reduce that would not take it), a stream's
+        // chunks are no longer held here and must not be charged.
+        if (this.held.get(id) !== stream) return;
         if (this.charge(stream, chunk)) {
           stream.later.push(chunk);
           this.pauseIfFull();
