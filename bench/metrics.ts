@@ -85,6 +85,7 @@ async function metricsSeconds(): Promise<{ hooks: number; render: number }> {
     examples: 64,
     loss: 2.3,
     examplesPerSec: 1000,
+    skipped: false,
     timings: { dataMs: 1, computeMs: 40, allReduceMs: 9, updateMs: 1 },
   };
   const timings: AllReduceTimings = {

@@ -20,6 +20,7 @@ export const TRAINING_FLAGS = {
   'limit-test': { type: 'string' },
   'micro-batch': { type: 'string' },
   'checkpoint-every': { type: 'string' },
+  nonfinite: { type: 'string' },
   backend: { type: 'string' },
   threads: { type: 'string' },
 } as const satisfies FlagSpec;
@@ -88,6 +89,7 @@ export function trainingOptionsFromFlags(values: FlagValues): TrainingOptions {
     limitTest: numberFlag(values, 'limit-test'),
     microBatch: numberFlag(values, 'micro-batch'),
     checkpointEvery: numberFlag(values, 'checkpoint-every'),
+    nonfinite: stringFlag(values, 'nonfinite'),
   };
 }
 

@@ -66,8 +66,11 @@ export async function ensureNamedRun(runs: RunStore, id: string, config: RunConf
 }
 
 function assertSameConfig(run: RunRecord, wanted: RunRecord['config']): void {
-  if (isDeepStrictEqual(run.config, wanted)) return;
-  const keys = [...new Set([...Object.keys(run.config), ...Object.keys(wanted)])];
-  const differing = keys.filter((key) => !isDeepStrictEqual(run.config[key as keyof typeof wanted], wanted[key as keyof typeof wanted]));
+  // Compiled again, so that a run stored before a config field existed gets that field's default
+  // (e.g. `nonfinite`) and compares equal to the same flags given today.
+  const stored = validateRunConfig(run.config);
+  if (isDeepStrictEqual(stored, wanted)) return;
+  const keys = [...new Set([...Object.keys(stored), ...Object.keys(wanted)])];
+  const differing = keys.filter((key) => !isDeepStrictEqual(stored[key as keyof typeof wanted], wanted[key as keyof typeof wanted]));
   throw new RunError('RUN_CONFIG_MISMATCH', `run ${run.id} exists with another config (${differing.join(', ')} differ); choose another run id for a new run`);
 }

@@ -78,6 +78,27 @@ export class CollectiveError extends FmnistError {
   }
 }
 
+/**
+ * A summed gradient that holds a NaN or an infinity, under `--nonfinite fail`. Every rank raises
+ * it at the same step, from the same summed buffer.
+ */
+export class NonFiniteGradientError extends FmnistError {
+  /** The step whose gradient it was, numbered as StepReport.globalStep (1 = the run's first). */
+  readonly globalStep: number;
+  /**
+   * The ranks whose own gradient held a non-finite value, ascending; empty when every rank's
+   * was finite and only their sum overflowed.
+   */
+  readonly ranks: readonly number[];
+
+  constructor(globalStep: number, ranks: readonly number[]) {
+    const whose = ranks.length > 0 ? `from rank(s) ${ranks.join(', ')}` : 'from the sum of finite gradients (overflow)';
+    super('GRADIENT_NONFINITE', `the gradient of step ${globalStep} holds NaN or infinite values ${whose}`);
+    this.globalStep = globalStep;
+    this.ranks = ranks;
+  }
+}
+
 /** A run id that does not exist, or a command that does not fit the run's state. */
 export class RunError extends FmnistError {
   constructor(code: `RUN_${string}`, message: string, options?: { cause?: unknown }) {

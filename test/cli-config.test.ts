@@ -30,6 +30,7 @@ const BAD_FLAGS: string[][] = [
   ['--model', 'vgg'],
   ['--epochs', 'ten'],
   ['--lr', '-1'],
+  ['--nonfinite', 'ignore'],
 ];
 
 for (const flags of BAD_FLAGS) {
@@ -76,9 +77,11 @@ test.serial('the same flags, valid, make launch store a run (the check above can
     '16',
     '--resize',
     '28',
+    '--nonfinite',
+    'skip',
     '--json',
   ]);
   t.is(result.code, 0, result.stderr);
   const [run] = await new RunStore(client, prefix).list();
-  t.like(run?.config, { backend: 'cpu', threads: 1, microBatch: 8, model: 'tiny-cnn', epochs: 1, lr: 0.1 });
+  t.like(run?.config, { backend: 'cpu', threads: 1, microBatch: 8, model: 'tiny-cnn', epochs: 1, lr: 0.1, nonfinite: 'skip' });
 });

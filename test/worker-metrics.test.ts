@@ -20,6 +20,7 @@ function step(globalStep: number, examples: number, loss: number): StepReport {
     examples,
     loss,
     examplesPerSec: 1000,
+    skipped: false,
     timings: { dataMs: 2, computeMs: 300, allReduceMs: 50, updateMs: 4 },
   };
 }

@@ -60,6 +60,7 @@ export class WorkerMetrics {
   private readonly ringGeneration: Gauge<RunLabel>;
   private readonly info: Gauge<'backend' | 'threads'>;
   private readonly refusals: Counter<'reason'>;
+  private readonly nonfiniteSteps: Counter<RunLabel>;
   private current: RunLabels | undefined;
 
   constructor() {
@@ -93,6 +94,12 @@ export class WorkerMetrics {
     this.allReduceSeconds = new Counter({
       name: 'fmnist_allreduce_seconds_total',
       help: 'Time this rank spent in all-reduces, from call to result.',
+      labelNames: runLabels,
+      registers,
+    });
+    this.nonfiniteSteps = new Counter({
+      name: 'fmnist_worker_nonfinite_steps_total',
+      help: 'Steps whose summed gradient held a NaN or an infinity and were skipped (--nonfinite skip): no rank applied them.',
       labelNames: runLabels,
       registers,
     });
@@ -140,7 +147,7 @@ export class WorkerMetrics {
     const labels: RunLabels = { run: job.runId, rank: String(job.rank) };
     if (this.current !== undefined && (this.current.run !== labels.run || this.current.rank !== labels.rank)) this.forget(this.current);
     this.current = labels;
-    for (const counter of [this.examples, this.sentBytes, this.receivedBytes, this.allReduceSeconds]) counter.inc(labels, 0);
+    for (const counter of [this.examples, this.sentBytes, this.receivedBytes, this.allReduceSeconds, this.nonfiniteSteps]) counter.inc(labels, 0);
     // Label objects made once per job: a step only looks them up.
     const phase = Object.fromEntries(STEP_PHASES.map((name) => [name, { ...labels, phase: name }])) as Record<StepPhase, RunLabels & { phase: string }>;
     for (const name of STEP_PHASES) this.stepPhase.zero(phase[name]);
@@ -157,7 +164,9 @@ export class WorkerMetrics {
         this.stepPhase.observe(phase.update, report.timings.updateMs / 1000);
         this.epoch.set(labels, report.epoch);
         this.globalStep.set(labels, report.globalStep);
-        this.loss.set(labels, report.loss);
+        // A skipped step's loss is no number: the gauge keeps the last applied step's.
+        if (report.skipped) this.nonfiniteSteps.inc(labels);
+        else this.loss.set(labels, report.loss);
       },
       allReduce: (timings) => {
         this.sentBytes.inc(labels, timings.bytesSent);
@@ -178,6 +187,7 @@ export class WorkerMetrics {
       this.sentBytes,
       this.receivedBytes,
       this.allReduceSeconds,
+      this.nonfiniteSteps,
       this.epoch,
       this.globalStep,
       this.loss,

@@ -26,6 +26,12 @@ export interface TrainingOptions {
   microBatch?: number;
   /** Write a checkpoint every K steps (0: only at epoch ends). @default 0 */
   checkpointEvery?: number;
+  /**
+   * What a step whose summed gradient holds a NaN or an infinity does: `fail` the run
+   * (GRADIENT_NONFINITE, naming the step and the ranks), or `skip` the update on every rank.
+   * @default 'fail'
+   */
+  nonfinite?: string;
 }
 
 /** Validated options with every default filled in. */
@@ -40,7 +46,12 @@ export interface CompiledTrainingOptions {
   limitTest: number | undefined;
   microBatch: number | undefined;
   checkpointEvery: number;
+  nonfinite: NonFinitePolicy;
 }
+
+/** What a step does with a gradient that is not all finite numbers (see TrainingOptions.nonfinite). */
+export const NONFINITE_POLICIES = ['fail', 'skip'] as const;
+export type NonFinitePolicy = (typeof NONFINITE_POLICIES)[number];
 
 export const TRAINING_DEFAULTS = {
   epochs: 10,
@@ -49,6 +60,7 @@ export const TRAINING_DEFAULTS = {
   resize: 96,
   seed: 0,
   checkpointEvery: 0,
+  nonfinite: 'fail',
 } as const;
 
 function integer(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -68,6 +80,10 @@ export function compileTrainingOptions(options: TrainingOptions): CompiledTraini
   if (!Number.isFinite(lr) || lr <= 0) throw new ConfigError(`lr must be a positive number, got ${lr}`, { option: 'lr' });
   const model = options.model ?? 'resnet18';
   if (!MODEL_KINDS.includes(model as ModelKind)) throw new ConfigError(`model must be one of ${MODEL_KINDS.join(', ')}, got '${model}'`, { option: 'model' });
+  const nonfinite = options.nonfinite ?? TRAINING_DEFAULTS.nonfinite;
+  if (!NONFINITE_POLICIES.includes(nonfinite as NonFinitePolicy)) {
+    throw new ConfigError(`nonfinite must be one of ${NONFINITE_POLICIES.join(', ')}, got '${nonfinite}'`, { option: 'nonfinite' });
+  }
   return {
     model: model as ModelKind,
     epochs: integer('epochs', options.epochs ?? TRAINING_DEFAULTS.epochs, 1),
@@ -79,5 +95,6 @@ export function compileTrainingOptions(options: TrainingOptions): CompiledTraini
     limitTest: optionalInteger('limit-test', options.limitTest, 1),
     microBatch: optionalInteger('micro-batch', options.microBatch, 1),
     checkpointEvery: integer('checkpoint-every', options.checkpointEvery ?? TRAINING_DEFAULTS.checkpointEvery, 0),
+    nonfinite: nonfinite as NonFinitePolicy,
   };
 }

@@ -3,7 +3,7 @@
  * its history and progress records, and its id. Pure data and rules; storage is run-store.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { CollectiveError, ConfigError, FmnistError, RunError } from '../errors.ts';
+import { CollectiveError, ConfigError, FmnistError, NonFiniteGradientError, RunError } from '../errors.ts';
 import type { EpochRecord } from '../train/training-state.ts';
 import { compileTrainingOptions, type CompiledTrainingOptions, type TrainingOptions } from '../config/training-options.ts';
 import { compileComputeOptions, type BackendChoice } from '../config/compute-options.ts';
@@ -116,6 +116,10 @@ export interface RunFailure {
   rank?: number;
   /** The rank of the peer the failure is about (e.g. the neighbour that was lost), when there is one. */
   peerRank?: number;
+  /** GRADIENT_NONFINITE: the step whose summed gradient was not finite (StepReport.globalStep). */
+  globalStep?: number;
+  /** GRADIENT_NONFINITE: the ranks whose own gradient was not finite (empty: the sum overflowed). */
+  nonfiniteRanks?: number[];
 }
 
 /** The failure a worker of rank `rank` records for `error`. */
@@ -123,6 +127,10 @@ export function runFailureOf(error: unknown, rank?: number): RunFailure {
   const failure: RunFailure = { code: error instanceof FmnistError ? error.code : 'UNEXPECTED' };
   if (rank !== undefined) failure.rank = rank;
   if (error instanceof CollectiveError && error.peerRank !== undefined) failure.peerRank = error.peerRank;
+  if (error instanceof NonFiniteGradientError) {
+    failure.globalStep = error.globalStep;
+    failure.nonfiniteRanks = [...error.ranks];
+  }
   return failure;
 }
 
@@ -162,6 +170,7 @@ const KNOWN_KEYS = new Set<string>([
   'limitTest',
   'microBatch',
   'checkpointEvery',
+  'nonfinite',
 ]);
 
 /**

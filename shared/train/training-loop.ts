@@ -5,9 +5,11 @@ import type { ImageSet } from '../data/fashion-mnist.ts';
 import type { TrainableModel } from '../model/trainable-model.ts';
 import { averageRunningStats, type Collective } from './collective.ts';
 import { evaluateSlice } from './evaluate.ts';
+import { allFinite, flaggedRanks } from './finite-values.ts';
 import { computeGradients } from './gradient-step.ts';
 import { applySgd } from './sgd.ts';
 import { emptyTotals, type EpochRecord, type TrainingState } from './training-state.ts';
+import { NonFiniteGradientError } from '../errors.ts';
 
 export interface TrainingData {
   train: ImageSet;
@@ -34,6 +36,11 @@ export interface StepReport {
   loss: number;
   /** Examples of the global batch processed per second, this step. */
   examplesPerSec: number;
+  /**
+   * True when the summed gradient held a NaN or an infinity and, under `nonfinite: 'skip'`, no
+   * rank applied it (the weights are those of the step before).
+   */
+  skipped: boolean;
   timings: StepTimings;
 }
 
@@ -47,11 +54,14 @@ export interface TrainingHooks {
   stopRequested?(): boolean;
 }
 
-/** Offsets, after the gradients, of the step buffer's extra slots. */
+/**
+ * Offsets, after the gradients, of the step buffer's extra slots; after them come worldSize
+ * slots, one per rank, set to 1 by a rank whose own gradient is not all finite.
+ */
 const STOP_SLOT = 0;
 const LOSS_SLOT = 1;
 const COUNT_SLOT = 2;
-const EXTRA_SLOTS = 3;
+const NONFINITE_SLOTS = 3;
 
 export type TrainingOutcome = { kind: 'completed' | 'stopped'; state: TrainingState };
 
@@ -81,9 +91,10 @@ export class TrainingLoop {
     private readonly hooks: TrainingHooks = {},
   ) {
     this.parameterCount = model.params.trainableCount;
-    // Three extra slots ride along with the gradients in the same all-reduce: the ranks' stop
-    // votes, and the batch's loss sum and example count (for the global batch's loss).
-    this.stepBuffer = new Float32Array(this.parameterCount + EXTRA_SLOTS);
+    // Extra slots ride along with the gradients in the same all-reduce: the ranks' stop votes,
+    // the batch's loss sum and example count (for the global batch's loss), and one flag per
+    // rank whose gradient is not finite (so every rank can name them).
+    this.stepBuffer = new Float32Array(this.parameterCount + NONFINITE_SLOTS + collective.worldSize);
   }
 
   get stepsPerEpoch(): number {
@@ -138,16 +149,23 @@ export class TrainingLoop {
     this.stepBuffer[n + STOP_SLOT] = this.hooks.stopRequested?.() ? 1 : 0;
     this.stepBuffer[n + LOSS_SLOT] = lossSum;
     this.stepBuffer[n + COUNT_SLOT] = mine.length;
+    this.stepBuffer.fill(0, n + NONFINITE_SLOTS);
+    if (!allFinite(this.stepBuffer.subarray(0, n))) this.stepBuffer[n + NONFINITE_SLOTS + this.collective.rank] = 1;
     const computeDone = performance.now();
     await this.collective.sumInPlace(this.stepBuffer, { step: state.globalStep, purpose: 'gradients' });
     const reduceDone = performance.now();
-    applySgd(this.model, this.stepBuffer.subarray(0, n), this.options.lr);
+    // Decided on the summed buffer, identical on every rank, so all ranks apply or skip alike.
+    const skipped = !this.checkSummedGradient(state.globalStep + 1);
+    if (!skipped) applySgd(this.model, this.stepBuffer.subarray(0, n), this.options.lr);
     const finished = performance.now();
 
     const seconds = (finished - started) / 1000;
-    state.totals.lossSum += lossSum;
-    state.totals.correct += correct;
-    state.totals.count += mine.length;
+    // A skipped step trained nothing: its (non-finite) loss stays out of the epoch's figures.
+    if (!skipped) {
+      state.totals.lossSum += lossSum;
+      state.totals.correct += correct;
+      state.totals.count += mine.length;
+    }
     state.totals.seconds += seconds;
     state.stepInEpoch += 1;
     state.globalStep += 1;
@@ -159,9 +177,23 @@ export class TrainingLoop {
       examples: mine.length,
       loss: this.stepBuffer[n + LOSS_SLOT] / this.stepBuffer[n + COUNT_SLOT],
       examplesPerSec: globalBatch.length / seconds,
+      skipped,
       timings: { dataMs: dataDone - started, computeMs: computeDone - dataDone, allReduceMs: reduceDone - computeDone, updateMs: finished - reduceDone },
     });
     return this.stepBuffer[n + STOP_SLOT] > 0;
+  }
+
+  /**
+   * Whether the summed gradient of step `globalStep` (1-based) is all finite. When it is not,
+   * `nonfinite: 'fail'` throws GRADIENT_NONFINITE naming the ranks that flagged their own
+   * gradient, and `'skip'` returns false.
+   */
+  private checkSummedGradient(globalStep: number): boolean {
+    const n = this.parameterCount;
+    if (allFinite(this.stepBuffer.subarray(0, n))) return true;
+    // A config stored before the option existed has no `nonfinite`: it fails, the default.
+    if (this.options.nonfinite === 'skip') return false;
+    throw new NonFiniteGradientError(globalStep, flaggedRanks(this.stepBuffer.subarray(n + NONFINITE_SLOTS)));
   }
 
   /** Sums the epoch's figures over ranks, evaluates on the test set, records and checkpoints. */

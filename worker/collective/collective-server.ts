@@ -1,7 +1,9 @@
 /**
  * The gRPC server of a ring member: the `fmnist.cluster.v1.Collective` service on a loopback or
  * network port. It checks the token on every call, and hands each incoming `Exchange` stream,
- * once its first chunk says which all-reduce it belongs to, to the member.
+ * once its first chunk says which all-reduce it belongs to, to the member. Before that it keeps
+ * strangers bounded (RingLimits): streams per peer host, the wait for a first chunk, Pings per
+ * second.
  */
 import { Server, ServerCredentials, status, type Metadata } from '@grpc/grpc-js';
 import type { ExchangeChunk__Output } from '../../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
@@ -11,7 +13,10 @@ import { collectiveError } from './collective-status.ts';
 import { collectiveService } from './exchange-codec.ts';
 import { serverOptions, widenServerWindows } from './grpc-tuning.ts';
 import { IncomingExchange, type ExchangeListener } from './incoming-exchange.ts';
+import { PeerStreams } from './peer-streams.ts';
+import { PingBudget } from './ping-budget.ts';
 import type { RefusalReason } from './refusal-reason.ts';
+import type { RingLimits } from './ring-options.ts';
 import { joinHostPort } from '../../shared/net/host-port.ts';
 
 /** What the server asks of the ring member behind it. */
@@ -36,11 +41,12 @@ export async function startCollectiveServer(
   host: string,
   port: number,
   chunkBytes: number,
+  limits: Readonly<RingLimits>,
   backend: CollectiveBackend,
 ): Promise<{ server: Server; port: number }> {
-  const server = new Server(serverOptions(chunkBytes));
+  const server = new Server(serverOptions(chunkBytes, limits.maxStreamsPerPeer));
   widenServerWindows(server);
-  server.addService(collectiveService(), handlers(backend));
+  server.addService(collectiveService(), handlers(backend, limits));
   const boundPort = await new Promise<number>((resolve, reject) => {
     server.bindAsync(joinHostPort(host, port), ServerCredentials.createInsecure(), (error, bound) => {
       if (error === null) resolve(bound);
@@ -50,7 +56,9 @@ export async function startCollectiveServer(
   return { server, port: boundPort };
 }
 
-function handlers(backend: CollectiveBackend): CollectiveHandlers {
+function handlers(backend: CollectiveBackend, limits: Readonly<RingLimits>): CollectiveHandlers {
+  const streams = new PeerStreams(limits.maxStreamsPerPeer);
+  const pings = new PingBudget(limits.maxPingsPerSecond);
   return {
     Exchange(call, callback) {
       if (!backend.isAuthorized(call.metadata)) {
@@ -58,26 +66,48 @@ function handlers(backend: CollectiveBackend): CollectiveHandlers {
         callback(UNAUTHENTICATED);
         return;
       }
+      const release = streams.take(call.getPeer());
+      if (release === null) {
+        backend.refused('too_many_streams');
+        callback({ code: status.RESOURCE_EXHAUSTED, details: `more than ${limits.maxStreamsPerPeer} streams open from this host` });
+        return;
+      }
+      // A stream that never sends would otherwise keep its place (and its quota) for good.
+      const silent = setTimeout(
+        () => incoming.refuse('silent_stream', status.DEADLINE_EXCEEDED, `no chunk within ${limits.firstChunkTimeoutMs} ms`),
+        limits.firstChunkTimeoutMs,
+      );
+      silent.unref();
       const incoming: IncomingExchange = new IncomingExchange(
         call,
         callback,
         {
           chunk(first) {
+            clearTimeout(silent);
             incoming.listen(IGNORE);
             backend.route(incoming, first);
           },
           end() {
+            clearTimeout(silent);
             incoming.refuse('ended_early', status.INVALID_ARGUMENT, 'stream ended before its first chunk');
           },
-          lost() {},
+          lost() {
+            clearTimeout(silent);
+          },
         },
         (reason) => backend.refused(reason),
+        release,
       );
     },
     Ping(call, callback) {
       if (!backend.isAuthorized(call.metadata)) {
         backend.refused('unauthenticated');
         callback(UNAUTHENTICATED);
+        return;
+      }
+      if (!pings.take()) {
+        backend.refused('ping_rate');
+        callback({ code: status.RESOURCE_EXHAUSTED, details: `more than ${limits.maxPingsPerSecond} pings per second` });
         return;
       }
       callback(null, { ...backend.identity(), unix_time_ms: String(Date.now()) });

@@ -12,8 +12,15 @@ import type { Http2Server, Http2Session } from 'node:http2';
  */
 export const FLOW_CONTROL_WINDOW_BYTES = 32 << 20;
 
-/** Room for the chunk's header fields next to its payload in one message (bytes). */
-const HEADER_ALLOWANCE_BYTES = 64 << 10;
+/**
+ * Room for the chunk's header fields next to its payload in one message (bytes): the run id and
+ * purpose (each at most MAX_TAG_TEXT_BYTES, checked by the sender), a dozen varints, the
+ * alignment padding and the payload's tag and length.
+ */
+const HEADER_ALLOWANCE_BYTES = 4 << 10;
+
+/** Longest run id or purpose an all-reduce tag may carry, in UTF-8 bytes (fits HEADER_ALLOWANCE_BYTES). */
+export const MAX_TAG_TEXT_BYTES = 1 << 10;
 
 /** The gRPC message size limit that fits a chunk of `chunkBytes` payload bytes. */
 export function messageLimit(chunkBytes: number): number {
@@ -35,11 +42,16 @@ export function channelOptions(chunkBytes: number): ChannelOptions {
   };
 }
 
-/** Options of the member's server. */
-export function serverOptions(chunkBytes: number): ChannelOptions {
+/**
+ * Options of the member's server. A message over the limit is refused by grpc-js with
+ * RESOURCE_EXHAUSTED before it is decoded; `maxStreamsPerConnection` is HTTP/2's
+ * MAX_CONCURRENT_STREAMS (a client past it gets its stream reset, REFUSED_STREAM).
+ */
+export function serverOptions(chunkBytes: number, maxStreamsPerConnection: number): ChannelOptions {
   return {
     'grpc.max_send_message_length': messageLimit(chunkBytes),
     'grpc.max_receive_message_length': messageLimit(chunkBytes),
+    'grpc.max_concurrent_streams': maxStreamsPerConnection,
   };
 }
 

@@ -29,6 +29,8 @@ export class IncomingExchange {
     private readonly callback: sendUnaryData<ExchangeSummary>,
     first: ExchangeListener,
     private readonly onRefused: RefusalSink = () => {},
+    /** Called once, when the call is answered or breaks off (e.g. to release its quota). */
+    private readonly onSettled: () => void = () => {},
   ) {
     this.listener = first;
     call.on('data', (message: ExchangeChunk__Output) => this.listener.chunk(message));
@@ -70,6 +72,16 @@ export class IncomingExchange {
     this.call.resume();
   }
 
+  /**
+   * Hands the current listener what was read off the stream before it took over (the router
+   * keeps a held stream's chunks), as if they arrived now, then reads on.
+   */
+  replay(messages: readonly ExchangeChunk__Output[], ended: boolean): void {
+    for (const message of messages) this.listener.chunk(message);
+    if (ended) this.listener.end();
+    this.release();
+  }
+
   /** Answers the call with success. */
   succeed(summary: ExchangeSummary): void {
     if (this.answer()) this.callback(null, summary);
@@ -90,12 +102,14 @@ export class IncomingExchange {
   private answer(): boolean {
     if (this.answered) return false;
     this.answered = true;
+    this.onSettled();
     return true;
   }
 
   private breakOff(reason: string): void {
     if (this.answered) return;
     this.answered = true;
+    this.onSettled();
     this.listener.lost(reason);
   }
 }

@@ -19,6 +19,16 @@ export const REFUSAL_REASONS = [
   'ended_early',
   /** A stream that came, or was still waiting, while the member shut down. */
   'shutting_down',
+  /** A stream for a later all-reduce while RingLimits.maxHeldStreams were already held. */
+  'held_streams_full',
+  /** A held stream sent more than RingLimits.maxHeldBytes leave room for. */
+  'held_bytes_full',
+  /** A stream past RingLimits.maxStreamsPerPeer open streams from its host. */
+  'too_many_streams',
+  /** A stream that sent no chunk within RingLimits.firstChunkTimeoutMs. */
+  'silent_stream',
+  /** A Ping past RingLimits.maxPingsPerSecond. */
+  'ping_rate',
 ] as const;
 
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];

@@ -23,7 +23,7 @@ import { collectiveError, errorFromStatus } from './collective-status.ts';
 import { collectiveClient } from './exchange-codec.ts';
 import { ExchangeRouter } from './exchange-router.ts';
 import { PayloadReader } from './float32-chunks.ts';
-import { channelOptions } from './grpc-tuning.ts';
+import { channelOptions, MAX_TAG_TEXT_BYTES, messageLimit } from './grpc-tuning.ts';
 import type { IncomingExchange } from './incoming-exchange.ts';
 import { joinHostPort } from '../../shared/net/host-port.ts';
 import { compileRingOptions, type CompiledRingOptions, type RingOptions } from './ring-options.ts';
@@ -31,7 +31,7 @@ import { RingPlan } from './ring-plan.ts';
 
 export type { AllReduceTag, AllReduceTimings } from './allreduce-operation.ts';
 export type { CollectiveCode } from './collective-status.ts';
-export type { RingOptions } from './ring-options.ts';
+export type { RingLimits, RingOptions } from './ring-options.ts';
 
 /**
  * 'listening': the server is up, no ring yet; 'connecting': checking the right neighbour;
@@ -54,12 +54,13 @@ export class RingMember {
   private sequence = 0;
   private running: AllReduceOperation | null = null;
   private closing: Promise<void> | null = null;
-  private readonly router = new ExchangeRouter();
+  private readonly router: ExchangeRouter;
   private readonly reader = new PayloadReader();
   private readonly isAuthorized: (metadata: Metadata) => boolean;
   private readonly metadata: Metadata;
 
   private constructor(private readonly options: CompiledRingOptions) {
+    this.router = new ExchangeRouter(options.limits, messageLimit(options.chunkBytes));
     this.isAuthorized = tokenChecker(options.authToken);
     this.metadata = tokenMetadata(options.authToken);
   }
@@ -71,7 +72,7 @@ export class RingMember {
   static async start(options: RingOptions): Promise<RingMember> {
     const member = new RingMember(compileRingOptions(options));
     const { listenHost, port, chunkBytes, advertiseHost } = member.options;
-    const started = await startCollectiveServer(listenHost, port, chunkBytes, {
+    const started = await startCollectiveServer(listenHost, port, chunkBytes, member.options.limits, {
       isAuthorized: (metadata) => member.isAuthorized(metadata),
       route: (incoming, first) => member.route(incoming, first),
       identity: () => ({ rank: member.rank, world_size: member.worldSize }),
@@ -97,6 +98,14 @@ export class RingMember {
 
   get state(): RingMemberState {
     return this.stateValue;
+  }
+
+  /**
+   * What this member holds for all-reduces that have not started here: streams, bytes now, and
+   * the most bytes ever (never above RingLimits.maxHeldBytes).
+   */
+  get held(): { streams: number; bytes: number; peakBytes: number } {
+    return { streams: this.router.heldStreams, bytes: this.router.heldBytes, peakBytes: this.router.peakHeldBytes };
   }
 
   /**
@@ -252,6 +261,10 @@ function checkTag(tag: AllReduceTag): void {
   }
   if (tag.purpose !== undefined && typeof tag.purpose !== 'string') {
     throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `tag.purpose must be a string, got ${JSON.stringify(tag.purpose)}`);
+  }
+  // The receiver's message limit leaves room for this much header text (grpc-tuning.ts).
+  if (Buffer.byteLength(tag.runId) > MAX_TAG_TEXT_BYTES || Buffer.byteLength(tag.purpose ?? '') > MAX_TAG_TEXT_BYTES) {
+    throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `tag.runId and tag.purpose must be at most ${MAX_TAG_TEXT_BYTES} UTF-8 bytes each`);
   }
 }
 

@@ -6,6 +6,7 @@
 import { endianness } from 'node:os';
 import { ConfigError } from '../../shared/errors.ts';
 import { dialableHost } from '../../shared/net/host-port.ts';
+import { messageLimit } from './grpc-tuning.ts';
 import type { RefusalSink } from './refusal-reason.ts';
 
 /** What a worker passes to `RingMember.start`. Ranks and peers come from the rendezvous. */
@@ -51,6 +52,45 @@ export interface RingOptions {
   connectTimeoutMs?: number;
   /** Told of every call or stream this member refuses, with the reason (for metrics). @default ignore */
   onRefused?: RefusalSink;
+  /**
+   * What a neighbour, or a stranger, may make this member hold (see {@link RingLimits}); each
+   * field has its own default.
+   */
+  limits?: Partial<RingLimits>;
+}
+
+/**
+ * Caps on what incoming calls may make a member hold. Past a cap a call is refused with
+ * RESOURCE_EXHAUSTED (or DEADLINE_EXCEEDED for a silent stream) and counted by reason; a ring
+ * whose neighbours behave never reaches them.
+ */
+export interface RingLimits {
+  /**
+   * Streams held for all-reduces that have not started here (the left neighbour was early). A
+   * well-behaved left neighbour is at most one all-reduce ahead, plus a leftover of the previous
+   * ring. @default 4
+   */
+  maxHeldStreams: number;
+  /**
+   * Bytes of chunks this member reads off held streams and keeps until their all-reduce starts,
+   * in bytes; once the next message might not fit, a held stream is left unread (HTTP/2 flow
+   * control holds its sender back). At least one message ({@link messageLimit}).
+   * @default 8 messages of chunkBytes plus header (8.03 MiB for 1 MiB chunks)
+   */
+  maxHeldBytes: number;
+  /**
+   * Exchange streams one peer host may have open here at once (also the HTTP/2
+   * MAX_CONCURRENT_STREAMS of each connection). A left neighbour has one, or two while its next
+   * all-reduce starts before the last one's answer is read. @default 8
+   */
+  maxStreamsPerPeer: number;
+  /**
+   * Longest an Exchange stream may stay open before its first chunk, in ms: a client that opens
+   * a stream and never sends is answered DEADLINE_EXCEEDED rather than kept. @default timeoutMs
+   */
+  firstChunkTimeoutMs: number;
+  /** Ping calls answered per second, all callers together, with a burst of as many. @default 50 */
+  maxPingsPerSecond: number;
 }
 
 /** {@link RingOptions} with every default filled in and every value checked. */
@@ -65,6 +105,7 @@ export interface CompiledRingOptions {
   readonly timeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly onRefused: RefusalSink;
+  readonly limits: Readonly<RingLimits>;
 }
 
 export const DEFAULT_CHUNK_BYTES = 1 << 20;
@@ -73,6 +114,11 @@ const MIN_CONNECT_TIMEOUT_MS = 10_000;
 const MAX_TIMEOUT_MS = 24 * 3600_000;
 const MIN_CHUNK_BYTES = 4 << 10;
 const MAX_CHUNK_BYTES = 64 << 20;
+const DEFAULT_MAX_HELD_STREAMS = 4;
+/** Messages of held streams a member keeps by default (a few chunks of an early neighbour). */
+const DEFAULT_HELD_MESSAGES = 8;
+const DEFAULT_MAX_STREAMS_PER_PEER = 8;
+const DEFAULT_MAX_PINGS_PER_SECOND = 50;
 
 /** Checks `options` and fills defaults; throws ConfigError on the first bad value. */
 export function compileRingOptions(options: RingOptions): CompiledRingOptions {
@@ -95,6 +141,19 @@ export function compileRingOptions(options: RingOptions): CompiledRingOptions {
     timeoutMs,
     connectTimeoutMs: integerIn('connectTimeoutMs', options.connectTimeoutMs ?? Math.max(timeoutMs, MIN_CONNECT_TIMEOUT_MS), 1, MAX_TIMEOUT_MS),
     onRefused: options.onRefused ?? (() => {}),
+    limits: compileLimits(options.limits ?? {}, chunkBytes, timeoutMs),
+  };
+}
+
+function compileLimits(limits: Partial<RingLimits>, chunkBytes: number, timeoutMs: number): RingLimits {
+  const message = messageLimit(chunkBytes);
+  return {
+    maxHeldStreams: integerIn('limits.maxHeldStreams', limits.maxHeldStreams ?? DEFAULT_MAX_HELD_STREAMS, 1, 1024),
+    // A held stream's first message is already read when it is held: at least one must fit.
+    maxHeldBytes: integerIn('limits.maxHeldBytes', limits.maxHeldBytes ?? DEFAULT_HELD_MESSAGES * message, message, 2 ** 32),
+    maxStreamsPerPeer: integerIn('limits.maxStreamsPerPeer', limits.maxStreamsPerPeer ?? DEFAULT_MAX_STREAMS_PER_PEER, 2, 1024),
+    firstChunkTimeoutMs: integerIn('limits.firstChunkTimeoutMs', limits.firstChunkTimeoutMs ?? timeoutMs, 1, MAX_TIMEOUT_MS),
+    maxPingsPerSecond: integerIn('limits.maxPingsPerSecond', limits.maxPingsPerSecond ?? DEFAULT_MAX_PINGS_PER_SECOND, 1, 1_000_000),
   };
 }
 
