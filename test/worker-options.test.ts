@@ -29,6 +29,7 @@ test('with only Redis given and an empty environment, every other option takes i
     checkpointRoot: path.resolve('.fmnist-cluster/checkpoints'),
     collectiveTimeoutMs: 600_000,
     authToken: undefined,
+    tls: undefined,
     collectiveTransport: 'auto',
     hostId: os.hostname(),
     name: `${os.hostname()}/${process.pid}`,
@@ -86,7 +87,13 @@ test('options win over the environment', (t) => {
     metricsHost: '10.0.0.9',
     metricsPort: 'off',
   };
-  t.deepEqual(compileWorkerOptions(options, ENV), { ...options, backend: 'cpu', checkpointRoot: path.resolve('ckpt'), metricsAdvertiseHost: 'me' });
+  t.deepEqual(compileWorkerOptions(options, ENV), {
+    ...options,
+    tls: undefined,
+    backend: 'cpu',
+    checkpointRoot: path.resolve('ckpt'),
+    metricsAdvertiseHost: 'me',
+  });
 });
 
 /** [what is wrong, options, environment, the option the error must name]. */

@@ -6,6 +6,8 @@ import { parseMetricsPort, type MetricsPort } from '../shared/metrics/metrics-se
 import { dialableHost } from '../shared/net/host-port.ts';
 import { DEFAULT_KEY_PREFIX } from '../shared/redis/keys.ts';
 import { defaultAdvertiseHost } from './advertise-host.ts';
+import type { RingTls } from './collective/ring-tls.ts';
+import { compileRingTls, ringTlsFiles } from './ring-tls-options.ts';
 
 /** How a worker process is deployed; the training itself comes from the run's config. */
 export interface WorkerOptions {
@@ -33,6 +35,16 @@ export interface WorkerOptions {
   collectiveTimeoutMs?: number;
   /** Shared secret peers present to each other. @default env.FMNIST_AUTH_TOKEN */
   authToken?: string;
+  /**
+   * PEM certificate of this worker for the ring's mutual TLS; with `tlsKey` and `tlsCa`, all
+   * three or none. It must name (subject alternative name) the host this worker advertises.
+   * @default env.FMNIST_TLS_CERT (none: the ring is plaintext)
+   */
+  tlsCert?: string;
+  /** PEM private key of `tlsCert`. @default env.FMNIST_TLS_KEY */
+  tlsKey?: string;
+  /** PEM certificate(s) of the CA that signed every worker's certificate. @default env.FMNIST_TLS_CA */
+  tlsCa?: string;
   /**
    * 'auto': when every rank of a ring has the same host id and the collective addon is built,
    * they all-reduce through shared memory, else over the gRPC ring; 'grpc': always the ring.
@@ -66,6 +78,8 @@ export interface CompiledWorkerOptions {
   checkpointRoot: string;
   collectiveTimeoutMs: number;
   authToken: string | undefined;
+  /** The ring's mutual TLS, files read and checked; undefined: plaintext. */
+  tls: RingTls | undefined;
   collectiveTransport: CollectiveTransport;
   hostId: string;
   name: string;
@@ -84,7 +98,8 @@ const MIN_COLLECTIVE_TIMEOUT_MS = 1_000;
 /**
  * Fills the defaults (from `env`, which tests pass) and checks every value; throws ConfigError
  * whose `option` names the bad one by its flag name (`redis`, `threads`, `backend`, `ring-port`,
- * `collective-timeout-ms`, `collective-transport`, `host-id`). An empty environment variable
+ * `collective-timeout-ms`, `collective-transport`, `host-id`, `tls-cert`, `tls-key`, `tls-ca`: one missing
+ * of the three, or a file that cannot be read or parsed). An empty environment variable
  * counts as unset, so a compose file can pass `${VAR:-}` through.
  */
 export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.ProcessEnv = process.env): CompiledWorkerOptions {
@@ -95,6 +110,7 @@ export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.Process
     throw new ConfigError(`collective timeout must be an integer >= ${MIN_COLLECTIVE_TIMEOUT_MS} ms, got ${timeout}`, { option: 'collective-timeout-ms' });
   }
   const authToken = options.authToken ?? (env.FMNIST_AUTH_TOKEN || undefined);
+  const tls = compileRingTls(ringTlsFiles({ ca: options.tlsCa, cert: options.tlsCert, key: options.tlsKey }, env));
   const collectiveTransport = options.collectiveTransport ?? (env.FMNIST_COLLECTIVE_TRANSPORT || 'auto');
   if (collectiveTransport !== 'auto' && collectiveTransport !== 'grpc') {
     throw new ConfigError(`collective transport is auto or grpc, got ${JSON.stringify(collectiveTransport)}`, { option: 'collective-transport' });
@@ -120,6 +136,7 @@ export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.Process
     checkpointRoot: path.resolve(options.checkpointRoot ?? env.CHECKPOINT_ROOT ?? '.fmnist-cluster/checkpoints'),
     collectiveTimeoutMs: timeout,
     authToken,
+    tls,
     collectiveTransport,
     hostId,
     name: options.name ?? `${os.hostname()}/${process.pid}`,

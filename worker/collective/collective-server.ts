@@ -3,7 +3,7 @@
  * network port. It checks the token on every call, and hands each incoming `Exchange` stream,
  * once its first chunk says which all-reduce it belongs to, to the member.
  */
-import { Server, ServerCredentials, status, type Metadata } from '@grpc/grpc-js';
+import { Server, status, type Metadata } from '@grpc/grpc-js';
 import type { ExchangeChunk__Output } from '../../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
 import type { CollectiveHandlers } from '../../proto/generated/fmnist/cluster/v1/Collective.ts';
 import type { PingResponse } from '../../proto/generated/fmnist/cluster/v1/PingResponse.ts';
@@ -12,6 +12,7 @@ import { collectiveService } from './exchange-codec.ts';
 import { serverOptions, widenServerWindows } from './grpc-tuning.ts';
 import { IncomingExchange, type ExchangeListener } from './incoming-exchange.ts';
 import type { RefusalReason } from './refusal-reason.ts';
+import { ringServerCredentials, type RingTls } from './ring-tls.ts';
 import { joinHostPort } from '../../shared/net/host-port.ts';
 
 /** What the server asks of the ring member behind it. */
@@ -31,18 +32,26 @@ const IGNORE: ExchangeListener = { chunk() {}, end() {}, lost() {} };
 
 const UNAUTHENTICATED = { code: status.UNAUTHENTICATED, details: 'missing or wrong token in the authorization metadata' };
 
+/** Where and how the server listens. */
+export interface CollectiveServerOptions {
+  host: string;
+  /** 0: a free one. */
+  port: number;
+  chunkBytes: number;
+  /** Mutual TLS; undefined: plaintext. */
+  tls: RingTls | undefined;
+}
+
 /** Starts the server; resolves with it and the port it listens on. */
 export async function startCollectiveServer(
-  host: string,
-  port: number,
-  chunkBytes: number,
+  { host, port, chunkBytes, tls }: CollectiveServerOptions,
   backend: CollectiveBackend,
 ): Promise<{ server: Server; port: number }> {
   const server = new Server(serverOptions(chunkBytes));
   widenServerWindows(server);
   server.addService(collectiveService(), handlers(backend));
   const boundPort = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(joinHostPort(host, port), ServerCredentials.createInsecure(), (error, bound) => {
+    server.bindAsync(joinHostPort(host, port), ringServerCredentials(tls), (error, bound) => {
       if (error === null) resolve(bound);
       else reject(collectiveError('COLLECTIVE_TRANSPORT', `cannot listen on ${joinHostPort(host, port)}: ${error.message}`, { cause: error }));
     });
