@@ -9,6 +9,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
+import { compileRedisTarget } from '../shared/config/redis-options.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { freePort } from '../shared/redis/redis-server-process.ts';
 import { defaultAdvertiseHost } from '../worker/advertise-host.ts';
@@ -19,7 +20,7 @@ const REDIS = 'redis://10.0.0.5:6379';
 
 test('with only Redis given and an empty environment, every other option takes its default', (t) => {
   t.deepEqual(compileWorkerOptions({ redisUrl: REDIS }, {}), {
-    redisUrl: REDIS,
+    redis: compileRedisTarget({ url: REDIS }),
     prefix: 'fmnist',
     backend: 'auto',
     threads: undefined,
@@ -54,7 +55,7 @@ const ENV: NodeJS.ProcessEnv = {
 
 test('the environment passed in fills what the options leave out', (t) => {
   t.like(compileWorkerOptions({}, ENV), {
-    redisUrl: 'redis://redis:6379',
+    redis: { url: 'redis://redis:6379' },
     prefix: 'lab',
     backend: 'wasm',
     listenHost: '0.0.0.0',
@@ -87,8 +88,10 @@ test('options win over the environment', (t) => {
     metricsHost: '10.0.0.9',
     metricsPort: 'off',
   };
+  const { redisUrl, ...rest } = options;
   t.deepEqual(compileWorkerOptions(options, ENV), {
-    ...options,
+    ...rest,
+    redis: compileRedisTarget({ url: redisUrl! }),
     tls: undefined,
     backend: 'cpu',
     checkpointRoot: path.resolve('ckpt'),

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { compileComputeOptions, type BackendChoice } from '../shared/config/compute-options.ts';
+import { compileRedisTarget, redisCredentials, type RedisCredentials, type RedisTarget } from '../shared/config/redis-options.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { parseMetricsPort, type MetricsPort } from '../shared/metrics/metrics-server.ts';
 import { dialableHost } from '../shared/net/host-port.ts';
@@ -11,8 +12,13 @@ import { compileRingTls, ringTlsFiles } from './ring-tls-options.ts';
 
 /** How a worker process is deployed; the training itself comes from the run's config. */
 export interface WorkerOptions {
-  /** Redis of the cluster. @default env.REDIS_URL */
+  /** Redis of the cluster: `redis://` or `rediss://` (TLS), credentials allowed. @default env.REDIS_URL */
   redisUrl?: string;
+  /**
+   * Redis ACL user, password and TLS files (see shared/config/redis-options.ts); each defaults to
+   * its environment variable (REDIS_USERNAME, REDIS_PASSWORD, REDIS_TLS_CA, REDIS_TLS_CERT, REDIS_TLS_KEY).
+   */
+  redisCredentials?: RedisCredentials;
   /** Key prefix of the cluster. @default env.FMNIST_PREFIX ?? 'fmnist' */
   prefix?: string;
   /** Backend to use when the run asks for 'auto'. @default env.TRAIN_BACKEND ?? 'auto' */
@@ -67,7 +73,8 @@ export interface WorkerOptions {
 
 /** {@link WorkerOptions} with every default filled in and checked. */
 export interface CompiledWorkerOptions {
-  redisUrl: string;
+  /** Every Redis connection of the worker (its own and BullMQ's) is made from it. */
+  redis: RedisTarget;
   prefix: string;
   backend: BackendChoice;
   threads: number | undefined;
@@ -97,7 +104,7 @@ const MIN_COLLECTIVE_TIMEOUT_MS = 1_000;
 
 /**
  * Fills the defaults (from `env`, which tests pass) and checks every value; throws ConfigError
- * whose `option` names the bad one by its flag name (`redis`, `threads`, `backend`, `ring-port`,
+ * whose `option` names the bad one by its flag name (`redis`, `redis-tls-ca`, ..., `threads`, `backend`, `ring-port`,
  * `collective-timeout-ms`, `collective-transport`, `host-id`, `tls-cert`, `tls-key`, `tls-ca`: one missing
  * of the three, or a file that cannot be read or parsed). An empty environment variable
  * counts as unset, so a compose file can pass `${VAR:-}` through.
@@ -105,6 +112,7 @@ const MIN_COLLECTIVE_TIMEOUT_MS = 1_000;
 export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.ProcessEnv = process.env): CompiledWorkerOptions {
   const redisUrl = options.redisUrl ?? (env.REDIS_URL || undefined);
   if (!redisUrl) throw new ConfigError('worker needs Redis: pass --redis redis://host:port or set REDIS_URL', { option: 'redis' });
+  const redis = compileRedisTarget({ url: redisUrl, ...redisCredentials(options.redisCredentials ?? {}, env) });
   const timeout = options.collectiveTimeoutMs ?? 600_000;
   if (!Number.isSafeInteger(timeout) || timeout < MIN_COLLECTIVE_TIMEOUT_MS) {
     throw new ConfigError(`collective timeout must be an integer >= ${MIN_COLLECTIVE_TIMEOUT_MS} ms, got ${timeout}`, { option: 'collective-timeout-ms' });
@@ -126,7 +134,7 @@ export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.Process
   const advertiseHost = options.advertiseHost ?? (env.WORKER_ADVERTISE_HOST || undefined) ?? defaultAdvertiseHost(listenHost);
   const metricsHost = options.metricsHost ?? env.WORKER_METRICS_HOST ?? listenHost;
   return {
-    redisUrl,
+    redis,
     prefix: options.prefix ?? env.FMNIST_PREFIX ?? DEFAULT_KEY_PREFIX,
     backend: compute.backend,
     threads: compute.threads,
