@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
+import { compileRedisTarget } from '../shared/config/redis-options.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { securityWarnings } from '../worker/security-warnings.ts';
 import { compileWorkerOptions, type WorkerOptions } from '../worker/worker-options.ts';
@@ -63,7 +64,8 @@ for (const [what, options, option] of INVALID) {
 
 test('a token without TLS is a warning when the ring is reachable beyond loopback, and only then', (t) => {
   const tls = { ca: Buffer.alloc(0), cert: Buffer.alloc(0), key: Buffer.alloc(0) };
-  const codes = (settings: Parameters<typeof securityWarnings>[0]) => securityWarnings(settings).map((warning) => warning.code);
+  const redis = compileRedisTarget({ url: REDIS });
+  const codes = (settings: Omit<Parameters<typeof securityWarnings>[0], 'redis'>) => securityWarnings({ redis, ...settings }).map((warning) => warning.code);
   t.deepEqual(codes({ authToken: 's', tls: undefined, listenHost: '0.0.0.0', advertiseHost: '10.0.0.9' }), ['RING_TOKEN_IN_CLEAR']);
   t.deepEqual(codes({ authToken: 's', tls: undefined, listenHost: '10.0.0.9', advertiseHost: undefined }), ['RING_TOKEN_IN_CLEAR']);
   t.deepEqual(codes({ authToken: 's', tls: undefined, listenHost: '127.0.0.1', advertiseHost: 'worker-3' }), ['RING_TOKEN_IN_CLEAR']);
@@ -71,6 +73,17 @@ test('a token without TLS is a warning when the ring is reachable beyond loopbac
   t.deepEqual(codes({ authToken: 's', tls: undefined, listenHost: '::1', advertiseHost: 'localhost' }), []);
   t.deepEqual(codes({ authToken: 's', tls, listenHost: '0.0.0.0', advertiseHost: '10.0.0.9' }), [], 'TLS encrypts the token');
   t.deepEqual(codes({ authToken: undefined, tls: undefined, listenHost: '0.0.0.0', advertiseHost: '10.0.0.9' }), [], 'no token to leak');
+});
+
+test('a Redis password sent without TLS beyond loopback is a warning, and only then', (t) => {
+  const ring = { authToken: undefined, tls: undefined, listenHost: '127.0.0.1', advertiseHost: undefined };
+  const codes = (redis: Parameters<typeof compileRedisTarget>[0]) =>
+    securityWarnings({ ...ring, redis: compileRedisTarget(redis) }).map((warning) => warning.code);
+  t.deepEqual(codes({ url: 'redis://redis:6379', password: 's' }), ['REDIS_PASSWORD_IN_CLEAR']);
+  t.deepEqual(codes({ url: 'redis://:s@10.0.0.5:6379' }), ['REDIS_PASSWORD_IN_CLEAR']);
+  t.deepEqual(codes({ url: 'redis://127.0.0.1:6379', password: 's' }), [], 'loopback never leaves the host');
+  t.deepEqual(codes({ url: 'rediss://redis:6379', password: 's' }), [], 'TLS encrypts it');
+  t.deepEqual(codes({ url: 'redis://redis:6379' }), [], 'no password to leak');
 });
 
 /** Starts a worker CLI and stops it once it is ready (its line `(prefix <prefix>)`); whether it got there, and the codes of its warnings. */
