@@ -7,18 +7,14 @@
  * (FMNIST_TLS_*) to the workers it starts: a run over the gRPC ring with mutual TLS completes.
  */
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { credentials, status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import test from 'ava';
 import { collectiveClient } from '../worker/collective/exchange-codec.ts';
 import { RingMember, type RingTls } from '../worker/collective/ring-allreduce.ts';
 import { tokenMetadata } from '../worker/collective/bearer-token.ts';
-import { jsonLines, runCli } from './helpers/cli.ts';
-import { uniquePrefix } from './helpers/redis-server.ts';
 import { ringOrderSum, TEST_TOKEN } from './helpers/ring.ts';
 import { seededValues } from './helpers/seeded-values.ts';
+import { tinyLocalRun } from './helpers/tiny-local-run.ts';
 import { makeCertificateAuthority, type CertificateAuthority, type CertificateFiles } from './helpers/tls-certificates.ts';
 
 let ca: CertificateAuthority;
@@ -85,8 +81,6 @@ test.serial('a TLS member answers a client with a certificate of its CA, and ref
 });
 
 test.serial('launch --local passes FMNIST_TLS_* to its workers: a 2-worker run over the gRPC ring with mutual TLS completes', async (t) => {
-  const stateDir = await mkdtemp(path.join(os.tmpdir(), 'fmnist-tls-launch-'));
-  t.teardown(() => rm(stateDir, { recursive: true, force: true }));
   // One certificate for both workers: both advertise 127.0.0.1, which it names.
   const files = await ca.issue('local-workers');
   const env = {
@@ -95,37 +89,13 @@ test.serial('launch --local passes FMNIST_TLS_* to its workers: a 2-worker run o
     FMNIST_TLS_KEY: files.key,
     FMNIST_COLLECTIVE_TRANSPORT: 'grpc',
     FMNIST_AUTH_TOKEN: TEST_TOKEN,
-    REDIS_URL: '',
   };
-  const flags = [
-    '--model',
-    'tiny-cnn',
-    '--epochs',
-    '1',
-    '--resize',
-    '28',
-    '--limit-train',
-    '512',
-    '--limit-test',
-    '128',
-    '--batch-size',
-    '128',
-    '--backend',
-    'wasm',
-  ];
-  const launch = await runCli(
-    'coordinator',
-    ['launch', '--local', '--workers', '2', '--json', '--state-dir', stateDir, '--prefix', uniquePrefix('tls-ring'), ...flags],
-    { env },
-  );
+  const { launch, last, workerLogs } = await tinyLocalRun(t, [], env);
   t.is(launch.code, 0, launch.stderr);
-  const last = jsonLines(launch.stdout).at(-1)!;
-  t.is(last.status, 'completed');
+  t.is(last?.status, 'completed');
   // Each worker says at start-up which ring it runs (worker/main.ts): both ran the TLS one.
-  const logDir = path.join(stateDir, 'logs', last.run as string);
-  const logs = await Promise.all((await readdir(logDir)).map((file) => readFile(path.join(logDir, file), 'utf8')));
   t.deepEqual(
-    logs.map((log) => /; ring: (mutual TLS|plaintext)/.exec(log)?.[1]),
+    workerLogs.map((log) => /; ring: (mutual TLS|plaintext)/.exec(log)?.[1]),
     ['mutual TLS', 'mutual TLS'],
   );
 });

@@ -5,13 +5,12 @@
  * `launch --local` and its workers (BullMQ included); wrong or missing ones fail with
  * REDIS_AUTH, an untrusted server certificate with REDIS_TLS; no password is ever printed.
  */
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { compileRedisTarget, redisChildEnv } from '../shared/config/redis-options.ts';
 import { ConfigError } from '../shared/errors.ts';
-import { cliErrorCode, jsonLines, runCli } from './helpers/cli.ts';
+import { cliErrorCode, runCli } from './helpers/cli.ts';
+import { tinyLocalRun } from './helpers/tiny-local-run.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from './helpers/redis-server.ts';
 import { makeCertificateAuthority, type CertificateAuthority, type CertificateFiles } from './helpers/tls-certificates.ts';
 
@@ -27,7 +26,6 @@ let client: CertificateFiles;
 let auth: TestRedis;
 /** TLS only, client certificates required, requirepass and the same ACL user. */
 let tls: TestRedis;
-let scratch: string;
 
 test.before(async () => {
   ca = await makeCertificateAuthority('redis');
@@ -36,12 +34,10 @@ test.before(async () => {
     startTestRedis({ persist: false, password: DEFAULT_PASSWORD, users: [ALICE] }),
     startTestRedis({ persist: false, password: TLS_PASSWORD, users: [ALICE], tls: { ...server, ca: ca.cert, requireClientCertificates: true } }),
   ]);
-  scratch = await mkdtemp(path.join(os.tmpdir(), 'fmnist-redis-auth-'));
 });
 test.after.always(async () => {
   await Promise.all([auth?.close(), tls?.close()]);
   await ca?.remove();
-  await rm(scratch, { recursive: true, force: true });
 });
 
 /** Asserts that no secret of this file appears in `output`. */
@@ -122,36 +118,10 @@ test('over TLS with a client certificate list works; a server certificate the CA
 });
 
 test('launch --local trains a tiny run on a TLS Redis with an ACL user: its workers and BullMQ get the same settings', async (t) => {
-  const stateDir = path.join(scratch, 'state');
-  const flags = [
-    '--model',
-    'tiny-cnn',
-    '--epochs',
-    '1',
-    '--resize',
-    '28',
-    '--limit-train',
-    '512',
-    '--limit-test',
-    '128',
-    '--batch-size',
-    '128',
-    '--backend',
-    'wasm',
-  ];
   const redis = ['--redis', tls.url, '--redis-user', ALICE.name, '--redis-tls-ca', ca.cert, '--redis-tls-cert', client.cert, '--redis-tls-key', client.key];
-  const launch = await runCli(
-    'coordinator',
-    ['launch', '--local', '--workers', '2', '--json', '--state-dir', stateDir, '--prefix', uniquePrefix('tls-launch'), ...redis, ...flags],
-    {
-      env: { REDIS_PASSWORD: ALICE.password, REDIS_URL: '' },
-    },
-  );
+  const { launch, last, workerLogs } = await tinyLocalRun(t, redis, { REDIS_PASSWORD: ALICE.password });
   t.is(launch.code, 0, launch.stderr);
-  const last = jsonLines(launch.stdout).at(-1)!;
-  t.is(last.status, 'completed');
-  const logDir = path.join(stateDir, 'logs', last.run as string);
-  const logs = await Promise.all((await readdir(logDir)).map((file) => readFile(path.join(logDir, file), 'utf8')));
-  t.is(logs.length, 2);
-  assertNoSecret(t, launch.stdout + launch.stderr + logs.join('\n'));
+  t.is(last?.status, 'completed');
+  t.is(workerLogs.length, 2);
+  assertNoSecret(t, launch.stdout + launch.stderr + workerLogs.join('\n'));
 });
