@@ -52,7 +52,7 @@ async function measure(redisUrl: string, scratch: string, workers: number, flags
   });
   const cluster = LocalCluster.start({
     workers,
-    redisUrl,
+    redis: redisUrl,
     prefix: client.keys.prefix,
     checkpointRoot: path.join(scratch, 'ckpt'),
     logDir: path.join(scratch, 'logs', run.id),

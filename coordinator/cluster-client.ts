@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { redisTargetOf, type RedisTarget } from '../shared/config/redis-options.ts';
 import { connectRedis } from '../shared/redis/local-redis.ts';
 import { RedisKeys } from '../shared/redis/keys.ts';
 import { RunStore } from '../shared/run/run-store.ts';
@@ -12,15 +13,14 @@ export class ClusterClient {
   readonly runs: RunStore;
   readonly shards: ShardStore;
   readonly queue: TrainingQueue;
+  /** The Redis connected to, with its credentials: further connections (QueueEvents, workers) use it. */
+  readonly target: RedisTarget;
   private closing?: Promise<void>;
 
-  constructor(
-    readonly redisUrl: string,
-    prefix: string,
-    role = 'coordinator',
-  ) {
+  constructor(endpoint: string | RedisTarget, prefix: string, role = 'coordinator') {
+    this.target = redisTargetOf(endpoint);
     this.keys = new RedisKeys(prefix);
-    this.redis = connectRedis(redisUrl, role);
+    this.redis = connectRedis(this.target, role);
     this.runs = new RunStore(this.redis, this.keys);
     this.shards = new ShardStore(this.redis, this.keys);
     this.queue = new TrainingQueue(this.redis, this.keys, (error) => process.stderr.write(`queue error: ${error.message}\n`));

@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_PROBE_URL, ensureRedis, type LocalRedis } from '../shared/redis/local-redis.ts';
-import { redisAnswersWithin } from '../shared/redis/ping-redis.ts';
+import { redisAnswersWithin, refuseBadCredentials } from '../shared/redis/ping-redis.ts';
+import { compileRedisTarget, redisCredentials, type RedisCredentials } from '../shared/config/redis-options.ts';
 import { RedisError } from '../shared/redis/redis-error.ts';
 import { freePort } from '../shared/redis/redis-server-process.ts';
 import { DEFAULT_KEY_PREFIX } from '../shared/redis/keys.ts';
@@ -26,7 +27,27 @@ export const CLUSTER_FLAGS = {
   local: { type: 'boolean' },
   'state-dir': { type: 'string' },
   'redis-probe': { type: 'string' },
+  'redis-user': { type: 'string' },
+  'redis-password': { type: 'string' },
+  'redis-tls-ca': { type: 'string' },
+  'redis-tls-cert': { type: 'string' },
+  'redis-tls-key': { type: 'string' },
 } as const;
+
+/**
+ * `--redis-user`, `--redis-password` and `--redis-tls-ca/-cert/-key`, else REDIS_USERNAME,
+ * REDIS_PASSWORD and REDIS_TLS_*: the credentials of the Redis given by URL (or probed).
+ */
+export function redisCredentialsFromFlags(values: FlagValues, env: NodeJS.ProcessEnv = process.env): RedisCredentials {
+  const given = {
+    username: stringFlag(values, 'redis-user'),
+    password: stringFlag(values, 'redis-password'),
+    tlsCa: stringFlag(values, 'redis-tls-ca'),
+    tlsCert: stringFlag(values, 'redis-tls-cert'),
+    tlsKey: stringFlag(values, 'redis-tls-key'),
+  };
+  return redisCredentials(given, env);
+}
 
 /**
  * Flags of commands that can run the cluster here (`launch`, `resume`): where the coordinator
@@ -117,16 +138,20 @@ export async function openClusterSession(
 ): Promise<ClusterSession> {
   const url = stringFlag(values, 'redis') ?? (env.REDIS_URL || undefined);
   const prefix = stringFlag(values, 'prefix') ?? env.FMNIST_PREFIX ?? DEFAULT_KEY_PREFIX;
+  const credentials = redisCredentialsFromFlags(values, env);
   let redis: LocalRedis | undefined;
   if (usesStateDir(values, url, options)) {
-    redis = await ensureRedis({ url, env, probeUrl: redisProbeUrl(values, env), dataDir: path.join(stateDir(values), 'redis') });
+    redis = await ensureRedis({ url, env, credentials, probeUrl: redisProbeUrl(values, env), dataDir: path.join(stateDir(values), 'redis') });
   } else if (!url) {
     const reads = options.readsStateDir === true ? ` (no state directory to read at ${stateDir(values)}; see --state-dir)` : '';
     throw new ConfigError(`no Redis: pass --redis redis://host:port, set REDIS_URL or use --local${reads}`);
-  } else if (options.waitForRedis !== true && !(await redisAnswersWithin(url, COMMAND_REDIS_TIMEOUT_MS))) {
-    throw new RedisError('REDIS_UNAVAILABLE', `Redis at ${url} does not answer PING within ${COMMAND_REDIS_TIMEOUT_MS / 1000} s`);
   }
-  const client = new ClusterClient(redis?.url ?? url!, prefix);
+  const target = redis?.target ?? compileRedisTarget({ url: url!, ...credentials });
+  if (redis === undefined && options.waitForRedis === true) await refuseBadCredentials(target);
+  else if (redis === undefined && !(await redisAnswersWithin(target, COMMAND_REDIS_TIMEOUT_MS))) {
+    throw new RedisError('REDIS_UNAVAILABLE', `Redis at ${target.displayUrl} does not answer PING within ${COMMAND_REDIS_TIMEOUT_MS / 1000} s`);
+  }
+  const client = new ClusterClient(target, prefix);
   return {
     client,
     redis,
@@ -189,7 +214,7 @@ export async function runToEnd(
   const cluster = options.local
     ? LocalCluster.start({
         workers: run.config.workers,
-        redisUrl: client.redisUrl,
+        redis: client.target,
         prefix: client.keys.prefix,
         checkpointRoot: path.join(dir, 'checkpoints'),
         logDir: path.join(dir, 'logs', run.id),

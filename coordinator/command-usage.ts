@@ -1,3 +1,9 @@
+/** Redis credentials and TLS, accepted by every command that takes --redis (docs/SECURITY.md). */
+const REDIS_AUTH = `  Redis: --redis takes redis:// or rediss:// (TLS) URLs, user:password@ allowed; --redis-user U,
+  --redis-password P (better: REDIS_USERNAME, REDIS_PASSWORD; ps shows flags), --redis-tls-ca FILE,
+  --redis-tls-cert FILE --redis-tls-key FILE (REDIS_TLS_CA, REDIS_TLS_CERT, REDIS_TLS_KEY). Wrong
+  credentials fail with REDIS_AUTH, an untrusted certificate with REDIS_TLS.`;
+
 /** One usage text per coordinator command, shown by `help` and `<command> --help`. */
 export const COMMAND_USAGE = {
   summary: `summary [--size 224] [--json]
@@ -19,15 +25,19 @@ export const COMMAND_USAGE = {
   --run-id names the run and creates it only once; when it exists (with the same config), --if-exists
   says what happens: fail (the default), attach (leave it as it is; follow it with --follow) or
   resume (attach, resuming it first when it failed or was interrupted). An empty flag value counts
-  as an absent flag.`,
+  as an absent flag. --local's workers get the Redis credentials, FMNIST_AUTH_TOKEN and the ring's
+  FMNIST_TLS_CERT/KEY/CA through their environment.
+${REDIS_AUTH}`,
   resume: `resume <run> [--local] [--follow] [--force] [--json] [--redis URL] [--prefix P] [--state-dir DIR]
       [--metrics-host H] [--metrics-port auto|off|N] [--prometheus [--prometheus-port N]]
   Continues a failed, cancelled or interrupted run from its newest complete checkpoint.
-  --force also takes a run still marked running whose processes were all killed.`,
+  --force also takes a run still marked running whose processes were all killed.
+${REDIS_AUTH}`,
   status: `status <run> [--follow] [--json] [--redis URL | --local] [--state-dir DIR] [--prefix P]
   Prints the run's state, config and per-epoch history; --follow attaches until it stops.
   Reads --redis, else REDIS_URL, else (as --local does) the Redis of the state directory: the
-  running one, else one started from its files and stopped again.`,
+  running one, else one started from its files and stopped again.
+${REDIS_AUTH}`,
   list: `list [--limit 20] [--json] [--redis URL | --local] [--state-dir DIR] [--prefix P]
   Lists runs, newest first. Reads the same Redis as status.`,
   report: `report <run> [--out <run>.html | --out -] [--json] [--redis URL | --local] [--state-dir DIR] [--prefix P]
@@ -39,5 +49,6 @@ export const COMMAND_USAGE = {
   serve: `serve [--redis URL] [--prefix P] [--local] [--state-dir DIR] [--metrics-host 127.0.0.1] [--metrics-port 9400|auto|off]
   The long-running coordinator: publishes the dataset shards, watches the jobs, and serves
   /metrics, /healthz and Prometheus' HTTP service discovery of the workers (/sd).
-  Environment: COORDINATOR_METRICS_HOST, COORDINATOR_METRICS_PORT.`,
+  Environment: COORDINATOR_METRICS_HOST, COORDINATOR_METRICS_PORT.
+${REDIS_AUTH}`,
 } as const;

@@ -53,7 +53,7 @@ export class CoordinatorService {
   async start(): Promise<DatasetVersions> {
     if (this.metricsOptions !== undefined) this.metricsServer = await this.serveMetrics(this.metricsOptions);
     this.dataset = await publishDataset(this.client.shards, (bytes) => this.metrics.shardsPublished(bytes));
-    this.eventsConnection = connectRedis(this.client.redisUrl, 'coordinator-events');
+    this.eventsConnection = connectRedis(this.client.target, 'coordinator-events');
     this.events = new QueueEvents(TRAIN_QUEUE, { connection: this.eventsConnection, prefix: this.client.keys.queuePrefix() });
     this.events.on('error', (error) => this.log(`queue events error: ${error.message}`));
     this.events.on('failed', ({ jobId, failedReason }) => void this.onJobFailed(jobId, failedReason));

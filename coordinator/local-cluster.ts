@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { redisChildEnv, redisTargetOf, type RedisTarget } from '../shared/config/redis-options.ts';
 import { RING_NODE_FLAGS, RING_PROCESS_ENV } from '../worker/process-tuning.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -9,7 +10,11 @@ const WORKER_MAIN = path.join(REPO_ROOT, 'worker', 'main.ts');
 
 export interface LocalClusterOptions {
   workers: number;
-  redisUrl: string;
+  /**
+   * The cluster's Redis. Workers get its URL as `--redis` and its credentials and TLS files as
+   * REDIS_* environment variables (never on their command line, which `ps` shows).
+   */
+  redis: string | RedisTarget;
   prefix: string;
   checkpointRoot: string;
   /** Each worker's stdout and stderr go to `<logDir>/worker-<k>.log`. */
@@ -19,6 +24,10 @@ export interface LocalClusterOptions {
    * and everything else about the training come from the run's config. @default the worker's own
    */
   threads?: number;
+  /**
+   * The workers' environment, on top of worker/process-tuning.env. The ring's settings
+   * (FMNIST_AUTH_TOKEN, FMNIST_TLS_CERT/KEY/CA, ...) reach the workers through it. @default process.env
+   */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -52,11 +61,12 @@ export class LocalCluster {
   }
 
   private spawnWorker(k: number): void {
-    const { redisUrl, prefix, checkpointRoot, threads } = this.options;
-    const args = ['--import', 'tsx', WORKER_MAIN, '--redis', redisUrl, '--prefix', prefix, '--checkpoint-root', checkpointRoot, '--name', `local-${k}`];
+    const { prefix, checkpointRoot, threads } = this.options;
+    const redis = redisTargetOf(this.options.redis);
+    const args = ['--import', 'tsx', WORKER_MAIN, '--redis', redis.url, '--prefix', prefix, '--checkpoint-root', checkpointRoot, '--name', `local-${k}`];
     if (threads !== undefined) args.push('--threads', String(threads));
     // The same start-up settings as `npm run worker` (worker/process-tuning.env).
-    const env = { ...RING_PROCESS_ENV, ...(this.options.env ?? process.env) };
+    const env = { ...RING_PROCESS_ENV, ...(this.options.env ?? process.env), ...redisChildEnv(redis) };
     const child = spawn(process.execPath, [...RING_NODE_FLAGS, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const log = createWriteStream(path.join(this.options.logDir, `worker-${k}.log`), { flags: 'a' });
     child.stdout?.pipe(log, { end: false });

@@ -119,7 +119,7 @@ test.serial('launch --local starts its workers with the same settings', async (t
   t.teardown(() => rm(scratch, { recursive: true, force: true }));
   const cluster = LocalCluster.start({
     workers: 1,
-    redisUrl: redis.url,
+    redis: redis.url,
     prefix,
     checkpointRoot: path.join(scratch, 'ckpt'),
     logDir: path.join(scratch, 'logs'),

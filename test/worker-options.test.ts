@@ -9,6 +9,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
+import { compileRedisTarget } from '../shared/config/redis-options.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { freePort } from '../shared/redis/redis-server-process.ts';
 import { defaultAdvertiseHost } from '../worker/advertise-host.ts';
@@ -19,7 +20,7 @@ const REDIS = 'redis://10.0.0.5:6379';
 
 test('with only Redis given and an empty environment, every other option takes its default', (t) => {
   t.deepEqual(compileWorkerOptions({ redisUrl: REDIS }, {}), {
-    redisUrl: REDIS,
+    redis: compileRedisTarget({ url: REDIS }),
     prefix: 'fmnist',
     backend: 'auto',
     threads: undefined,
@@ -29,6 +30,7 @@ test('with only Redis given and an empty environment, every other option takes i
     checkpointRoot: path.resolve('.fmnist-cluster/checkpoints'),
     collectiveTimeoutMs: 600_000,
     authToken: undefined,
+    tls: undefined,
     collectiveTransport: 'auto',
     hostId: os.hostname(),
     name: `${os.hostname()}/${process.pid}`,
@@ -53,7 +55,7 @@ const ENV: NodeJS.ProcessEnv = {
 
 test('the environment passed in fills what the options leave out', (t) => {
   t.like(compileWorkerOptions({}, ENV), {
-    redisUrl: 'redis://redis:6379',
+    redis: { url: 'redis://redis:6379' },
     prefix: 'lab',
     backend: 'wasm',
     listenHost: '0.0.0.0',
@@ -86,7 +88,15 @@ test('options win over the environment', (t) => {
     metricsHost: '10.0.0.9',
     metricsPort: 'off',
   };
-  t.deepEqual(compileWorkerOptions(options, ENV), { ...options, backend: 'cpu', checkpointRoot: path.resolve('ckpt'), metricsAdvertiseHost: 'me' });
+  const { redisUrl, ...rest } = options;
+  t.deepEqual(compileWorkerOptions(options, ENV), {
+    ...rest,
+    redis: compileRedisTarget({ url: redisUrl! }),
+    tls: undefined,
+    backend: 'cpu',
+    checkpointRoot: path.resolve('ckpt'),
+    metricsAdvertiseHost: 'me',
+  });
 });
 
 /** [what is wrong, options, environment, the option the error must name]. */

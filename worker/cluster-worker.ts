@@ -39,10 +39,10 @@ export class ClusterWorker {
     readonly metricsServer: MetricsServer | undefined,
   ) {
     const keys = new RedisKeys(options.prefix);
-    this.redis = connectRedis(options.redisUrl, `worker-${options.name}`);
+    this.redis = connectRedis(options.redis, `worker-${options.name}`);
     const runs = new RunStore(this.redis, keys);
     const shards = new ShardCache(this.redis, keys, ({ index, version }) => log(`shard ${index} of dataset ${version} failed its checksum; fetching it again`));
-    this.consumerConnection = connectRedis(options.redisUrl, `worker-bullmq-${options.name}`);
+    this.consumerConnection = connectRedis(options.redis, `worker-bullmq-${options.name}`);
     const context: JobContext = {
       options,
       redis: this.redis,

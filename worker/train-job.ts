@@ -75,6 +75,7 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
     port: ctx.options.ringPort,
     advertiseHost: ctx.options.advertiseHost,
     authToken: ctx.options.authToken,
+    tls: ctx.options.tls,
     timeoutMs: ctx.options.collectiveTimeoutMs,
     onRefused: (reason) => ctx.metrics.refused(reason),
   });

@@ -1,16 +1,24 @@
 import os from 'node:os';
 import path from 'node:path';
 import { compileComputeOptions, type BackendChoice } from '../shared/config/compute-options.ts';
+import { compileRedisTarget, redisCredentials, type RedisCredentials, type RedisTarget } from '../shared/config/redis-options.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { parseMetricsPort, type MetricsPort } from '../shared/metrics/metrics-server.ts';
 import { dialableHost } from '../shared/net/host-port.ts';
 import { DEFAULT_KEY_PREFIX } from '../shared/redis/keys.ts';
 import { defaultAdvertiseHost } from './advertise-host.ts';
+import type { RingTls } from './collective/ring-tls.ts';
+import { compileRingTls, ringTlsFiles } from './ring-tls-options.ts';
 
 /** How a worker process is deployed; the training itself comes from the run's config. */
 export interface WorkerOptions {
-  /** Redis of the cluster. @default env.REDIS_URL */
+  /** Redis of the cluster: `redis://` or `rediss://` (TLS), credentials allowed. @default env.REDIS_URL */
   redisUrl?: string;
+  /**
+   * Redis ACL user, password and TLS files (see shared/config/redis-options.ts); each defaults to
+   * its environment variable (REDIS_USERNAME, REDIS_PASSWORD, REDIS_TLS_CA, REDIS_TLS_CERT, REDIS_TLS_KEY).
+   */
+  redisCredentials?: RedisCredentials;
   /** Key prefix of the cluster. @default env.FMNIST_PREFIX ?? 'fmnist' */
   prefix?: string;
   /** Backend to use when the run asks for 'auto'. @default env.TRAIN_BACKEND ?? 'auto' */
@@ -34,6 +42,16 @@ export interface WorkerOptions {
   /** Shared secret peers present to each other. @default env.FMNIST_AUTH_TOKEN */
   authToken?: string;
   /**
+   * PEM certificate of this worker for the ring's mutual TLS; with `tlsKey` and `tlsCa`, all
+   * three or none. It must name (subject alternative name) the host this worker advertises.
+   * @default env.FMNIST_TLS_CERT (none: the ring is plaintext)
+   */
+  tlsCert?: string;
+  /** PEM private key of `tlsCert`. @default env.FMNIST_TLS_KEY */
+  tlsKey?: string;
+  /** PEM certificate(s) of the CA that signed every worker's certificate. @default env.FMNIST_TLS_CA */
+  tlsCa?: string;
+  /**
    * 'auto': when every rank of a ring has the same host id and the collective addon is built,
    * they all-reduce through shared memory, else over the gRPC ring; 'grpc': always the ring.
    * @default env.FMNIST_COLLECTIVE_TRANSPORT ?? 'auto'
@@ -55,7 +73,8 @@ export interface WorkerOptions {
 
 /** {@link WorkerOptions} with every default filled in and checked. */
 export interface CompiledWorkerOptions {
-  redisUrl: string;
+  /** Every Redis connection of the worker (its own and BullMQ's) is made from it. */
+  redis: RedisTarget;
   prefix: string;
   backend: BackendChoice;
   threads: number | undefined;
@@ -66,6 +85,8 @@ export interface CompiledWorkerOptions {
   checkpointRoot: string;
   collectiveTimeoutMs: number;
   authToken: string | undefined;
+  /** The ring's mutual TLS, files read and checked; undefined: plaintext. */
+  tls: RingTls | undefined;
   collectiveTransport: CollectiveTransport;
   hostId: string;
   name: string;
@@ -83,18 +104,21 @@ const MIN_COLLECTIVE_TIMEOUT_MS = 1_000;
 
 /**
  * Fills the defaults (from `env`, which tests pass) and checks every value; throws ConfigError
- * whose `option` names the bad one by its flag name (`redis`, `threads`, `backend`, `ring-port`,
- * `collective-timeout-ms`, `collective-transport`, `host-id`). An empty environment variable
+ * whose `option` names the bad one by its flag name (`redis`, `redis-tls-ca`, ..., `threads`, `backend`, `ring-port`,
+ * `collective-timeout-ms`, `collective-transport`, `host-id`, `tls-cert`, `tls-key`, `tls-ca`: one missing
+ * of the three, or a file that cannot be read or parsed). An empty environment variable
  * counts as unset, so a compose file can pass `${VAR:-}` through.
  */
 export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.ProcessEnv = process.env): CompiledWorkerOptions {
   const redisUrl = options.redisUrl ?? (env.REDIS_URL || undefined);
   if (!redisUrl) throw new ConfigError('worker needs Redis: pass --redis redis://host:port or set REDIS_URL', { option: 'redis' });
+  const redis = compileRedisTarget({ url: redisUrl, ...redisCredentials(options.redisCredentials ?? {}, env) });
   const timeout = options.collectiveTimeoutMs ?? 600_000;
   if (!Number.isSafeInteger(timeout) || timeout < MIN_COLLECTIVE_TIMEOUT_MS) {
     throw new ConfigError(`collective timeout must be an integer >= ${MIN_COLLECTIVE_TIMEOUT_MS} ms, got ${timeout}`, { option: 'collective-timeout-ms' });
   }
   const authToken = options.authToken ?? (env.FMNIST_AUTH_TOKEN || undefined);
+  const tls = compileRingTls(ringTlsFiles({ ca: options.tlsCa, cert: options.tlsCert, key: options.tlsKey }, env));
   const collectiveTransport = options.collectiveTransport ?? (env.FMNIST_COLLECTIVE_TRANSPORT || 'auto');
   if (collectiveTransport !== 'auto' && collectiveTransport !== 'grpc') {
     throw new ConfigError(`collective transport is auto or grpc, got ${JSON.stringify(collectiveTransport)}`, { option: 'collective-transport' });
@@ -110,7 +134,7 @@ export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.Process
   const advertiseHost = options.advertiseHost ?? (env.WORKER_ADVERTISE_HOST || undefined) ?? defaultAdvertiseHost(listenHost);
   const metricsHost = options.metricsHost ?? env.WORKER_METRICS_HOST ?? listenHost;
   return {
-    redisUrl,
+    redis,
     prefix: options.prefix ?? env.FMNIST_PREFIX ?? DEFAULT_KEY_PREFIX,
     backend: compute.backend,
     threads: compute.threads,
@@ -120,6 +144,7 @@ export function compileWorkerOptions(options: WorkerOptions, env: NodeJS.Process
     checkpointRoot: path.resolve(options.checkpointRoot ?? env.CHECKPOINT_ROOT ?? '.fmnist-cluster/checkpoints'),
     collectiveTimeoutMs: timeout,
     authToken,
+    tls,
     collectiveTransport,
     hostId,
     name: options.name ?? `${os.hostname()}/${process.pid}`,

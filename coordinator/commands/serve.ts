@@ -11,7 +11,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const service = new CoordinatorService(session.client, log, metrics);
   const dataset = await service.start();
-  log(`serving on ${session.client.redisUrl} (prefix ${session.client.keys.prefix}); dataset ${dataset.train}, ${dataset.test}`);
+  log(`serving on ${session.client.target.displayUrl} (prefix ${session.client.keys.prefix}); dataset ${dataset.train}, ${dataset.test}`);
   if (service.metricsServer) log(`metrics on ${service.metricsServer.url}/metrics, Prometheus service discovery on ${service.metricsServer.url}/sd`);
   const shutdown = installShutdownSignal({ exitCode: 0, log });
   await new Promise<void>((resolve) => shutdown.onDrain(() => resolve()));

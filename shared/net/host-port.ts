@@ -18,3 +18,12 @@ export function isWildcardHost(host: string): boolean {
 export function dialableHost(listenHost: string): string {
   return isWildcardHost(listenHost) ? '127.0.0.1' : listenHost;
 }
+
+/**
+ * True for a host that names this machine's loopback interface (`localhost`, 127.0.0.0/8,
+ * `::1`): what is sent there never crosses a network.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.startsWith('[') ? host.slice(1, -1) : host;
+  return bare === 'localhost' || bare === '::1' || /^127\.\d+\.\d+\.\d+$/.test(bare);
+}

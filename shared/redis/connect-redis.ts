@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import { redisTargetOf, type RedisTarget } from '../config/redis-options.ts';
 
 /** What a process uses a connection for; it ends up in `CLIENT LIST` as the connection name. */
 export type RedisRole = string;
@@ -24,9 +25,12 @@ const ERROR_REPORT_INTERVAL_MS = 10_000;
  * through a reconnect instead of failing), a ready check, endless reconnects with a capped
  * back-off, a connection name `fmnist:<role>:<pid>` and an 'error' handler so that errors never
  * go unhandled. Connects in the background; commands issued before it is ready are queued.
+ * `endpoint` is a compiled target (its credentials and TLS files), or a bare URL.
  */
-export function connectRedis(url: string, role: RedisRole, options: ConnectRedisOptions = {}): Redis {
-  const client = new Redis(url, {
+export function connectRedis(endpoint: string | RedisTarget, role: RedisRole, options: ConnectRedisOptions = {}): Redis {
+  const target = redisTargetOf(endpoint);
+  const client = new Redis(target.url, {
+    ...target.redisOptions,
     connectionName: `fmnist:${role}:${process.pid}`,
     enableReadyCheck: true,
     retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 6), MAX_RECONNECT_DELAY_MS),

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { compileRedisTarget, redisTargetOf, type RedisCredentials, type RedisTarget } from '../config/redis-options.ts';
 import { RedisError } from './redis-error.ts';
 import { pingRedis, redisAnswersWithin } from './ping-redis.ts';
 import { RedisServerProcess } from './redis-server-process.ts';
@@ -14,6 +15,12 @@ export interface EnsureRedisOptions {
   url?: string;
   /** Environment to read REDIS_URL from. @default process.env */
   env?: NodeJS.ProcessEnv;
+  /**
+   * ACL user, password and TLS files for the given URL and the probe (shared/config/redis-options.ts).
+   * A server we start ourselves listens on loopback only, without a password.
+   * @default none
+   */
+  credentials?: RedisCredentials;
   /**
    * Where to look for an already running server when no URL is given; null never looks, so the
    * server is always the data directory's own. @default 'redis://127.0.0.1:6379'
@@ -42,8 +49,10 @@ export interface EnsureRedisOptions {
 
 /** A Redis server to use, and how to let go of it. */
 export interface LocalRedis {
-  /** `redis://host:port` of the server. */
+  /** `redis://host:port` of the server, without credentials. */
   url: string;
+  /** How to connect to it: the URL with its credentials. */
+  target: RedisTarget;
   /** True when we started the server ourselves (and `close()` stops it). */
   started: boolean;
   /** Stops the server if we started it; a no-op for a server that was already there. Idempotent. */
@@ -62,26 +71,29 @@ export const DEFAULT_PROBE_URL = 'redis://127.0.0.1:6379';
 export async function ensureRedis(options: EnsureRedisOptions = {}): Promise<LocalRedis> {
   const env = options.env ?? process.env;
   const answerTimeoutMs = options.answerTimeoutMs ?? 5_000;
+  const credentials = options.credentials ?? {};
   const given = nonEmpty(options.url) ?? nonEmpty(env.REDIS_URL);
   if (given !== undefined) {
-    if (!(await redisAnswersWithin(given, answerTimeoutMs))) {
-      throw new RedisError('REDIS_UNAVAILABLE', `Redis at ${given} does not answer PING; start it or unset REDIS_URL`);
+    const target = compileRedisTarget({ url: given, ...credentials });
+    if (!(await redisAnswersWithin(target, answerTimeoutMs))) {
+      throw new RedisError('REDIS_UNAVAILABLE', `Redis at ${target.displayUrl} does not answer PING; start it or unset REDIS_URL`);
     }
-    return existing(given);
+    return existing(target);
   }
   const probeUrl = options.probeUrl === undefined ? DEFAULT_PROBE_URL : options.probeUrl;
-  if (probeUrl !== null && (await pingRedis(probeUrl, options.probeTimeoutMs ?? 500))) return existing(probeUrl);
+  const probe = probeUrl === null ? undefined : compileRedisTarget({ url: probeUrl, ...credentials });
+  if (probe !== undefined && (await probeAnswers(probe, options.probeTimeoutMs ?? 500))) return existing(probe);
   const executable = options.executable ?? nonEmpty(env.REDIS_SERVER);
   if (options.dataDir === undefined) {
     const server = await RedisServerProcess.start({ persist: false, port: options.port, executable });
-    return { url: server.url, started: true, close: () => server.close() };
+    return { url: server.url, target: server.target, started: true, close: () => server.close() };
   }
   const dataDir = options.dataDir;
   // Two commands on one state directory (`list` beside a starting `launch --local`) must not both
   // start a server on the same append-only file: the one holding the lock looks and starts.
   return withDataDirLock(dataDir, async () => {
     const running = await serverOfDataDir(dataDir, answerTimeoutMs);
-    if (running !== undefined) return existing(running);
+    if (running !== undefined) return existing(redisTargetOf(running));
     return startOnDataDir(dataDir, options.port, executable);
   });
 }
@@ -93,6 +105,7 @@ async function startOnDataDir(dataDir: string, port: number | undefined, executa
   await writeFile(marker, JSON.stringify({ url: server.url, pid: server.pid }));
   return {
     url: server.url,
+    target: server.target,
     started: true,
     close: async () => {
       await rm(marker, { force: true });
@@ -176,8 +189,18 @@ function markedUrl(text: string): string | undefined {
   }
 }
 
-function existing(url: string): LocalRedis {
-  return { url, started: false, close: async () => {} };
+function existing(target: RedisTarget): LocalRedis {
+  return { url: target.url, target, started: false, close: async () => {} };
+}
+
+/** Whether the probe found a server we can use: one that refuses our credentials is not one. */
+async function probeAnswers(probe: RedisTarget, timeoutMs: number): Promise<boolean> {
+  try {
+    return await pingRedis(probe, timeoutMs);
+  } catch (error) {
+    if (error instanceof RedisError) return false;
+    throw error;
+  }
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

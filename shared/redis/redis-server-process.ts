@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { compileRedisTarget, type RedisTarget } from '../config/redis-options.ts';
 import { pingRedis } from './ping-redis.ts';
 import { RedisError } from './redis-error.ts';
 
@@ -22,6 +23,17 @@ export interface RedisServerOptions {
   executable?: string;
   /** How long to wait for the first PONG, in ms. @default 10000 */
   startTimeoutMs?: number;
+  /** `requirepass`: the default user's password. @default none */
+  password?: string;
+  /** ACL users besides the default one, each with every right on every key. @default none */
+  users?: readonly { name: string; password: string }[];
+  /**
+   * Serve TLS only (`rediss://`), with these PEM files: the server's certificate and key, and
+   * the CA it checks client certificates against. With `requireClientCertificates` a client
+   * must present one (`tls-auth-clients yes`); this process then uses the server's own.
+   * @default plaintext
+   */
+  tls?: { cert: string; key: string; ca: string; requireClientCertificates?: boolean };
 }
 
 type ServerState = 'running' | 'stopped' | 'closed';
@@ -43,7 +55,10 @@ process.on('exit', () => {
  * in the terminal reaches our process, which can still write to Redis while it drains.
  */
 export class RedisServerProcess {
+  /** `redis://127.0.0.1:<port>`, or `rediss://` with TLS; never with credentials. */
   readonly url: string;
+  /** How to connect: the URL with the password and TLS files of the options. */
+  readonly target: RedisTarget;
   private state: ServerState = 'stopped';
   private child: ChildProcess | undefined;
   private logTail = '';
@@ -55,7 +70,10 @@ export class RedisServerProcess {
     private readonly ownsDir: boolean,
     private readonly options: RedisServerOptions,
   ) {
-    this.url = `redis://127.0.0.1:${port}`;
+    const tls = options.tls;
+    this.url = `${tls === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`;
+    const clientCertificate = tls?.requireClientCertificates === true ? { tlsCert: tls.cert, tlsKey: tls.key } : {};
+    this.target = compileRedisTarget({ url: this.url, password: options.password, tlsCa: tls?.ca, ...clientCertificate });
   }
 
   /** Starts a server and waits until it answers PING. */
@@ -147,7 +165,34 @@ export class RedisServerProcess {
 
   private arguments(): string[] {
     const persistence = this.options.persist ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no'];
-    return ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', ...persistence, '--daemonize', 'no', '--loglevel', 'warning'];
+    const common = ['--bind', '127.0.0.1', '--dir', this.dir, '--save', '', ...persistence, '--daemonize', 'no', '--loglevel', 'warning'];
+    return [...this.listenArguments(), ...common, ...this.authArguments()];
+  }
+
+  private listenArguments(): string[] {
+    const tls = this.options.tls;
+    if (tls === undefined) return ['--port', String(this.port)];
+    const clients = tls.requireClientCertificates === true ? 'yes' : 'no';
+    return [
+      '--port',
+      '0',
+      '--tls-port',
+      String(this.port),
+      '--tls-cert-file',
+      tls.cert,
+      '--tls-key-file',
+      tls.key,
+      '--tls-ca-cert-file',
+      tls.ca,
+      '--tls-auth-clients',
+      clients,
+    ];
+  }
+
+  private authArguments(): string[] {
+    const password = this.options.password === undefined ? [] : ['--requirepass', this.options.password];
+    const users = (this.options.users ?? []).flatMap(({ name, password }) => ['--user', name, 'on', `>${password}`, '~*', '&*', '+@all']);
+    return [...password, ...users];
   }
 
   private captureOutput(child: ChildProcess): void {
@@ -168,7 +213,7 @@ export class RedisServerProcess {
       if (spawnError)
         throw new RedisError('REDIS_SERVER_NOT_FOUND', `cannot run ${this.options.executable ?? 'redis-server'}: ${spawnError.message}`, { cause: spawnError });
       if (child.exitCode !== null || child.signalCode !== null) throw this.exitError();
-      if (await pingRedis(this.url, 200)) return;
+      if (await pingRedis(this.target, 200)) return;
       await sleep(20);
     }
     throw new RedisError('REDIS_START_FAILED', `redis-server on ${this.url} did not answer PING in time:\n${this.logTail}`);

@@ -4,17 +4,20 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import type { RedisTarget } from '../../shared/config/redis-options.ts';
 import { connectRedis } from '../../shared/redis/connect-redis.ts';
-import { RedisServerProcess } from '../../shared/redis/redis-server-process.ts';
+import { RedisServerProcess, type RedisServerOptions } from '../../shared/redis/redis-server-process.ts';
 
 /** A server owned by one test file. */
 export interface TestRedis {
-  /** `redis://127.0.0.1:<port>`. */
+  /** `redis://127.0.0.1:<port>` (`rediss://` with TLS), without credentials. */
   url: string;
+  /** The URL with the server's password and TLS files: what a client needs to get in. */
+  target: RedisTarget;
   port: number;
   /** The server process (stop / restart it directly for outage tests). */
   server: RedisServerProcess;
-  /** A new client (via connectRedis), closed by `close()`. Errors are kept, not printed. */
+  /** A new client (via connectRedis, with `target`'s credentials), closed by `close()`. Errors are kept, not printed. */
   connect(role?: string): Redis;
   /** Connection errors seen by clients made with `connect`, in order. */
   errors: Error[];
@@ -30,19 +33,21 @@ export interface TestRedis {
 /**
  * Starts a redis-server for a test file.
  * @param options.persist keep data across `restart()` (append-only file). @default true
+ * @param options.password, options.users, options.tls a server that wants credentials, or TLS (see RedisServerOptions)
  */
-export async function startTestRedis(options: { persist?: boolean } = {}): Promise<TestRedis> {
-  const server = await RedisServerProcess.start({ persist: options.persist ?? true });
+export async function startTestRedis(options: Pick<RedisServerOptions, 'persist' | 'password' | 'users' | 'tls'> = {}): Promise<TestRedis> {
+  const server = await RedisServerProcess.start({ ...options, persist: options.persist ?? true });
   const clients: Redis[] = [];
   const errors: Error[] = [];
   let closing: Promise<void> | undefined;
   return {
     url: server.url,
+    target: server.target,
     port: server.port,
     server,
     errors,
     connect(role = 'test') {
-      const client = connectRedis(server.url, role, { onError: (error) => errors.push(error) });
+      const client = connectRedis(server.target, role, { onError: (error) => errors.push(error) });
       clients.push(client);
       return client;
     },

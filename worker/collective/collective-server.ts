@@ -5,7 +5,7 @@
  * strangers bounded (RingLimits): streams per peer host, the wait for a first chunk, Pings per
  * second.
  */
-import { Server, ServerCredentials, status, type Metadata } from '@grpc/grpc-js';
+import { Server, status, type Metadata } from '@grpc/grpc-js';
 import type { ExchangeChunk__Output } from '../../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
 import type { CollectiveHandlers } from '../../proto/generated/fmnist/cluster/v1/Collective.ts';
 import type { PingResponse } from '../../proto/generated/fmnist/cluster/v1/PingResponse.ts';
@@ -17,6 +17,7 @@ import { PeerStreams } from './peer-streams.ts';
 import { PingBudget } from './ping-budget.ts';
 import type { RefusalReason } from './refusal-reason.ts';
 import type { RingLimits } from './ring-options.ts';
+import { ringServerCredentials, type RingTls } from './ring-tls.ts';
 import { joinHostPort } from '../../shared/net/host-port.ts';
 
 /** What the server asks of the ring member behind it. */
@@ -36,19 +37,28 @@ const IGNORE: ExchangeListener = { chunk() {}, end() {}, lost() {} };
 
 const UNAUTHENTICATED = { code: status.UNAUTHENTICATED, details: 'missing or wrong token in the authorization metadata' };
 
+/** Where and how the server listens. */
+export interface CollectiveServerOptions {
+  host: string;
+  /** 0: a free one. */
+  port: number;
+  chunkBytes: number;
+  /** Mutual TLS; undefined: plaintext. */
+  tls: RingTls | undefined;
+  /** What a stranger may make the server hold. */
+  limits: Readonly<RingLimits>;
+}
+
 /** Starts the server; resolves with it and the port it listens on. */
 export async function startCollectiveServer(
-  host: string,
-  port: number,
-  chunkBytes: number,
-  limits: Readonly<RingLimits>,
+  { host, port, chunkBytes, tls, limits }: CollectiveServerOptions,
   backend: CollectiveBackend,
 ): Promise<{ server: Server; port: number }> {
   const server = new Server(serverOptions(chunkBytes, limits.maxStreamsPerPeer));
   widenServerWindows(server);
   server.addService(collectiveService(), handlers(backend, limits));
   const boundPort = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(joinHostPort(host, port), ServerCredentials.createInsecure(), (error, bound) => {
+    server.bindAsync(joinHostPort(host, port), ringServerCredentials(tls), (error, bound) => {
       if (error === null) resolve(bound);
       else reject(collectiveError('COLLECTIVE_TRANSPORT', `cannot listen on ${joinHostPort(host, port)}: ${error.message}`, { cause: error }));
     });

@@ -12,7 +12,7 @@
  * await member.close();
  * ```
  */
-import { credentials, Server, status, type Metadata } from '@grpc/grpc-js';
+import { Server, status, type Metadata } from '@grpc/grpc-js';
 import type { CollectiveClient } from '../../proto/generated/fmnist/cluster/v1/Collective.ts';
 import type { ExchangeChunk__Output } from '../../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
 import type { PingResponse__Output } from '../../proto/generated/fmnist/cluster/v1/PingResponse.ts';
@@ -28,10 +28,12 @@ import type { IncomingExchange } from './incoming-exchange.ts';
 import { joinHostPort } from '../../shared/net/host-port.ts';
 import { compileRingOptions, type CompiledRingOptions, type RingOptions } from './ring-options.ts';
 import { RingPlan } from './ring-plan.ts';
+import { ringChannelCredentials } from './ring-tls.ts';
 
 export type { AllReduceTag, AllReduceTimings } from './allreduce-operation.ts';
 export type { CollectiveCode } from './collective-status.ts';
 export type { RingLimits, RingOptions } from './ring-options.ts';
+export type { RingTls } from './ring-tls.ts';
 
 /**
  * 'listening': the server is up, no ring yet; 'connecting': checking the right neighbour;
@@ -71,13 +73,16 @@ export class RingMember {
    */
   static async start(options: RingOptions): Promise<RingMember> {
     const member = new RingMember(compileRingOptions(options));
-    const { listenHost, port, chunkBytes, advertiseHost } = member.options;
-    const started = await startCollectiveServer(listenHost, port, chunkBytes, member.options.limits, {
-      isAuthorized: (metadata) => member.isAuthorized(metadata),
-      route: (incoming, first) => member.route(incoming, first),
-      identity: () => ({ rank: member.rank, world_size: member.worldSize }),
-      refused: (reason) => member.options.onRefused(reason),
-    });
+    const { listenHost, port, chunkBytes, advertiseHost, tls, limits } = member.options;
+    const started = await startCollectiveServer(
+      { host: listenHost, port, chunkBytes, tls, limits },
+      {
+        isAuthorized: (metadata) => member.isAuthorized(metadata),
+        route: (incoming, first) => member.route(incoming, first),
+        identity: () => ({ rank: member.rank, world_size: member.worldSize }),
+        refused: (reason) => member.options.onRefused(reason),
+      },
+    );
     member.server = started.server;
     member.boundAddress = joinHostPort(advertiseHost, started.port);
     return member;
@@ -216,7 +221,7 @@ export class RingMember {
 
   private async connectRight(peers: readonly string[]): Promise<void> {
     const right = (this.rank + 1) % this.worldSize;
-    const client = collectiveClient(peers[right], credentials.createInsecure(), channelOptions(this.options.chunkBytes));
+    const client = collectiveClient(peers[right], ringChannelCredentials(this.options.tls), channelOptions(this.options.chunkBytes));
     this.client = client;
     const reply = await new Promise<PingResponse__Output>((resolve, reject) => {
       const deadline = new Date(Date.now() + this.options.connectTimeoutMs);

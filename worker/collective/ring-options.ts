@@ -8,6 +8,7 @@ import { ConfigError } from '../../shared/errors.ts';
 import { dialableHost } from '../../shared/net/host-port.ts';
 import { messageLimit } from './grpc-tuning.ts';
 import type { RefusalSink } from './refusal-reason.ts';
+import type { RingTls } from './ring-tls.ts';
 
 /** What a worker passes to `RingMember.start`. Ranks and peers come from the rendezvous. */
 export interface RingOptions {
@@ -30,6 +31,14 @@ export interface RingOptions {
    * @default undefined (no authentication)
    */
   authToken?: string;
+  /**
+   * Mutual TLS (ring-tls.ts): the server asks every peer for a certificate from `ca`, and the
+   * channel to the right neighbour presents `cert`. Every rank of a ring must use it or none:
+   * a TLS member and a plaintext one cannot talk. The certificate must name the address this
+   * member advertises (a subject alternative name), since that is what its left neighbour dials.
+   * @default undefined (plaintext)
+   */
+  tls?: RingTls;
   /**
    * Largest payload of one gRPC message, in bytes: a multiple of 4, 4 KiB .. 64 MiB. All ranks
    * must use the same value (the receiver checks chunk boundaries). The gRPC message size limits
@@ -101,6 +110,7 @@ export interface CompiledRingOptions {
   readonly port: number;
   readonly advertiseHost: string;
   readonly authToken: string | undefined;
+  readonly tls: RingTls | undefined;
   readonly chunkBytes: number;
   readonly timeoutMs: number;
   readonly connectTimeoutMs: number;
@@ -137,6 +147,7 @@ export function compileRingOptions(options: RingOptions): CompiledRingOptions {
     port: integerIn('port', options.port ?? 0, 0, 65_535),
     advertiseHost: options.advertiseHost ?? dialableHost(listenHost),
     authToken: options.authToken,
+    tls: options.tls,
     chunkBytes,
     timeoutMs,
     connectTimeoutMs: integerIn('connectTimeoutMs', options.connectTimeoutMs ?? Math.max(timeoutMs, MIN_CONNECT_TIMEOUT_MS), 1, MAX_TIMEOUT_MS),
