@@ -241,10 +241,12 @@ test('a neighbour that never joins the all-reduce makes it time out', async (t) 
     // Not before its time (a timer never fires early, so load cannot break this); however late
     // a loaded machine lets it fire, the code above says it was the timeout.
     t.true(elapsed >= timeoutMs - 1, `${elapsed} ms`);
-    // The neighbour's later call for the same all-reduce fails at once: rank 0 refuses its stream
-    // (ABORTED) or the stream rank 0 had opened breaks off (LOST), whichever it sees first.
+    // The neighbour's later call for the same all-reduce fails at once, blaming rank 0: rank 0
+    // refuses its stream (ABORTED), or the stream rank 0 had opened breaks off (LOST), whichever it
+    // sees first; on a loaded machine the cancellation of that stream can reach rank 1 after the
+    // grace it gives an early end, which it then judges as the stream ending short (MALFORMED).
     const late = await collectiveFailure(members[1].allReduceSum(new Float32Array(1000), { runId: 'r', generation: 0, step: 0 }));
-    t.true(['COLLECTIVE_PEER_ABORTED', 'COLLECTIVE_PEER_LOST'].includes(late.code), late.code);
+    t.true(['COLLECTIVE_PEER_ABORTED', 'COLLECTIVE_PEER_LOST', 'COLLECTIVE_MALFORMED'].includes(late.code), late.code);
     t.is(late.peerRank, 0);
   } finally {
     await Promise.all(members.map((member) => member.close()));

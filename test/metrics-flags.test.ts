@@ -7,6 +7,7 @@ import test from 'ava';
 import { metricsOptionsFromFlags } from '../coordinator/cli-flags.ts';
 import { monitoringPlan } from '../coordinator/cluster-session.ts';
 import { ConfigError } from '../shared/errors.ts';
+import { defaultAdvertiseHost } from '../worker/advertise-host.ts';
 import { compileWorkerOptions } from '../worker/worker-options.ts';
 
 const REDIS = { REDIS_URL: 'redis://127.0.0.1:6399' };
@@ -41,7 +42,12 @@ test('a local run serves metrics on a free port; --prometheus needs --local and 
 test('a worker serves metrics on a free port of its listen host, advertised as its advertise host', (t) => {
   const defaults = compileWorkerOptions({}, REDIS);
   t.like(defaults, { metricsHost: '127.0.0.1', metricsPort: 'auto', metricsAdvertiseHost: '127.0.0.1' });
-  t.like(compileWorkerOptions({ listenHost: '0.0.0.0' }, REDIS), { metricsHost: '0.0.0.0', metricsAdvertiseHost: '127.0.0.1' });
+  // Listening on every interface, the metrics are advertised where the ring is: the first
+  // non-loopback address, which Prometheus on another host or container can reach.
+  const wildcard = compileWorkerOptions({ listenHost: '0.0.0.0' }, REDIS);
+  t.like(wildcard, { metricsHost: '0.0.0.0', metricsAdvertiseHost: defaultAdvertiseHost('0.0.0.0') });
+  t.is(wildcard.advertiseHost, wildcard.metricsAdvertiseHost);
+  t.not(wildcard.metricsAdvertiseHost, '127.0.0.1');
   t.like(compileWorkerOptions({ listenHost: '0.0.0.0', advertiseHost: 'worker-3' }, REDIS), { metricsHost: '0.0.0.0', metricsAdvertiseHost: 'worker-3' });
   t.like(compileWorkerOptions({}, { ...REDIS, WORKER_METRICS_HOST: '10.0.0.7', WORKER_METRICS_PORT: '9401' }), {
     metricsHost: '10.0.0.7',
