@@ -6,7 +6,7 @@ export const COMMAND_USAGE = {
       [--limit-train N] [--limit-test N] [--micro-batch N] [--backend auto|tensorflow-gpu|tensorflow|onednn|wasm|cpu]
       [--threads N] [--checkpoint-dir DIR] [--checkpoint-every STEPS] [--resume] [--json]
   Trains in this one process (no Redis), printing the seed's per-epoch line.`,
-  launch: `launch [--local] --workers N [training flags as for train] [--follow] [--json]
+  launch: `launch [--local] --workers N [training flags as for train] [--max-restarts 3] [--follow] [--json]
       [--run-id NAME [--if-exists fail|attach|resume]] [--redis URL] [--prefix fmnist] [--state-dir .fmnist-cluster]
       [--redis-probe URL|off] [--metrics-host 127.0.0.1] [--metrics-port auto|off|N] [--prometheus [--prometheus-port N]]
   Creates a run and queues its N worker jobs. --local also starts Redis (when REDIS_URL is unset
@@ -18,13 +18,16 @@ export const COMMAND_USAGE = {
   --run-id names the run and creates it only once; when it exists (with the same config), --if-exists
   says what happens: fail (the default), attach (leave it as it is; follow it with --follow) or
   resume (attach, resuming it first when it failed or was interrupted). An empty flag value counts
-  as an absent flag.`,
+  as an absent flag. --max-restarts: how often the coordinator service restarts the run by itself
+  (from its newest checkpoint) after a lost, hung or unreachable worker; 0 leaves it failed for
+  resume. --local also starts a worker that dies again, as often.`,
   resume: `resume <run> [--local] [--follow] [--force] [--json] [--redis URL] [--prefix P] [--state-dir DIR]
       [--metrics-host H] [--metrics-port auto|off|N] [--prometheus [--prometheus-port N]]
   Continues a failed, cancelled or interrupted run from its newest complete checkpoint.
   --force also takes a run still marked running whose processes were all killed.`,
   status: `status <run> [--follow] [--json] [--redis URL | --local] [--state-dir DIR] [--prefix P]
-  Prints the run's state, config and per-epoch history; --follow attaches until it stops.
+  Prints the run's state, config, automatic restarts and their causes, and per-epoch history;
+  --follow attaches until it stops (a failure that will be restarted is not a stop).
   Reads --redis, else REDIS_URL, else (as --local does) the Redis of the state directory: the
   running one, else one started from its files and stopped again.`,
   list: `list [--limit 20] [--json] [--redis URL | --local] [--state-dir DIR] [--prefix P]
@@ -36,7 +39,8 @@ export const COMMAND_USAGE = {
   cancel: `cancel <run> [--redis URL | --local [--state-dir DIR]] [--prefix P]
   Cancels a run: its workers stop together after the current step.`,
   serve: `serve [--redis URL] [--prefix P] [--local] [--state-dir DIR] [--metrics-host 127.0.0.1] [--metrics-port 9400|auto|off]
-  The long-running coordinator: publishes the dataset shards, watches the jobs, and serves
+  The long-running coordinator: publishes the dataset shards, watches the jobs, restarts runs that
+  failed with a recoverable cause (up to their --max-restarts), and serves
   /metrics, /healthz and Prometheus' HTTP service discovery of the workers (/sd).
   Environment: COORDINATOR_METRICS_HOST, COORDINATOR_METRICS_PORT.`,
 } as const;

@@ -91,7 +91,7 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
       timeoutMs: ctx.options.collectiveTimeoutMs,
     });
     await ring.connect(group.peers.map((peer) => peer.address));
-    if (rank === 0) await ctx.runs.transition(job.runId, 'running', { from: 'queued' });
+    if (rank === 0) await ctx.runs.transition(job.runId, 'running', { from: 'queued', generation: job.generation });
     ctx.log(`run ${job.runId} generation ${job.generation}: rank ${rank} of ${job.worldSize} on ${backend.name}`);
     model = createSeededModel(config.model, config.seed);
     const checkpointDir = path.join(ctx.options.checkpointRoot, job.runId);
@@ -128,7 +128,10 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
     if (rank === 0) await recordOutcome(ctx, job, outcome.kind);
     return { rank, outcome: outcome.kind, globalStep: outcome.state.globalStep };
   } catch (error) {
-    await ctx.runs.transition(job.runId, 'failed', { error: `rank ${rank}: ${(error as Error).message}`, failure: runFailureOf(error, rank) }).catch(() => {});
+    // Guarded by the generation: a rank of a generation the coordinator has already restarted
+    // (one that was hung, then went on) must not fail the next one.
+    const failure = runFailureOf(error, rank);
+    await ctx.runs.transition(job.runId, 'failed', { error: `rank ${rank}: ${(error as Error).message}`, failure, generation: job.generation }).catch(() => {});
     throw error;
   } finally {
     clearInterval(cancelPoll);
@@ -140,12 +143,13 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
 /** Rank 0 records the end: completed, or (after an agreed stop) cancelled or interrupted. */
 async function recordOutcome(ctx: JobContext, job: TrainJobData, kind: 'completed' | 'stopped'): Promise<void> {
   if (kind === 'completed') {
-    await ctx.runs.transition(job.runId, 'completed', { from: 'running' });
+    await ctx.runs.transition(job.runId, 'completed', { from: 'running', generation: job.generation });
     return;
   }
   const cancelled = await ctx.runs.isCancelRequested(job.runId);
   await ctx.runs.transition(job.runId, cancelled ? 'cancelled' : 'interrupted', {
     from: 'running',
+    generation: job.generation,
     error: cancelled ? 'cancelled by the user' : 'workers were stopped',
   });
 }

@@ -11,6 +11,7 @@ const LAUNCH_FLAGS = {
   ...CLUSTER_FLAGS,
   ...LOCAL_RUN_FLAGS,
   workers: { type: 'string' },
+  'max-restarts': { type: 'string' },
   follow: { type: 'boolean' },
   'run-id': { type: 'string' },
   'if-exists': { type: 'string' },
@@ -27,6 +28,7 @@ export async function launchCommand(argv: string[]): Promise<number> {
   const config = validateRunConfig({
     ...trainingOptionsFromFlags(values),
     workers: numberFlag(values, 'workers') ?? 1,
+    maxRestarts: numberFlag(values, 'max-restarts'),
     backend: compute.backend,
     ...(compute.threads !== undefined ? { threads: compute.threads } : {}),
   });

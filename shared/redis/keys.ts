@@ -39,6 +39,11 @@ export class RedisKeys {
     return `${this.prefix}:run:${runId}:steps`;
   }
 
+  /** List of one run's automatic restarts (JSON, oldest first: shared/run/restart-policy.ts). */
+  runRestarts(runId: string): string {
+    return `${this.prefix}:run:${runId}:restarts`;
+  }
+
   /** Stream of one run's events (state changes, progress, epochs), for `status --follow`. */
   runEvents(runId: string): string {
     return `${this.prefix}:events:${runId}`;

@@ -1,0 +1,95 @@
+import test from 'ava';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { identicalWeights, newestWeights } from './helpers/checkpoint-weights.ts';
+import { jsonLines, runCli } from './helpers/cli.ts';
+import { startTestRedis, uniquePrefix, type TestRedis } from './helpers/redis-server.ts';
+import { tinyRunFlags } from './helpers/tiny-run.ts';
+import { RedisKeys } from '../shared/redis/keys.ts';
+import { RunStore } from '../shared/run/run-store.ts';
+import type { RunRecord } from '../shared/run/run-state.ts';
+import { rendezvousMembers } from '../worker/rendezvous.ts';
+
+let redis: TestRedis;
+let scratch: string;
+test.before(async () => {
+  redis = await startTestRedis({ persist: false });
+  scratch = await mkdtemp(path.join(os.tmpdir(), 'fmnist-recovery-'));
+});
+test.after.always(async () => {
+  await redis?.close();
+  await rm(scratch, { recursive: true, force: true });
+});
+
+/**
+ * 3 epochs of 10 steps of tiny-cnn, a checkpoint after every step: whatever step a kill lands
+ * in, the run continues from the step before it, and its final weights are those of a run
+ * never stopped.
+ */
+const FLAGS = tinyRunFlags({ seed: 6, 'checkpoint-every': 1 });
+
+/** `launch --local --workers 2` of a run with these flags, on the test's Redis. */
+function localLaunch(flags: string[], prefix: string, stateDir: string): string[] {
+  return ['launch', '--local', '--workers', '2', ...flags, '--redis', redis.url, '--prefix', prefix, '--state-dir', stateDir];
+}
+
+/** The pid of `rank` in the run's generation `generation`, as the rendezvous recorded it. */
+async function pidOfRank(prefix: string, generation: number, rank: number): Promise<{ runId: string; pid: number }> {
+  const client = redis.connect('recovery-test');
+  try {
+    const [run] = await new RunStore(client, prefix).list();
+    const members = await rendezvousMembers(client, new RedisKeys(prefix), run.id, generation);
+    return { runId: run.id, pid: members.find((member) => member.rank === rank)!.pid };
+  } finally {
+    client.disconnect();
+  }
+}
+
+test('a worker killed mid-run is replaced and the run restarts itself to the weights of a run never stopped', async (t) => {
+  const straightDir = path.join(scratch, 'straight');
+  const straight = await runCli('coordinator', localLaunch(FLAGS, uniquePrefix('straight'), straightDir));
+  t.is(straight.code, 0, straight.stderr);
+  const straightRun = jsonLines(straight.stdout).at(-1)!.run as string;
+
+  const prefix = uniquePrefix('killed');
+  const stateDir = path.join(scratch, 'killed');
+  let killed: Promise<number> | undefined;
+  const launch = await runCli('coordinator', localLaunch(FLAGS, prefix, stateDir), {
+    onStdoutLine: (line) => {
+      if ((JSON.parse(line) as { epoch?: number }).epoch !== 1) return;
+      killed ??= pidOfRank(prefix, 0, 1).then(({ pid }) => {
+        process.kill(pid, 'SIGKILL');
+        return pid;
+      });
+    },
+  });
+  t.truthy(killed, `the run never reported an epoch: ${launch.stderr}`);
+  const killedPid = await killed!;
+  t.is(launch.code, 0, launch.stderr);
+  const final = jsonLines(launch.stdout).at(-1)!;
+  t.is(final.status, 'completed');
+  const runId = final.run as string;
+
+  const record = JSON.parse((await runCli('coordinator', ['status', runId, '--json', '--redis', redis.url, '--prefix', prefix])).stdout) as RunRecord;
+  t.is(record.state, 'completed');
+  t.is(record.generation, 1, 'one restart, one new generation');
+  t.is(record.restarts.length, 1);
+  // Rank 0 survived and recorded the loss of its peer, rank 1 (the only neighbour in a ring of two).
+  t.deepEqual(record.restarts[0].cause, { code: 'COLLECTIVE_PEER_LOST', rank: 0, peerRank: 1 });
+  t.is(record.restarts[0].generation, 1);
+  t.deepEqual(final.restarts, record.restarts, 'the last line of launch --json carries the restarts');
+  t.is(record.history.length, 3);
+  const survivor = (await pidOfRank(prefix, 0, 0)).pid;
+  const nextGeneration = [(await pidOfRank(prefix, 1, 0)).pid, (await pidOfRank(prefix, 1, 1)).pid];
+  t.true(nextGeneration.includes(survivor), 'the survivor went back to the queue and took a job of generation 1');
+  t.false(nextGeneration.includes(killedPid), 'a new worker process took the other');
+  t.true(
+    identicalWeights(await newestWeights(path.join(stateDir, 'checkpoints', runId)), await newestWeights(path.join(straightDir, 'checkpoints', straightRun))),
+    'final weights are bit-identical to the uninterrupted run',
+  );
+
+  const text = await runCli('coordinator', ['status', runId, '--redis', redis.url, '--prefix', prefix]);
+  t.regex(text.stdout, /restarts 1 of 3/);
+  t.regex(text.stdout, /generation 1 at .*: COLLECTIVE_PEER_LOST on rank 0 \(peer rank 1\)/);
+});
