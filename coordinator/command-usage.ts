@@ -6,7 +6,7 @@ export const COMMAND_USAGE = {
       [--limit-train N] [--limit-test N] [--micro-batch N] [--backend auto|tensorflow-gpu|tensorflow|onednn|wasm|cpu]
       [--threads N] [--checkpoint-dir DIR] [--checkpoint-every STEPS] [--resume] [--json]
   Trains in this one process (no Redis), printing the seed's per-epoch line.`,
-  launch: `launch [--local] --workers N [training flags as for train] [--max-restarts 3] [--follow] [--json]
+  launch: `launch [--local] --workers N [training flags as for train] [--max-restarts 3] [--heartbeat-timeout 30] [--follow] [--json]
       [--run-id NAME [--if-exists fail|attach|resume]] [--redis URL] [--prefix fmnist] [--state-dir .fmnist-cluster]
       [--redis-probe URL|off] [--metrics-host 127.0.0.1] [--metrics-port auto|off|N] [--prometheus [--prometheus-port N]]
   Creates a run and queues its N worker jobs. --local also starts Redis (when REDIS_URL is unset
@@ -20,7 +20,8 @@ export const COMMAND_USAGE = {
   resume (attach, resuming it first when it failed or was interrupted). An empty flag value counts
   as an absent flag. --max-restarts: how often the coordinator service restarts the run by itself
   (from its newest checkpoint) after a lost, hung or unreachable worker; 0 leaves it failed for
-  resume. --local also starts a worker that dies again, as often.`,
+  resume. --local also starts a worker that dies again, as often. --heartbeat-timeout: seconds a
+  worker may send no liveness beat (a stopped or frozen process) before its peers abandon the step.`,
   resume: `resume <run> [--local] [--follow] [--force] [--json] [--redis URL] [--prefix P] [--state-dir DIR]
       [--metrics-host H] [--metrics-port auto|off|N] [--prometheus [--prometheus-port N]]
   Continues a failed, cancelled or interrupted run from its newest complete checkpoint.

@@ -93,3 +93,69 @@ test('a worker killed mid-run is replaced and the run restarts itself to the wei
   t.regex(text.stdout, /restarts 1 of 3/);
   t.regex(text.stdout, /generation 1 at .*: COLLECTIVE_PEER_LOST on rank 0 \(peer rank 1\)/);
 });
+
+test('a hung worker (SIGSTOP) is found by its missing heartbeat, its peer abandons the step, and the run restarts past it', async (t) => {
+  const prefix = uniquePrefix('hung');
+  const stateDir = path.join(scratch, 'hung');
+  // A short heartbeat timeout; the collective timeout stays the workers' 10 minutes, so only
+  // the heartbeat can free rank 0 from its wait.
+  const flags = tinyRunFlags({ seed: 7, 'checkpoint-every': 2, 'heartbeat-timeout': 3 });
+  let stopped: Promise<{ pid: number; at: number }> | undefined;
+  const launch = runCli('coordinator', localLaunch(flags, prefix, stateDir), {
+    onStdoutLine: (line) => {
+      if ((JSON.parse(line) as { epoch?: number }).epoch !== 1) return;
+      stopped ??= pidOfRank(prefix, 0, 1).then(({ pid }) => {
+        process.kill(pid, 'SIGSTOP');
+        return { pid, at: Date.now() };
+      });
+    },
+  });
+  // Whatever happens, a stopped process is not left behind.
+  t.teardown(async () => {
+    const { pid } = (await stopped?.catch(() => undefined)) ?? { pid: 0 };
+    if (pid > 0) {
+      for (const signal of ['SIGCONT', 'SIGKILL'] as const) {
+        try {
+          process.kill(pid, signal);
+        } catch {
+          // gone already
+        }
+      }
+    }
+    launch.child.kill('SIGKILL');
+  });
+  const restarted = await waitForRestart(prefix);
+  const { pid, at } = await stopped!;
+  // The hung process goes on as after a long stall: its generation is gone, so it must leave
+  // its stale job without failing the new generation, and take a job of it.
+  process.kill(pid, 'SIGCONT');
+  const result = await launch;
+  t.is(result.code, 0, result.stderr);
+  t.deepEqual(restarted.cause, { code: 'COLLECTIVE_PEER_HUNG', rank: 0, peerRank: 1 });
+  t.is(restarted.generation, 1);
+  // A lower bound only: the key of rank 1 cannot expire before the timeout less one beat interval.
+  t.true(restarted.at - at >= 3_000 - 600, `restarted ${restarted.at - at} ms after the stop`);
+  const final = jsonLines(result.stdout).at(-1)!;
+  t.is(final.status, 'completed');
+  const record = JSON.parse(
+    (await runCli('coordinator', ['status', final.run as string, '--json', '--redis', redis.url, '--prefix', prefix])).stdout,
+  ) as RunRecord;
+  t.is(record.restarts.length, 1, 'the stalled rank coming back did not fail generation 1');
+  t.is(record.generation, 1);
+  t.is(record.config.heartbeatTimeoutMs, 3_000);
+});
+
+/** The first automatic restart of the run under `prefix`, once there is one. */
+async function waitForRestart(prefix: string): Promise<RunRecord['restarts'][number]> {
+  const client = redis.connect('recovery-restart');
+  try {
+    const store = new RunStore(client, prefix);
+    for (;;) {
+      const [run] = await store.list();
+      if (run?.restarts[0]) return run.restarts[0];
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  } finally {
+    client.disconnect();
+  }
+}

@@ -74,6 +74,14 @@ export class RedisKeys {
     return `${this.prefix}:rdv:${runId}:${generation}:ids`;
   }
 
+  /**
+   * One rank's liveness beat in one run generation (shared/run/liveness.ts), written by a
+   * thread its compute cannot block; it expires `heartbeatTimeoutMs` after the last beat.
+   */
+  liveness(runId: string, generation: number, rank: number): string {
+    return `${this.prefix}:live:${runId}:${generation}:${rank}`;
+  }
+
   /** Set of the ids of registered workers (some may have expired: their beat key is gone). */
   workerIndex(): string {
     return `${this.prefix}:workers`;

@@ -7,6 +7,7 @@ import { CollectiveError, ConfigError, FmnistError, RunError } from '../errors.t
 import type { EpochRecord } from '../train/training-state.ts';
 import { compileTrainingOptions, type CompiledTrainingOptions, type TrainingOptions } from '../config/training-options.ts';
 import { compileComputeOptions, type BackendChoice } from '../config/compute-options.ts';
+import { DEFAULT_HEARTBEAT_TIMEOUT_MS } from './liveness.ts';
 
 /**
  * The hyper-parameters and deployment of one run, fixed when it is created: the same training
@@ -29,6 +30,11 @@ export interface RunConfig extends TrainingOptions {
    * a failure waits for `coordinator resume`. @default 3
    */
   maxRestarts?: number;
+  /**
+   * How long a rank may send no liveness beat (shared/run/liveness.ts) before its peers
+   * abandon the step with COLLECTIVE_PEER_HUNG, in ms; from 1 s to 1 day. @default 30000
+   */
+  heartbeatTimeoutMs?: number;
 }
 
 /** {@link RunConfig.maxRestarts}'s default; torchrun's `--max-restarts` is 0 by default, but a run here is long and a lost worker common. */
@@ -40,6 +46,7 @@ export type CompiledRunConfig = CompiledTrainingOptions & {
   backend: BackendChoice;
   threads?: number;
   maxRestarts: number;
+  heartbeatTimeoutMs: number;
 };
 
 /**
@@ -175,7 +182,7 @@ export interface RunRecord {
   cancelRequested: boolean;
 }
 
-const DEPLOYMENT_KEYS = ['workers', 'backend', 'threads', 'maxRestarts'] as const;
+const DEPLOYMENT_KEYS = ['workers', 'backend', 'threads', 'maxRestarts', 'heartbeatTimeoutMs'] as const;
 const KNOWN_KEYS = new Set<string>([
   ...DEPLOYMENT_KEYS,
   'model',
@@ -192,6 +199,8 @@ const KNOWN_KEYS = new Set<string>([
 
 /** Most automatic restarts a run may ask for: a run that fails this often has a cause no restart cures. */
 const MAX_MAX_RESTARTS = 100;
+/** Heartbeat timeouts accepted, in ms: below 1 s a loaded machine's Redis round trips fail healthy ranks. */
+const HEARTBEAT_TIMEOUT_RANGE_MS = [1_000, 86_400_000] as const;
 
 /** `value` (or `fallback` when undefined), checked to be an integer in [min, max]; ConfigError naming `option` otherwise. */
 function integerIn(option: string, value: number | undefined, fallback: number, [min, max]: readonly [number, number]): number {
@@ -202,10 +211,11 @@ function integerIn(option: string, value: number | undefined, fallback: number, 
   return chosen;
 }
 
-/** The fields of automatic recovery. */
-function compileRecovery(config: RunConfig): Pick<CompiledRunConfig, 'maxRestarts'> {
+/** The fields of automatic recovery: restarts and liveness. */
+function compileRecovery(config: RunConfig): Pick<CompiledRunConfig, 'maxRestarts' | 'heartbeatTimeoutMs'> {
   return {
     maxRestarts: integerIn('max-restarts', config.maxRestarts, DEFAULT_MAX_RESTARTS, [0, MAX_MAX_RESTARTS]),
+    heartbeatTimeoutMs: integerIn('heartbeat-timeout', config.heartbeatTimeoutMs, DEFAULT_HEARTBEAT_TIMEOUT_MS, HEARTBEAT_TIMEOUT_RANGE_MS),
   };
 }
 

@@ -26,6 +26,7 @@ import {
   type RunState,
 } from './run-state.ts';
 import type { StepSample } from './step-samples.ts';
+import { DEFAULT_HEARTBEAT_TIMEOUT_MS } from './liveness.ts';
 
 /** A run's id, state and time of last change (ms since the epoch), as {@link RunStore.summaries} lists them. */
 export interface RunSummary {
@@ -358,10 +359,17 @@ function parseRecord(fields: Record<string, string>, history: Record<string, str
   return record;
 }
 
-/** A stored config; one stored before automatic restarts existed keeps its behaviour then: none. */
+/**
+ * A stored config; one stored before automatic restarts existed keeps its behaviour then (no
+ * restart), and gets liveness beats with the default timeout.
+ */
 function parseConfig(json: string): CompiledRunConfig {
   const config = JSON.parse(json) as Partial<CompiledRunConfig>;
-  return { ...config, maxRestarts: config.maxRestarts ?? 0 } as CompiledRunConfig;
+  return {
+    ...config,
+    maxRestarts: config.maxRestarts ?? 0,
+    heartbeatTimeoutMs: config.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  } as CompiledRunConfig;
 }
 
 function parseEvent(id: string, fields: string[]): RunEvent {
