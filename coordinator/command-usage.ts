@@ -40,8 +40,11 @@ export const COMMAND_USAGE = {
   cancel: `cancel <run> [--redis URL | --local [--state-dir DIR]] [--prefix P]
   Cancels a run: its workers stop together after the current step.`,
   serve: `serve [--redis URL] [--prefix P] [--local] [--state-dir DIR] [--metrics-host 127.0.0.1] [--metrics-port 9400|auto|off]
+      [--no-resume-lost]
   The long-running coordinator: publishes the dataset shards, watches the jobs, restarts runs that
-  failed with a recoverable cause (up to their --max-restarts), and serves
+  failed with a recoverable cause (up to their --max-restarts), fails and so restarts a running
+  run none of whose workers has beaten for its heartbeat timeout (every process was killed; not
+  with --no-resume-lost), and serves
   /metrics, /healthz and Prometheus' HTTP service discovery of the workers (/sd).
   Environment: COORDINATOR_METRICS_HOST, COORDINATOR_METRICS_PORT.`,
 } as const;

@@ -49,6 +49,8 @@ export class CoordinatorService {
     private readonly client: ClusterClient,
     private readonly log: (line: string) => void = () => {},
     private readonly metricsOptions?: CoordinatorMetricsOptions,
+    /** See RunRecoveryOptions.resumeLost. @default true */
+    private readonly resumeLost = true,
   ) {
     this.metrics = new CoordinatorMetrics(client);
   }
@@ -56,7 +58,7 @@ export class CoordinatorService {
   async start(): Promise<DatasetVersions> {
     if (this.metricsOptions !== undefined) this.metricsServer = await this.serveMetrics(this.metricsOptions);
     this.dataset = await publishDataset(this.client.shards, (bytes) => this.metrics.shardsPublished(bytes));
-    this.recovery = new RunRecovery(this.client, this.dataset, { log: this.log });
+    this.recovery = new RunRecovery(this.client, this.dataset, { log: this.log, resumeLost: this.resumeLost });
     this.recovery.start();
     this.eventsConnection = connectRedis(this.client.redisUrl, 'coordinator-events');
     this.events = new QueueEvents(TRAIN_QUEUE, { connection: this.eventsConnection, prefix: this.client.keys.queuePrefix() });

@@ -6,6 +6,7 @@
  * of generation G once their jobs have failed, take the new generation's jobs.
  */
 import { RunError } from '../shared/errors.ts';
+import { silentRanks } from '../shared/run/liveness.ts';
 import { restartDue } from '../shared/run/restart-policy.ts';
 import type { RunRecord } from '../shared/run/run-state.ts';
 import type { DatasetVersions } from '../shared/run/train-job.ts';
@@ -15,6 +16,12 @@ import { describeFailure } from './run-failure-text.ts';
 export interface RunRecoveryOptions {
   /** How often every failed run is looked at, in ms (a failure seen by no job event, a service started after it). @default 2000 */
   sweepMs?: number;
+  /**
+   * Also fail (and so restart) a `running` run none of whose ranks has beaten for a whole
+   * heartbeat timeout: every process was killed at once, no survivor recorded a failure
+   * (`serve --no-resume-lost`: false). @default true
+   */
+  resumeLost?: boolean;
   log?: (line: string) => void;
 }
 
@@ -27,6 +34,8 @@ export class RunRecovery {
   private sweeping?: Promise<void>;
   /** Failed runs judged final, by the `updatedAt` they were judged at: a sweep skips them until they change. */
   private readonly settled = new Map<string, number>();
+  /** Running runs whose every rank was silent at the last sweep: `<run>.g<G>` -> when first seen so (performance.now()). */
+  private readonly silentSince = new Map<string, number>();
   private readonly log: (line: string) => void;
 
   constructor(
@@ -56,9 +65,40 @@ export class RunRecovery {
   private async sweepOnce(): Promise<void> {
     for (const summary of await this.client.runs.summaries()) {
       if (this.state === 'closed') return;
-      if (summary.state !== 'failed' || this.settled.get(summary.id) === summary.updatedAt) continue;
-      await this.consider(summary.id);
+      if (summary.state === 'running' && this.options.resumeLost !== false) await this.checkLost(summary.id);
+      else if (summary.state === 'failed' && this.settled.get(summary.id) !== summary.updatedAt) await this.consider(summary.id);
     }
+  }
+
+  /**
+   * A running run whose ranks have all been silent (shared/run/liveness.ts) for a whole
+   * heartbeat timeout, as this service saw it, lost every worker: it fails with
+   * RUN_WORKERS_LOST, which restarts it. A timeout of silence, not one missing read: after
+   * Redis itself was down, keys may be gone only until their ranks beat again.
+   */
+  private async checkLost(runId: string): Promise<void> {
+    const run = await this.client.runs.get(runId);
+    const ranks = Array.from({ length: run.config.workers }, (_, r) => r);
+    const silent = await silentRanks(this.client.redis, this.client.keys, run.id, run.generation, ranks);
+    const key = `${run.id}.g${run.generation}`;
+    if (silent.length < ranks.length) {
+      this.silentSince.delete(key);
+      return;
+    }
+    const since = this.silentSince.get(key) ?? performance.now();
+    this.silentSince.set(key, since);
+    if (performance.now() - since < run.config.heartbeatTimeoutMs) return;
+    this.silentSince.delete(key);
+    const failure = { code: 'RUN_WORKERS_LOST' };
+    const error = `no rank of generation ${run.generation} beat for ${run.config.heartbeatTimeoutMs} ms: its workers are gone`;
+    try {
+      await this.client.runs.transition(run.id, 'failed', { from: 'running', generation: run.generation, error, failure });
+    } catch (error) {
+      if (lostTheRace(error)) return;
+      throw error;
+    }
+    this.log(`run ${run.id}: ${error}`);
+    await this.consider(run.id);
   }
 
   /**
@@ -74,8 +114,7 @@ export class RunRecovery {
     try {
       return await this.restart(run);
     } catch (error) {
-      // Another coordinator, a `resume` or a late worker moved the run first: its move stands.
-      if (error instanceof RunError && (error.code === 'RUN_BAD_TRANSITION' || error.code === 'RUN_STALE_GENERATION')) return undefined;
+      if (lostTheRace(error)) return undefined;
       throw error;
     }
   }
@@ -95,4 +134,9 @@ export class RunRecovery {
     clearInterval(this.timer);
     return this.sweeping ?? Promise.resolve();
   }
+}
+
+/** Another coordinator, a `resume` or a worker moved the run first: its move stands. */
+function lostTheRace(error: unknown): boolean {
+  return error instanceof RunError && (error.code === 'RUN_BAD_TRANSITION' || error.code === 'RUN_STALE_GENERATION');
 }

@@ -1,15 +1,17 @@
 import test from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { identicalWeights, newestWeights } from './helpers/checkpoint-weights.ts';
-import { jsonLines, runCli } from './helpers/cli.ts';
+import { cliEnv, jsonLines, REPO_ROOT, runCli } from './helpers/cli.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from './helpers/redis-server.ts';
 import { tinyRunFlags } from './helpers/tiny-run.ts';
 import { RedisKeys } from '../shared/redis/keys.ts';
 import { RunStore } from '../shared/run/run-store.ts';
 import type { RunRecord } from '../shared/run/run-state.ts';
 import { rendezvousMembers } from '../worker/rendezvous.ts';
+import { listCheckpoints } from '../shared/train/checkpoint-store.ts';
 
 let redis: TestRedis;
 let scratch: string;
@@ -157,5 +159,66 @@ async function waitForRestart(prefix: string): Promise<RunRecord['restarts'][num
     }
   } finally {
     client.disconnect();
+  }
+}
+
+test('when every process is killed at once, a coordinator started again resumes the running run by itself', async (t) => {
+  const prefix = uniquePrefix('all-killed');
+  const stateDir = path.join(scratch, 'all-killed');
+  const checkpointRoot = path.join(stateDir, 'checkpoints');
+  const flags = tinyRunFlags({ seed: 8, 'checkpoint-every': 2, 'heartbeat-timeout': 3 });
+  // Its own process group, so that one kill takes the coordinator and both workers at once.
+  const launch = spawn(process.execPath, ['--import', 'tsx', 'coordinator/main.ts', ...localLaunch(flags, prefix, stateDir)], {
+    cwd: REPO_ROOT,
+    env: cliEnv(),
+    detached: true,
+    stdio: 'ignore',
+  });
+  const exited = new Promise((resolve) => launch.on('exit', resolve));
+  t.teardown(() => killGroup(launch.pid!));
+  const runId = await firstCheckpointedRun(checkpointRoot);
+  killGroup(launch.pid!);
+  await exited;
+  const client = redis.connect('all-killed');
+  t.teardown(() => client.disconnect());
+  const runs = new RunStore(client, prefix);
+  t.is((await runs.get(runId)).state, 'running', 'nobody was left to record the loss');
+
+  // The cluster comes back as a deployment restarts it: a coordinator service and two workers.
+  const common = ['--redis', redis.url, '--prefix', prefix];
+  const serve = runCli('coordinator', ['serve', ...common, '--metrics-port', 'off']);
+  const workers = [0, 1].map((k) =>
+    runCli('worker', [...common, '--checkpoint-root', checkpointRoot, '--backend', 'wasm', '--metrics-port', 'off', '--name', `back-${k}`]),
+  );
+  t.teardown(() => [serve, ...workers].forEach((service) => service.child.kill('SIGKILL')));
+  const followed = await runCli('coordinator', ['status', runId, '--follow', '--json', ...common]);
+  t.is(followed.code, 0, followed.stderr);
+  const record = await runs.get(runId);
+  t.is(record.state, 'completed');
+  t.is(record.generation, 1, 'resumed once, without resume --force');
+  t.deepEqual(
+    record.restarts.map((restart) => restart.cause),
+    [{ code: 'RUN_WORKERS_LOST' }],
+  );
+  t.is(record.history.length, 3);
+  for (const service of [serve, ...workers]) service.child.kill('SIGTERM');
+  const codes = (await Promise.all([serve, ...workers])).map((result) => result.code);
+  t.deepEqual(codes, [0, 0, 0], 'each service stops cleanly');
+});
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // gone already
+  }
+}
+
+/** The id of the first run under `checkpointRoot` once it holds a checkpoint. */
+async function firstCheckpointedRun(checkpointRoot: string): Promise<string> {
+  for (;;) {
+    const [runId] = await readdir(checkpointRoot).catch(() => [] as string[]);
+    if (runId !== undefined && (await listCheckpoints(path.join(checkpointRoot, runId))).length > 0) return runId;
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

@@ -21,6 +21,8 @@ export const RECOVERABLE_CODES: ReadonlySet<string> = new Set([
   'COLLECTIVE_CLOSED',
   // The coordinator saw the job fail without its worker recording why: a stalled job, whose process died.
   'RUN_JOB_FAILED',
+  // Every rank of a running run stopped beating (all processes killed at once): coordinator/run-recovery.ts.
+  'RUN_WORKERS_LOST',
   // Not every worker came: one was lost between generations and may be back (a supervisor restarts it).
   'RUN_RENDEZVOUS_TIMEOUT',
 ]);
