@@ -17,6 +17,7 @@ import { epochJson, formatEpochLine } from './epoch-line.ts';
 import { LocalCluster } from './local-cluster.ts';
 import { LocalPrometheus } from './local-prometheus.ts';
 import { ProgressBar } from './progress-bar.ts';
+import { describeFailure } from './run-failure-text.ts';
 import { followRun } from './run-follower.ts';
 import { METRICS_FLAGS, metricsOptionsFromFlags, numberFlag, stringFlag, type FlagValues } from './cli-flags.ts';
 
@@ -220,6 +221,9 @@ export async function runToEnd(
         logDir: path.join(dir, 'logs', run.id),
         threads: localThreads(run),
         env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env },
+        // A dead worker is started again (as torchrun's agent does), as often as the run may restart.
+        respawns: run.config.maxRestarts,
+        log: (line) => process.stderr.write(`${line}\n`),
       })
     : undefined;
   const follow = new AbortController();
@@ -246,11 +250,19 @@ export async function runToEnd(
             `epoch ${p.epoch}/${run.config.epochs} step ${p.step}/${p.stepsPerEpoch} loss ${p.loss.toFixed(3)} ${p.examplesPerSec.toFixed(1)} ex/s`,
           );
         },
+        onRestart: (restart) => {
+          bar.clear();
+          process.stderr.write(`run ${run.id} restarted as generation ${restart.generation}: ${describeFailure(restart.cause)}\n`);
+        },
       },
       follow.signal,
     );
     bar.clear();
-    const why = { ...(final.error ? { error: final.error } : {}), ...(final.failure ? { failure: final.failure } : {}) };
+    const why = {
+      ...(final.error ? { error: final.error } : {}),
+      ...(final.failure ? { failure: final.failure } : {}),
+      ...(final.restarts.length > 0 ? { restarts: final.restarts } : {}),
+    };
     process.stdout.write(`${JSON.stringify({ run: run.id, status: final.state, ...why })}\n`);
     if (final.state !== 'completed' && final.state !== 'running' && !options.json) {
       process.stderr.write(

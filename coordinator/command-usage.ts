@@ -13,7 +13,7 @@ export const COMMAND_USAGE = {
       [--threads N] [--checkpoint-dir DIR] [--checkpoint-every STEPS] [--nonfinite fail|skip] [--resume] [--json]
   Trains in this one process (no Redis), printing the seed's per-epoch line. --nonfinite says what a
   step whose gradient holds a NaN or an infinity does: fail the run (the default) or skip its update.`,
-  launch: `launch [--local] --workers N [training flags as for train] [--follow] [--json]
+  launch: `launch [--local] --workers N [training flags as for train] [--max-restarts 3] [--heartbeat-timeout 30] [--follow] [--json]
       [--run-id NAME [--if-exists fail|attach|resume]] [--redis URL] [--prefix fmnist] [--state-dir .fmnist-cluster]
       [--redis-probe URL|off] [--metrics-host 127.0.0.1] [--metrics-port auto|off|N] [--prometheus [--prometheus-port N]]
   Creates a run and queues its N worker jobs. --local also starts Redis (when REDIS_URL is unset
@@ -25,7 +25,11 @@ export const COMMAND_USAGE = {
   --run-id names the run and creates it only once; when it exists (with the same config), --if-exists
   says what happens: fail (the default), attach (leave it as it is; follow it with --follow) or
   resume (attach, resuming it first when it failed or was interrupted). An empty flag value counts
-  as an absent flag. --local's workers get the Redis credentials, FMNIST_AUTH_TOKEN and the ring's
+  as an absent flag. --max-restarts: how often the coordinator service restarts the run by itself
+  (from its newest checkpoint) after a lost, hung or unreachable worker; 0 leaves it failed for
+  resume. --local also starts a worker that dies again, as often. --heartbeat-timeout: seconds a
+  worker may send no liveness beat (a stopped or frozen process) before its peers abandon the step.
+  --local's workers get the Redis credentials, FMNIST_AUTH_TOKEN and the ring's
   FMNIST_TLS_CERT/KEY/CA through their environment.
 ${REDIS_AUTH}`,
   resume: `resume <run> [--local] [--follow] [--force] [--json] [--redis URL] [--prefix P] [--state-dir DIR]
@@ -34,7 +38,8 @@ ${REDIS_AUTH}`,
   --force also takes a run still marked running whose processes were all killed.
 ${REDIS_AUTH}`,
   status: `status <run> [--follow] [--json] [--redis URL | --local] [--state-dir DIR] [--prefix P]
-  Prints the run's state, config and per-epoch history; --follow attaches until it stops.
+  Prints the run's state, config, automatic restarts and their causes, and per-epoch history;
+  --follow attaches until it stops (a failure that will be restarted is not a stop).
   Reads --redis, else REDIS_URL, else (as --local does) the Redis of the state directory: the
   running one, else one started from its files and stopped again.
 ${REDIS_AUTH}`,
@@ -47,7 +52,11 @@ ${REDIS_AUTH}`,
   cancel: `cancel <run> [--redis URL | --local [--state-dir DIR]] [--prefix P]
   Cancels a run: its workers stop together after the current step.`,
   serve: `serve [--redis URL] [--prefix P] [--local] [--state-dir DIR] [--metrics-host 127.0.0.1] [--metrics-port 9400|auto|off]
-  The long-running coordinator: publishes the dataset shards, watches the jobs, and serves
+      [--no-resume-lost]
+  The long-running coordinator: publishes the dataset shards, watches the jobs, restarts runs that
+  failed with a recoverable cause (up to their --max-restarts), fails and so restarts a running
+  run none of whose workers has beaten for its heartbeat timeout (every process was killed; not
+  with --no-resume-lost), and serves
   /metrics, /healthz and Prometheus' HTTP service discovery of the workers (/sd).
   Environment: COORDINATOR_METRICS_HOST, COORDINATOR_METRICS_PORT.
 ${REDIS_AUTH}`,

@@ -9,6 +9,7 @@ import { RunError } from '../shared/errors.ts';
 import type { ClusterClient } from './cluster-client.ts';
 import { CoordinatorMetrics } from './coordinator-metrics.ts';
 import { publishDataset } from './dataset-publisher.ts';
+import { RunRecovery } from './run-recovery.ts';
 import { discoveryTargets } from './service-discovery.ts';
 
 export type CoordinatorState = 'idle' | 'serving' | 'closed';
@@ -30,7 +31,8 @@ function parseJobId(jobId: string): { runId: string; generation: number; slot: n
  * The long-running coordinator (`coordinator serve`, and inside `launch --local`): publishes
  * the dataset shards, marks a run failed when one of its current generation's jobs fails
  * (a worker's error, or BullMQ giving up on a stalled job), so that nobody waits on a dead run,
- * and (unless its metrics are off) serves the cluster's metrics and Prometheus' service discovery.
+ * restarts a run that failed with a recoverable cause (coordinator/run-recovery.ts), and
+ * (unless its metrics are off) serves the cluster's metrics and Prometheus' service discovery.
  */
 export class CoordinatorService {
   state: CoordinatorState = 'idle';
@@ -38,6 +40,7 @@ export class CoordinatorService {
   /** The metrics server, once started (undefined when metrics are off). */
   metricsServer?: MetricsServer;
   private readonly metrics: CoordinatorMetrics;
+  private recovery?: RunRecovery;
   private events?: QueueEvents;
   private eventsConnection?: Redis;
   private closing?: Promise<void>;
@@ -46,6 +49,8 @@ export class CoordinatorService {
     private readonly client: ClusterClient,
     private readonly log: (line: string) => void = () => {},
     private readonly metricsOptions?: CoordinatorMetricsOptions,
+    /** See RunRecoveryOptions.resumeLost. @default true */
+    private readonly resumeLost = true,
   ) {
     this.metrics = new CoordinatorMetrics(client);
   }
@@ -53,6 +58,8 @@ export class CoordinatorService {
   async start(): Promise<DatasetVersions> {
     if (this.metricsOptions !== undefined) this.metricsServer = await this.serveMetrics(this.metricsOptions);
     this.dataset = await publishDataset(this.client.shards, (bytes) => this.metrics.shardsPublished(bytes));
+    this.recovery = new RunRecovery(this.client, this.dataset, { log: this.log, resumeLost: this.resumeLost });
+    this.recovery.start();
     this.eventsConnection = connectRedis(this.client.target, 'coordinator-events');
     this.events = new QueueEvents(TRAIN_QUEUE, { connection: this.eventsConnection, prefix: this.client.keys.queuePrefix() });
     this.events.on('error', (error) => this.log(`queue events error: ${error.message}`));
@@ -80,21 +87,26 @@ export class CoordinatorService {
     if (!parsed) return;
     try {
       const run = await this.client.runs.get(parsed.runId);
-      if (run.generation !== parsed.generation || (run.state !== 'running' && run.state !== 'queued')) return;
-      // A worker that failed the run itself recorded its typed failure first; this one only knows the text.
-      const failure = { code: 'RUN_JOB_FAILED', rank: parsed.slot };
-      await this.client.runs.transition(parsed.runId, 'failed', { error: `job ${jobId} failed: ${reason}`, failure });
-      this.log(`run ${parsed.runId} failed: job ${jobId}: ${reason}`);
+      if (run.generation !== parsed.generation) return;
+      if (run.state === 'running' || run.state === 'queued') {
+        // A worker that failed the run itself recorded its typed failure first; this one only knows the text.
+        const failure = { code: 'RUN_JOB_FAILED', rank: parsed.slot };
+        await this.client.runs.transition(parsed.runId, 'failed', { error: `job ${jobId} failed: ${reason}`, failure, generation: parsed.generation });
+        this.log(`run ${parsed.runId} failed: job ${jobId}: ${reason}`);
+      }
     } catch (error) {
       // Another process moved the run first; that is the outcome we wanted.
       if (!(error instanceof RunError)) this.log(`cannot mark ${parsed.runId} failed: ${(error as Error).message}`);
     }
+    // Whoever recorded the failure, a job's end is the moment to restart without waiting for the sweep.
+    await this.recovery?.consider(parsed.runId).catch((error: unknown) => this.log(`cannot restart ${parsed.runId}: ${(error as Error).message}`));
   }
 
   /** Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.state = 'closed';
+      await this.recovery?.close();
       try {
         await this.events?.close();
       } catch {

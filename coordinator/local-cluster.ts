@@ -29,19 +29,35 @@ export interface LocalClusterOptions {
    * (FMNIST_AUTH_TOKEN, FMNIST_TLS_CERT/KEY/CA, ...) reach the workers through it. @default process.env
    */
   env?: NodeJS.ProcessEnv;
+  /**
+   * How many times, in all, a worker that exits on its own (killed, crashed) is started again
+   * in its place, as torchrun's agent restarts its workers; 0: never. @default 0
+   */
+  respawns?: number;
+  /** Told when a worker exits on its own and whether it is started again. @default ignore */
+  log?: (line: string) => void;
 }
+
+export type LocalClusterState = 'running' | 'stopping' | 'stopped';
 
 /**
  * N worker processes on this machine for `launch --local`: each a real `worker/main.ts` process
  * taking jobs from the queue like any other worker. They share this process group, so a
- * terminal's Ctrl-C reaches them too; `stop()` also signals them explicitly.
+ * terminal's Ctrl-C reaches them too; `stop()` also signals them explicitly. A worker that
+ * exits on its own is started again in its slot while `respawns` last, so that the run the
+ * coordinator restarts finds N workers again.
  */
 export class LocalCluster {
+  state: LocalClusterState = 'running';
+  /** The current process of each worker slot. */
   private readonly children: ChildProcess[] = [];
   private readonly logs: WriteStream[] = [];
+  private respawnsLeft: number;
   private stopping?: Promise<void>;
 
-  private constructor(readonly options: LocalClusterOptions) {}
+  private constructor(readonly options: LocalClusterOptions) {
+    this.respawnsLeft = options.respawns ?? 0;
+  }
 
   static start(options: LocalClusterOptions): LocalCluster {
     const cluster = new LocalCluster(options);
@@ -60,6 +76,11 @@ export class LocalCluster {
     return this.children.flatMap((child, worker) => (child.exitCode !== null || child.signalCode !== null ? [{ worker, code: child.exitCode }] : []));
   }
 
+  /** The pid of each slot's current process. */
+  get pids(): number[] {
+    return this.children.map((child) => child.pid ?? -1);
+  }
+
   private spawnWorker(k: number): void {
     const { prefix, checkpointRoot, threads } = this.options;
     const redis = redisTargetOf(this.options.redis);
@@ -68,18 +89,33 @@ export class LocalCluster {
     // The same start-up settings as `npm run worker` (worker/process-tuning.env).
     const env = { ...RING_PROCESS_ENV, ...(this.options.env ?? process.env), ...redisChildEnv(redis) };
     const child = spawn(process.execPath, [...RING_NODE_FLAGS, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const log = createWriteStream(path.join(this.options.logDir, `worker-${k}.log`), { flags: 'a' });
+    // A respawned worker appends to its slot's log.
+    const log = (this.logs[k] ??= createWriteStream(path.join(this.options.logDir, `worker-${k}.log`), { flags: 'a' }));
     child.stdout?.pipe(log, { end: false });
     child.stderr?.pipe(log, { end: false });
-    this.children.push(child);
-    this.logs.push(log);
+    child.once('exit', (code, signal) => {
+      // Exit code 0 is a worker that was asked to stop (a signal from the terminal) and drained.
+      if (code !== 0) this.onExit(k, child, signal ?? `code ${code}`);
+    });
+    this.children[k] = child;
+  }
+
+  private onExit(k: number, child: ChildProcess, how: string): void {
+    if (this.state !== 'running' || this.children[k] !== child) return;
+    const again = this.respawnsLeft > 0;
+    this.options.log?.(`worker ${k} (pid ${child.pid}) exited (${how})${again ? '; starting it again' : ''}`);
+    if (!again) return;
+    this.respawnsLeft -= 1;
+    this.spawnWorker(k);
   }
 
   /** SIGTERM to every worker (they finish the step, checkpoint and exit), SIGKILL after `graceMs`. Idempotent. */
   stop(graceMs = 120_000): Promise<void> {
     this.stopping ??= (async () => {
+      this.state = 'stopping';
       await Promise.all(this.children.map((child) => stopChild(child, graceMs)));
       for (const log of this.logs) log.end();
+      this.state = 'stopped';
     })();
     return this.stopping;
   }

@@ -277,6 +277,9 @@ test('a worker killed mid-run fails the run at once, naming the lost peer, and r
   const stateDir = path.join(scratch, 'peer-death');
   const common = ['--redis', redis.url, '--prefix', prefix];
   const flags = [
+    // No automatic restart (test/cluster-recovery.test.ts has those): the failure waits for resume.
+    '--max-restarts',
+    '0',
     '--model',
     'tiny-cnn',
     '--epochs',

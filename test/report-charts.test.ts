@@ -101,6 +101,7 @@ function record(overrides: Partial<RunRecord> = {}): RunRecord {
       { epoch: 2, loss: 0.5, trainAcc: 0.82, testAcc: 0.8, examplesPerSec: 520, seconds: 9.6, backend: 'wasm' },
     ],
     cancelRequested: false,
+    restarts: [],
     ...overrides,
   };
 }

@@ -206,6 +206,59 @@ test('writes guarded by a generation are refused once the run moved on', async (
   t.deepEqual(stored.history, []);
 });
 
+test('an automatic restart appends its cause with the new generation, and a late failure of the old generation is refused', async (t) => {
+  let clock = 1_700_000_000_000;
+  const store = newStore('restart', { now: () => clock });
+  const run = await store.create({ ...CONFIG, maxRestarts: 2 });
+  t.deepEqual(run.restarts, []);
+  await store.transition(run.id, 'running', { generation: 0 });
+  const cause = { code: 'COLLECTIVE_PEER_LOST', rank: 0, peerRank: 1 };
+  await store.transition(run.id, 'failed', { failure: cause, generation: 0 });
+  clock += 1_000;
+  const restarted = await store.transition(run.id, 'queued', { from: 'failed', generation: 0, restartCause: cause });
+  t.is(restarted.generation, 1);
+  t.deepEqual(restarted.restarts, [{ generation: 1, at: 1_700_000_001_000, cause }]);
+  t.is(restarted.failure, undefined, 'the restart clears the failure; the cause lives on in restarts');
+  const last = (await store.readEvents(run.id)).at(-1)!;
+  t.deepEqual(last.type === 'state' ? [last.from, last.to, last.restart] : undefined, ['failed', 'queued', restarted.restarts[0]]);
+
+  // The other rank of generation 0 fails late: the queued generation 1 must not be failed by it.
+  await expectRunError(t, store.transition(run.id, 'failed', { failure: { code: 'COLLECTIVE_CLOSED', rank: 1 }, generation: 0 }), 'RUN_STALE_GENERATION');
+  await expectRunError(t, store.transition(run.id, 'queued', { from: 'failed', generation: 0, restartCause: cause }), 'RUN_STALE_GENERATION');
+  t.is((await store.get(run.id)).state, 'queued');
+
+  // A second restart appends; a resume by a person is not a restart.
+  await store.transition(run.id, 'running', { generation: 1 });
+  await store.transition(run.id, 'failed', { failure: { code: 'COLLECTIVE_PEER_HUNG', rank: 1, peerRank: 0 }, generation: 1 });
+  await store.transition(run.id, 'queued', { from: 'failed', generation: 1, restartCause: { code: 'COLLECTIVE_PEER_HUNG', rank: 1, peerRank: 0 } });
+  await store.transition(run.id, 'running');
+  await store.transition(run.id, 'interrupted');
+  const resumed = await store.transition(run.id, 'queued');
+  t.deepEqual(
+    resumed.restarts.map((r) => [r.generation, r.cause.code]),
+    [
+      [1, 'COLLECTIVE_PEER_LOST'],
+      [2, 'COLLECTIVE_PEER_HUNG'],
+    ],
+  );
+  t.is(resumed.generation, 3);
+});
+
+test('a run config takes maxRestarts from 0 to 100, default 3; a stored config without one reads as 0', async (t) => {
+  t.is(validateRunConfig(CONFIG).maxRestarts, 3);
+  t.is(validateRunConfig({ ...CONFIG, maxRestarts: 0 }).maxRestarts, 0);
+  for (const bad of [-1, 1.5, 101, Number.NaN]) {
+    const error = t.throws(() => validateRunConfig({ ...CONFIG, maxRestarts: bad }));
+    t.true(error instanceof ConfigError);
+    t.is((error as ConfigError).option, 'max-restarts');
+  }
+  const store = newStore('old-config');
+  const run = await store.create(CONFIG);
+  const { maxRestarts: _, ...old } = run.config;
+  await client.hset(store.keys.run(run.id), 'config', JSON.stringify(old));
+  t.is((await store.get(run.id)).config.maxRestarts, 0, 'a run stored before automatic restarts keeps its behaviour then');
+});
+
 test('step samples round-trip in step order, a re-run window replaces its sample, and no event is written', async (t) => {
   const store = newStore('steps');
   const run = await store.create(CONFIG);

@@ -8,6 +8,7 @@ import { RunStore } from '../shared/run/run-store.ts';
 import { TRAIN_JOB_LOCK_MS, TRAIN_QUEUE, type TrainJobData, type TrainJobResult } from '../shared/run/train-job.ts';
 import { startHeartbeat, type Heartbeat, type WorkerAssignment } from '../shared/run/worker-registry.ts';
 import { runTrainJob, type JobContext } from './train-job.ts';
+import { LivenessBeat } from './liveness/liveness-beat.ts';
 import { ShardCache } from '../shared/shards/shard-cache.ts';
 import { WorkerMetrics } from './worker-metrics.ts';
 import type { CompiledWorkerOptions } from './worker-options.ts';
@@ -28,6 +29,7 @@ export class ClusterWorker {
   private readonly consumerConnection: Redis;
   private readonly consumer: Worker<TrainJobData, TrainJobResult>;
   private readonly heartbeat: Heartbeat;
+  private readonly liveness: LivenessBeat;
   private assignment: WorkerAssignment | undefined;
   private closing?: Promise<void>;
 
@@ -43,8 +45,10 @@ export class ClusterWorker {
     const runs = new RunStore(this.redis, keys);
     const shards = new ShardCache(this.redis, keys, ({ index, version }) => log(`shard ${index} of dataset ${version} failed its checksum; fetching it again`));
     this.consumerConnection = connectRedis(options.redis, `worker-bullmq-${options.name}`);
+    this.liveness = new LivenessBeat(options.redis, log);
     const context: JobContext = {
       options,
+      liveness: this.liveness,
       redis: this.redis,
       keys,
       runs,
@@ -117,6 +121,7 @@ export class ClusterWorker {
       const steps: Array<[string, () => Promise<unknown>]> = [
         ['closing the queue consumer', () => this.consumer.close()],
         ['deregistering', () => this.heartbeat.stop()],
+        ['ending the liveness beat', () => this.liveness.close()],
         ['closing the metrics server', async () => this.metricsServer?.close()],
       ];
       for (const [what, step] of steps) {

@@ -16,6 +16,8 @@ import { RingMember } from './collective/ring-allreduce.ts';
 import { chooseCollective } from './collective-choice.ts';
 import { RingCollective } from './ring-collective.ts';
 import { joinRendezvous } from './rendezvous.ts';
+import type { LivenessBeat } from './liveness/liveness-beat.ts';
+import { PeerWatch } from './liveness/peer-watch.ts';
 import type { ShardCache } from '../shared/shards/shard-cache.ts';
 import type { JobMetrics, WorkerMetrics } from './worker-metrics.ts';
 import type { CompiledWorkerOptions } from './worker-options.ts';
@@ -29,6 +31,8 @@ export interface JobContext {
   shards: ShardCache;
   /** The process's metrics; each job reports its steps and all-reduces there. */
   metrics: WorkerMetrics;
+  /** The process's liveness beat; each job beats for its rank. */
+  liveness: LivenessBeat;
   /** True once this process was asked to shut down. */
   shutdownRequested(): boolean;
   log: (line: string) => void;
@@ -81,7 +85,11 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
   });
   let model: TrainableModel | undefined;
   let cancelPoll: NodeJS.Timeout | undefined;
+  let watch: PeerWatch | undefined;
   try {
+    // Beating before joining: once the group is formed, every member's key exists.
+    const live = { runId: job.runId, generation: job.generation, rank, timeoutMs: config.heartbeatTimeoutMs };
+    await ctx.liveness.assign(ctx.redis, ctx.keys, live);
     const group = await joinRendezvous(ctx.redis, ctx.keys, {
       runId: job.runId,
       generation: job.generation,
@@ -92,7 +100,8 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
       timeoutMs: ctx.options.collectiveTimeoutMs,
     });
     await ring.connect(group.peers.map((peer) => peer.address));
-    if (rank === 0) await ctx.runs.transition(job.runId, 'running', { from: 'queued' });
+    watch = new PeerWatch({ ...live, redis: ctx.redis, keys: ctx.keys, worldSize: job.worldSize });
+    if (rank === 0) await ctx.runs.transition(job.runId, 'running', { from: 'queued', generation: job.generation });
     ctx.log(`run ${job.runId} generation ${job.generation}: rank ${rank} of ${job.worldSize} on ${backend.name}`);
     model = createSeededModel(config.model, config.seed);
     const checkpointDir = path.join(ctx.options.checkpointRoot, job.runId);
@@ -121,7 +130,7 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
       model,
       data,
       config,
-      new RingCollective(transport.sum, rank, job.worldSize, job, (_, timings) => metrics.allReduce(timings)),
+      new RingCollective(watch.guard(transport.sum), rank, job.worldSize, job, (_, timings) => metrics.allReduce(timings)),
       hooks,
     )
       .run(state)
@@ -129,24 +138,30 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
     if (rank === 0) await recordOutcome(ctx, job, outcome.kind);
     return { rank, outcome: outcome.kind, globalStep: outcome.state.globalStep };
   } catch (error) {
-    await ctx.runs.transition(job.runId, 'failed', { error: `rank ${rank}: ${(error as Error).message}`, failure: runFailureOf(error, rank) }).catch(() => {});
+    // Guarded by the generation: a rank of a generation the coordinator has already restarted
+    // (one that was hung, then went on) must not fail the next one.
+    const failure = runFailureOf(error, rank);
+    await ctx.runs.transition(job.runId, 'failed', { error: `rank ${rank}: ${(error as Error).message}`, failure, generation: job.generation }).catch(() => {});
     throw error;
   } finally {
     clearInterval(cancelPoll);
+    watch?.stop();
     model?.dispose();
     await ring.close();
+    await ctx.liveness.leave();
   }
 }
 
 /** Rank 0 records the end: completed, or (after an agreed stop) cancelled or interrupted. */
 async function recordOutcome(ctx: JobContext, job: TrainJobData, kind: 'completed' | 'stopped'): Promise<void> {
   if (kind === 'completed') {
-    await ctx.runs.transition(job.runId, 'completed', { from: 'running' });
+    await ctx.runs.transition(job.runId, 'completed', { from: 'running', generation: job.generation });
     return;
   }
   const cancelled = await ctx.runs.isCancelRequested(job.runId);
   await ctx.runs.transition(job.runId, cancelled ? 'cancelled' : 'interrupted', {
     from: 'running',
+    generation: job.generation,
     error: cancelled ? 'cancelled by the user' : 'workers were stopped',
   });
 }

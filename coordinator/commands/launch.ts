@@ -11,6 +11,8 @@ const LAUNCH_FLAGS = {
   ...CLUSTER_FLAGS,
   ...LOCAL_RUN_FLAGS,
   workers: { type: 'string' },
+  'max-restarts': { type: 'string' },
+  'heartbeat-timeout': { type: 'string' },
   follow: { type: 'boolean' },
   'run-id': { type: 'string' },
   'if-exists': { type: 'string' },
@@ -27,6 +29,8 @@ export async function launchCommand(argv: string[]): Promise<number> {
   const config = validateRunConfig({
     ...trainingOptionsFromFlags(values),
     workers: numberFlag(values, 'workers') ?? 1,
+    maxRestarts: numberFlag(values, 'max-restarts'),
+    heartbeatTimeoutMs: secondsFlagAsMs(values, 'heartbeat-timeout'),
     backend: compute.backend,
     ...(compute.threads !== undefined ? { threads: compute.threads } : {}),
   });
@@ -55,6 +59,12 @@ export async function launchCommand(argv: string[]): Promise<number> {
   } finally {
     await session.close();
   }
+}
+
+/** A flag given in seconds (`--heartbeat-timeout 2.5`), as whole ms for the run config; undefined when absent. */
+function secondsFlagAsMs(values: FlagValues, name: string): number | undefined {
+  const seconds = numberFlag(values, name);
+  return seconds === undefined ? undefined : Math.round(seconds * 1000);
 }
 
 /** `--run-id` and `--if-exists` (default fail), or undefined for a run with a fresh id. */

@@ -3,6 +3,7 @@ import type { RunRecord } from '../../shared/run/run-state.ts';
 import { parseFlags } from '../cli-flags.ts';
 import { CLUSTER_FLAGS, openClusterSession, runToEnd } from '../cluster-session.ts';
 import { formatEpochLine } from '../epoch-line.ts';
+import { describeFailure } from '../run-failure-text.ts';
 
 function describe(run: RunRecord): string {
   const c = run.config;
@@ -13,6 +14,10 @@ function describe(run: RunRecord): string {
   if (run.progress) {
     const p = run.progress;
     lines.push(`  at epoch ${p.epoch} step ${p.step}/${p.stepsPerEpoch}, loss ${p.loss.toFixed(3)}, ${p.examplesPerSec.toFixed(1)} examples/sec`);
+  }
+  if (run.restarts.length > 0 || run.config.maxRestarts > 0) lines.push(`  restarts ${run.restarts.length} of ${run.config.maxRestarts}`);
+  for (const restart of run.restarts) {
+    lines.push(`    generation ${restart.generation} at ${new Date(restart.at).toISOString()}: ${describeFailure(restart.cause)}`);
   }
   for (const entry of run.history) lines.push(`  ${formatEpochLine(entry, c.epochs, entry.backend ?? c.backend)}`);
   return lines.join('\n');

@@ -39,6 +39,11 @@ export class RedisKeys {
     return `${this.prefix}:run:${runId}:steps`;
   }
 
+  /** List of one run's automatic restarts (JSON, oldest first: shared/run/restart-policy.ts). */
+  runRestarts(runId: string): string {
+    return `${this.prefix}:run:${runId}:restarts`;
+  }
+
   /** Stream of one run's events (state changes, progress, epochs), for `status --follow`. */
   runEvents(runId: string): string {
     return `${this.prefix}:events:${runId}`;
@@ -67,6 +72,14 @@ export class RedisKeys {
   /** Hash member identity -> rank of one rendezvous, so that a re-join gets its old rank. */
   rendezvousIdentities(runId: string, generation: number): string {
     return `${this.prefix}:rdv:${runId}:${generation}:ids`;
+  }
+
+  /**
+   * One rank's liveness beat in one run generation (shared/run/liveness.ts), written by a
+   * thread its compute cannot block; it expires `heartbeatTimeoutMs` after the last beat.
+   */
+  liveness(runId: string, generation: number, rank: number): string {
+    return `${this.prefix}:live:${runId}:${generation}:${rank}`;
   }
 
   /** Set of the ids of registered workers (some may have expired: their beat key is gone). */

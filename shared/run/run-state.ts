@@ -7,6 +7,7 @@ import { CollectiveError, ConfigError, FmnistError, NonFiniteGradientError, RunE
 import type { EpochRecord } from '../train/training-state.ts';
 import { compileTrainingOptions, type CompiledTrainingOptions, type TrainingOptions } from '../config/training-options.ts';
 import { compileComputeOptions, type BackendChoice } from '../config/compute-options.ts';
+import { DEFAULT_HEARTBEAT_TIMEOUT_MS } from './liveness.ts';
 
 /**
  * The hyper-parameters and deployment of one run, fixed when it is created: the same training
@@ -23,10 +24,30 @@ export interface RunConfig extends TrainingOptions {
   backend: string;
   /** Threads per worker for backends that take a count. @default backend's own */
   threads?: number;
+  /**
+   * How many times the coordinator service restarts the run by itself (a new generation from
+   * the newest checkpoint) after a recoverable failure (shared/run/restart-policy.ts); 0: never,
+   * a failure waits for `coordinator resume`. @default 3
+   */
+  maxRestarts?: number;
+  /**
+   * How long a rank may send no liveness beat (shared/run/liveness.ts) before its peers
+   * abandon the step with COLLECTIVE_PEER_HUNG, in ms; from 1 s to 1 day. @default 30000
+   */
+  heartbeatTimeoutMs?: number;
 }
 
+/** {@link RunConfig.maxRestarts}'s default; torchrun's `--max-restarts` is 0 by default, but a run here is long and a lost worker common. */
+export const DEFAULT_MAX_RESTARTS = 3;
+
 /** A validated run config, every training default filled in. */
-export type CompiledRunConfig = CompiledTrainingOptions & { workers: number; backend: BackendChoice; threads?: number };
+export type CompiledRunConfig = CompiledTrainingOptions & {
+  workers: number;
+  backend: BackendChoice;
+  threads?: number;
+  maxRestarts: number;
+  heartbeatTimeoutMs: number;
+};
 
 /**
  * Lifecycle of a run. `interrupted` means the workers died or the coordinator was stopped; like
@@ -134,6 +155,16 @@ export function runFailureOf(error: unknown, rank?: number): RunFailure {
   return failure;
 }
 
+/** One automatic restart of a run by the coordinator service (shared/run/restart-policy.ts). */
+export interface RunRestart {
+  /** The generation the restart started (the failed one was `generation - 1`). */
+  generation: number;
+  /** When the coordinator restarted it, in ms since the epoch. */
+  at: number;
+  /** The failure of the previous generation that caused it. */
+  cause: RunFailure;
+}
+
 /** Everything known about one run. */
 export interface RunRecord {
   id: string;
@@ -151,13 +182,15 @@ export interface RunRecord {
   failure?: RunFailure;
   /** Latest progress, once a worker reported one. */
   progress?: RunProgress;
+  /** Automatic restarts, oldest first (a `resume` by a person is not one); kept for the run's life. */
+  restarts: RunRestart[];
   /** Finished epochs in epoch order. */
   history: EpochEntry[];
   /** True once a cancel was requested and until the run is resumed. */
   cancelRequested: boolean;
 }
 
-const DEPLOYMENT_KEYS = ['workers', 'backend', 'threads'] as const;
+const DEPLOYMENT_KEYS = ['workers', 'backend', 'threads', 'maxRestarts', 'heartbeatTimeoutMs'] as const;
 const KNOWN_KEYS = new Set<string>([
   ...DEPLOYMENT_KEYS,
   'model',
@@ -173,6 +206,28 @@ const KNOWN_KEYS = new Set<string>([
   'nonfinite',
 ]);
 
+/** Most automatic restarts a run may ask for: a run that fails this often has a cause no restart cures. */
+const MAX_MAX_RESTARTS = 100;
+/** Heartbeat timeouts accepted, in ms: below 1 s a loaded machine's Redis round trips fail healthy ranks. */
+const HEARTBEAT_TIMEOUT_RANGE_MS = [1_000, 86_400_000] as const;
+
+/** `value` (or `fallback` when undefined), checked to be an integer in [min, max]; ConfigError naming `option` otherwise. */
+function integerIn(option: string, value: number | undefined, fallback: number, [min, max]: readonly [number, number]): number {
+  const chosen = value ?? fallback;
+  if (!(Number.isSafeInteger(chosen) && chosen >= min && chosen <= max)) {
+    throw new ConfigError(`${option} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`, { option });
+  }
+  return chosen;
+}
+
+/** The fields of automatic recovery: restarts and liveness. */
+function compileRecovery(config: RunConfig): Pick<CompiledRunConfig, 'maxRestarts' | 'heartbeatTimeoutMs'> {
+  return {
+    maxRestarts: integerIn('max-restarts', config.maxRestarts, DEFAULT_MAX_RESTARTS, [0, MAX_MAX_RESTARTS]),
+    heartbeatTimeoutMs: integerIn('heartbeat-timeout', config.heartbeatTimeoutMs, DEFAULT_HEARTBEAT_TIMEOUT_MS, HEARTBEAT_TIMEOUT_RANGE_MS),
+  };
+}
+
 /**
  * Checks a run config and returns it compiled (defaults filled, only known keys), with the same
  * checks as `coordinator train` (compileTrainingOptions, compileComputeOptions). Throws
@@ -186,7 +241,7 @@ export function validateRunConfig(config: RunConfig): CompiledRunConfig {
   }
   // The run's own values only: the environment of whoever stores the run is no default here.
   const compute = compileComputeOptions({ backend: config.backend, threads: config.threads }, {});
-  const compiled: CompiledRunConfig = { ...compileTrainingOptions(config), workers: config.workers, backend: compute.backend };
+  const compiled: CompiledRunConfig = { ...compileTrainingOptions(config), workers: config.workers, backend: compute.backend, ...compileRecovery(config) };
   if (compute.threads !== undefined) compiled.threads = compute.threads;
   return JSON.parse(JSON.stringify(compiled)) as CompiledRunConfig;
 }
@@ -217,7 +272,7 @@ export function validateRunId(id: string): string {
 /** What happened to a run, as written to its event stream. */
 export type RunEventBody =
   | { type: 'created'; config: RunConfig }
-  | { type: 'state'; from: RunState; to: RunState; generation: number; error?: string; failure?: RunFailure }
+  | { type: 'state'; from: RunState; to: RunState; generation: number; error?: string; failure?: RunFailure; restart?: RunRestart }
   | { type: 'progress'; progress: RunProgress }
   | { type: 'epoch'; entry: EpochEntry }
   | { type: 'cancel-requested' };

@@ -22,6 +22,7 @@ import {
   type RunEventBody,
   type RunProgress,
   type RunRecord,
+  type RunRestart,
   type RunState,
 } from './run-state.ts';
 import type { StepSample } from './step-samples.ts';
@@ -49,6 +50,13 @@ export interface TransitionOptions {
   error?: string;
   /** The typed reason stored in the run's `failure` field (for failed). */
   failure?: RunFailure;
+  /**
+   * Move only if the run is at this generation (else RunError 'RUN_STALE_GENERATION'): a worker
+   * of an older generation must not fail the run's next one.
+   */
+  generation?: number;
+  /** With `to: 'queued'`: this move is an automatic restart caused by this failure; it is appended to the run's `restarts`. */
+  restartCause?: RunFailure;
 }
 
 /** Options of the writes a worker or coordinator makes while a run trains. */
@@ -67,12 +75,19 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'type', 'created', 'at'
 return 1
 `);
 
-/** A resume (-> queued) also bumps the generation and forgets the cancel request, error and failure. */
+/**
+ * A resume (-> queued) also bumps the generation and forgets the cancel request, error and
+ * failure. ARGV[6]: the generation the run must be at ('' any); ARGV[7]: the cause of an
+ * automatic restart ('' none), appended to the restarts list with the new generation.
+ */
 const TRANSITION = new LuaScript(`
 local from = redis.call('HGET', KEYS[1], 'state')
 if not from then return {'missing'} end
+if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], 'generation') ~= ARGV[6] then
+  return {'stale', redis.call('HGET', KEYS[1], 'generation')}
+end
 local legal = false
-for i = 6, #ARGV do if ARGV[i] == from then legal = true end end
+for i = 8, #ARGV do if ARGV[i] == from then legal = true end end
 if not legal then return {'illegal', from} end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updatedAt', ARGV[2])
 if ARGV[1] == 'queued' then
@@ -85,6 +100,11 @@ local generation = tonumber(redis.call('HGET', KEYS[1], 'generation'))
 local event = {from = from, to = ARGV[1], generation = generation}
 if ARGV[3] ~= '' then event.error = ARGV[3] end
 if ARGV[5] ~= '' then event.failure = cjson.decode(ARGV[5]) end
+if ARGV[7] ~= '' then
+  local restart = '{"generation":' .. generation .. ',"at":' .. ARGV[2] .. ',"cause":' .. ARGV[7] .. '}'
+  redis.call('RPUSH', KEYS[3], restart)
+  event.restart = cjson.decode(restart)
+end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'type', 'state', 'at', ARGV[2], 'data', cjson.encode(event))
 return {'ok', from}
 `);
@@ -154,12 +174,14 @@ export class RunStore {
 
   /** The run with this id; RunError('RUN_NOT_FOUND') when there is none. */
   async get(runId: string): Promise<RunRecord> {
-    const [[, fields], [, history]] = (await this.redis.multi().hgetall(this.keys.run(runId)).hgetall(this.keys.runHistory(runId)).exec()) as [
+    const reads = this.redis.multi().hgetall(this.keys.run(runId)).hgetall(this.keys.runHistory(runId)).lrange(this.keys.runRestarts(runId), 0, -1);
+    const [[, fields], [, history], [, restarts]] = (await reads.exec()) as [
       [unknown, Record<string, string>],
       [unknown, Record<string, string>],
+      [unknown, string[]],
     ];
     if (fields.state === undefined) throw notFound(runId);
-    return parseRecord(fields, history);
+    return parseRecord(fields, history, restarts);
   }
 
   /** Runs, newest first, at most `limit` of them (default 100). */
@@ -192,14 +214,19 @@ export class RunStore {
    * 'RUN_BAD_TRANSITION' when the move is illegal from the run's current state (so of two
    * processes racing for the same move, exactly one succeeds) and 'RUN_NOT_FOUND'.
    * Moving to `queued` (a resume) increments the generation and clears the cancel request and error.
+   * With `generation`, 'RUN_STALE_GENERATION' when the run has moved on to another generation.
    */
   async transition(runId: string, to: RunState, options: TransitionOptions = {}): Promise<RunRecord> {
     if (options.from !== undefined) assertTransition(runId, options.from, to);
     const sources = options.from !== undefined ? [options.from] : sourcesOf(to);
-    const keys = [this.keys.run(runId), this.keys.runEvents(runId)];
+    const keys = [this.keys.run(runId), this.keys.runEvents(runId), this.keys.runRestarts(runId)];
     const failure = options.failure === undefined ? '' : JSON.stringify(options.failure);
-    const reply = (await TRANSITION.run(this.redis, keys, [to, this.now(), options.error ?? '', this.maxEvents, failure, ...sources])) as string[];
+    const cause = options.restartCause === undefined ? '' : JSON.stringify(options.restartCause);
+    const generation = options.generation ?? '';
+    const args = [to, this.now(), options.error ?? '', this.maxEvents, failure, generation, cause, ...sources];
+    const reply = (await TRANSITION.run(this.redis, keys, args)) as string[];
     if (reply[0] === 'missing') throw notFound(runId);
+    if (reply[0] === 'stale') throw stale(runId, reply[1], options.generation);
     if (reply[0] === 'illegal') {
       throw new RunError('RUN_BAD_TRANSITION', `run ${runId} is ${reply[1]} and cannot become ${to}${options.from ? ` (expected ${options.from})` : ''}`);
     }
@@ -294,9 +321,7 @@ export class RunStore {
     const args = [this.now(), field, value, type, JSON.stringify(data), this.maxEvents, guard.generation ?? ''];
     const reply = (await UPDATE.run(this.redis, keys, args)) as string[];
     if (reply[0] === 'missing') throw notFound(runId);
-    if (reply[0] === 'stale') {
-      throw new RunError('RUN_STALE_GENERATION', `run ${runId} is at generation ${reply[1]}, not ${guard.generation}`);
-    }
+    if (reply[0] === 'stale') throw stale(runId, reply[1], guard.generation);
   }
 }
 
@@ -304,12 +329,16 @@ function notFound(runId: string): RunError {
   return new RunError('RUN_NOT_FOUND', `no run ${JSON.stringify(runId)}; \`status\` lists the runs`);
 }
 
+function stale(runId: string, actual: string | undefined, expected: number | undefined): RunError {
+  return new RunError('RUN_STALE_GENERATION', `run ${runId} is at generation ${actual}, not ${expected}`);
+}
+
 function ignoreNotFound(error: unknown): undefined {
   if (error instanceof RunError && error.code === 'RUN_NOT_FOUND') return undefined;
   throw error;
 }
 
-function parseRecord(fields: Record<string, string>, history: Record<string, string>): RunRecord {
+function parseRecord(fields: Record<string, string>, history: Record<string, string>, restarts: string[]): RunRecord {
   const record: RunRecord = {
     id: fields.id,
     config: storedConfig(fields),
@@ -321,6 +350,7 @@ function parseRecord(fields: Record<string, string>, history: Record<string, str
       .map((json) => JSON.parse(json) as EpochEntry)
       .sort((a, b) => a.epoch - b.epoch),
     cancelRequested: fields.cancelRequested === '1',
+    restarts: restarts.map((json) => JSON.parse(json) as RunRestart),
   };
   if (fields.error !== undefined) record.error = fields.error;
   if (fields.failure !== undefined) record.failure = JSON.parse(fields.failure) as RunFailure;
@@ -330,11 +360,13 @@ function parseRecord(fields: Record<string, string>, history: Record<string, str
 
 /**
  * The run's config as stored, checked as a new one is: a record written by hand or by another
- * version must not reach a worker with a value `launch` would have refused.
+ * version must not reach a worker with a value `launch` would have refused. One stored before
+ * automatic restarts existed keeps its behaviour then (no restart).
  */
 function storedConfig(fields: Record<string, string>): CompiledRunConfig {
   try {
-    return validateRunConfig(JSON.parse(fields.config ?? 'null') as RunConfig);
+    const stored = JSON.parse(fields.config ?? 'null') as RunConfig;
+    return validateRunConfig({ ...stored, maxRestarts: stored.maxRestarts ?? 0 });
   } catch (error) {
     if (!(error instanceof ConfigError || error instanceof SyntaxError || error instanceof TypeError)) throw error;
     throw new RunError('RUN_RECORD_INVALID', `run ${JSON.stringify(fields.id)}: the config stored in Redis is invalid: ${error.message}`, { cause: error });
