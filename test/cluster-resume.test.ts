@@ -323,10 +323,8 @@ test('a worker killed mid-run fails the run at once, naming the lost peer, and r
   // neighbours are rank 1. Rank 0, the one left alive, records it. A loss noticed only by the
   // collective timeout would be COLLECTIVE_TIMEOUT.
   t.like(final.failure, { code: 'COLLECTIVE_PEER_LOST', rank: 0, peerRank: 1 }, `error: ${final.error as string}`);
-  // The code above is the proof of detection; this bound only makes a regression fail here
-  // rather than hang: a lost peer is seen within a second or so, the collective timeout it
-  // must not wait for is 10 minutes.
-  t.true(failedAfterMs < 120_000, `the launch ended ${failedAfterMs} ms after the kill`);
+  // The code above is the proof of detection: a run that waited out its collective timeout
+  // would fail with COLLECTIVE_TIMEOUT, not with the lost peer named.
   const runId = final.run as string;
   const failed = JSON.parse((await runCli('coordinator', ['status', runId, '--json', ...common])).stdout) as RunRecord;
   t.deepEqual(failed.failure, final.failure, 'status --json shows the same typed failure');

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { cliErrorCode, jsonLines, runCli, type CliResult } from './helpers/cli.ts';
+import { cliErrorCode, jsonLines, printed, runCli, type CliResult } from './helpers/cli.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from './helpers/redis-server.ts';
 import { listCheckpoints } from '../shared/train/checkpoint-store.ts';
 import type { RunRecord } from '../shared/run/run-state.ts';
@@ -24,19 +24,6 @@ test.after.always(async () => {
   await redis?.close();
   await rm(scratch, { recursive: true, force: true });
 });
-
-/** Resolves once `service` has printed `pattern` on stderr or stdout. */
-function printed(service: ReturnType<typeof runCli>, pattern: RegExp): Promise<void> {
-  return new Promise((resolve) => {
-    let seen = '';
-    const look = (chunk: Buffer) => {
-      seen += chunk.toString();
-      if (pattern.test(seen)) resolve();
-    };
-    service.child.stdout?.on('data', look);
-    service.child.stderr?.on('data', look);
-  });
-}
 
 test('serve, two workers and launch train a run that status --follow sees through; SIGTERM stops each service cleanly', async (t) => {
   const prefix = uniquePrefix('services');

@@ -11,7 +11,7 @@ import path from 'node:path';
 import test from 'ava';
 import type { Redis } from 'ioredis';
 import { freePort } from '../shared/redis/redis-server-process.ts';
-import { jsonLines, runCli } from './helpers/cli.ts';
+import { jsonLines, printed, runCli } from './helpers/cli.ts';
 import { startTestRedis, uniquePrefix, type TestRedis } from './helpers/redis-server.ts';
 import { makeCertificateAuthority, type CertificateAuthority, type CertificateFiles } from './helpers/tls-certificates.ts';
 
@@ -33,19 +33,6 @@ test.after.always(async () => {
   await ca?.remove();
   await rm(scratch, { recursive: true, force: true });
 });
-
-/** Resolves once `service` has printed `pattern` on stderr or stdout. */
-function printed(service: ReturnType<typeof runCli>, pattern: RegExp): Promise<void> {
-  return new Promise((resolve) => {
-    let seen = '';
-    const look = (chunk: Buffer) => {
-      seen += chunk.toString();
-      if (pattern.test(seen)) resolve();
-    };
-    service.child.stdout?.on('data', look);
-    service.child.stderr?.on('data', look);
-  });
-}
 
 /** Every key under `prefix` with its value as text (binary values as latin1, so ASCII secrets still show). */
 async function dumpKeys(client: Redis, prefix: string): Promise<Map<string, string>> {

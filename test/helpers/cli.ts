@@ -76,3 +76,16 @@ export function jsonLines(stdout: string): Record<string, unknown>[] {
     .filter((line) => line.trim() !== '')
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
+
+/** Resolves once `service` has printed `pattern` on stderr or stdout. */
+export function printed(service: ReturnType<typeof runCli>, pattern: RegExp): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = '';
+    const look = (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (pattern.test(seen)) resolve();
+    };
+    service.child.stdout?.on('data', look);
+    service.child.stderr?.on('data', look);
+  });
+}
