@@ -4,5 +4,6 @@ import type { RunFailure } from '../shared/run/run-state.ts';
 export function describeFailure(failure: RunFailure): string {
   const rank = failure.rank === undefined ? '' : ` on rank ${failure.rank}`;
   const peer = failure.peerRank === undefined ? '' : ` (peer rank ${failure.peerRank})`;
-  return `${failure.code}${rank}${peer}`;
+  const errno = failure.errno === undefined ? '' : ` (${failure.errno})`;
+  return `${failure.code}${rank}${peer}${errno}`;
 }

@@ -56,10 +56,13 @@ export class BackendError extends FmnistError {
 export class CheckpointError extends FmnistError {
   /** The checkpoint file the problem was found in, when it is one file. */
   readonly file: string | undefined;
+  /** The system error of a failed write (ENOSPC: the disk is full), when there was one. */
+  readonly errno: string | undefined;
 
-  constructor(code: `CHECKPOINT_${string}`, message: string, options?: { cause?: unknown; file?: string }) {
+  constructor(code: `CHECKPOINT_${string}`, message: string, options?: { cause?: unknown; file?: string; errno?: string }) {
     super(code, message, options);
     this.file = options?.file;
+    this.errno = options?.errno;
   }
 }
 

@@ -7,7 +7,7 @@ import { runFailureOf, type CompiledRunConfig, type RunRecord } from '../shared/
 import type { RunStore } from '../shared/run/run-store.ts';
 import { StepSampler } from '../shared/run/step-samples.ts';
 import type { TrainJobData, TrainJobResult } from '../shared/run/train-job.ts';
-import { latestCheckpoint, pruneCheckpoints, readCheckpoint, writeCheckpoint } from '../shared/train/checkpoint-store.ts';
+import { pruneCheckpoints, restoreNewestCheckpoint, writeCheckpoint } from '../shared/train/checkpoint-store.ts';
 import { createSeededModel } from '../shared/train/seeded-model.ts';
 import { TrainingLoop, type TrainingData, type TrainingHooks } from '../shared/train/training-loop.ts';
 import { initialTrainingState, type TrainingState } from '../shared/train/training-state.ts';
@@ -48,10 +48,12 @@ async function loadRunData(shards: ShardCache, job: TrainJobData, config: Compil
 }
 
 async function restoreState(model: TrainableModel, checkpointDir: string, log: (line: string) => void): Promise<TrainingState> {
-  const latest = await latestCheckpoint(checkpointDir);
-  if (!latest) return initialTrainingState();
-  const { state } = await readCheckpoint(latest, model);
-  log(`resuming from ${latest} (epoch ${state.epoch + 1}, step ${state.stepInEpoch})`);
+  const restored = await restoreNewestCheckpoint(checkpointDir, model, (error, damaged) =>
+    log(`warning: skipping damaged checkpoint ${damaged} (${error.code}: ${error.message})`),
+  );
+  if (!restored) return initialTrainingState();
+  const { state } = restored;
+  log(`resuming from ${restored.path} (epoch ${state.epoch + 1}, step ${state.stepInEpoch})`);
   return state;
 }
 

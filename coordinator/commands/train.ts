@@ -3,7 +3,7 @@ import { compileComputeOptions } from '../../shared/config/compute-options.ts';
 import { compileTrainingOptions, type CompiledTrainingOptions } from '../../shared/config/training-options.ts';
 import { limitImageSet, loadFashionMnist } from '../../shared/data/fashion-mnist.ts';
 import { installShutdownSignal } from '../../shared/process/shutdown-signal.ts';
-import { latestCheckpoint, pruneCheckpoints, readCheckpoint, writeCheckpoint } from '../../shared/train/checkpoint-store.ts';
+import { pruneCheckpoints, restoreNewestCheckpoint, writeCheckpoint } from '../../shared/train/checkpoint-store.ts';
 import { SoloCollective } from '../../shared/train/collective.ts';
 import { createSeededModel } from '../../shared/train/seeded-model.ts';
 import { TrainingLoop, type TrainingData } from '../../shared/train/training-loop.ts';
@@ -26,9 +26,12 @@ export async function loadTrainingData(options: CompiledTrainingOptions): Promis
 async function resumeState(model: TrainableModel, checkpointDir: string | undefined, resume: boolean): Promise<TrainingState> {
   if (!resume) return initialTrainingState();
   if (!checkpointDir) throw new CheckpointError('CHECKPOINT_NO_DIR', '--resume needs --checkpoint-dir');
-  const latest = await latestCheckpoint(checkpointDir);
-  if (!latest) throw new CheckpointError('CHECKPOINT_NONE', `no checkpoint in ${checkpointDir} to resume from`);
-  return (await readCheckpoint(latest, model)).state;
+  const warn = (error: CheckpointError, damaged: string) =>
+    process.stderr.write(`warning: skipping damaged checkpoint ${damaged} (${error.code}: ${error.message})\n`);
+  const restored = await restoreNewestCheckpoint(checkpointDir, model, warn);
+  if (!restored) throw new CheckpointError('CHECKPOINT_NONE', `no checkpoint in ${checkpointDir} to resume from`);
+  process.stderr.write(`resuming from ${restored.path}\n`);
+  return restored.state;
 }
 
 /** `coordinator train`: the seed's program in one process. Resolves to the exit code. */

@@ -3,7 +3,7 @@
  * its history and progress records, and its id. Pure data and rules; storage is run-store.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { CollectiveError, ConfigError, FmnistError, NonFiniteGradientError, RunError } from '../errors.ts';
+import { CheckpointError, CollectiveError, ConfigError, FmnistError, NonFiniteGradientError, RunError } from '../errors.ts';
 import type { EpochRecord } from '../train/training-state.ts';
 import { compileTrainingOptions, type CompiledTrainingOptions, type TrainingOptions } from '../config/training-options.ts';
 import { compileComputeOptions, type BackendChoice } from '../config/compute-options.ts';
@@ -141,6 +141,8 @@ export interface RunFailure {
   globalStep?: number;
   /** GRADIENT_NONFINITE: the ranks whose own gradient was not finite (empty: the sum overflowed). */
   nonfiniteRanks?: number[];
+  /** CHECKPOINT_WRITE_FAILED: the system error of the write, e.g. ENOSPC (a full disk). */
+  errno?: string;
 }
 
 /** The failure a worker of rank `rank` records for `error`. */
@@ -152,6 +154,7 @@ export function runFailureOf(error: unknown, rank?: number): RunFailure {
     failure.globalStep = error.globalStep;
     failure.nonfiniteRanks = [...error.ranks];
   }
+  if (error instanceof CheckpointError && error.errno !== undefined) failure.errno = error.errno;
   return failure;
 }
 

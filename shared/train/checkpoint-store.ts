@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -12,6 +13,10 @@ import type { TrainingState } from './training-state.ts';
  * (`model.json` + `weights.bin`, readable by `tf.loadLayersModel`) and `training-state.json`.
  * A folder is written under a temporary name and renamed into place, so a folder with the
  * final name is always complete: a crash leaves at most a `.tmp-*` folder, which is ignored.
+ * A failed write (a full disk) removes its temporary folder and leaves older checkpoints as they
+ * were. `training-state.json` holds the SHA-256 of `weights.bin`, so a checkpoint damaged after
+ * it was written (a bad disk, a partial copy) is found on read and resume falls back to the one
+ * before it ({@link restoreNewestCheckpoint}).
  */
 const PREFIX = 'ckpt-';
 const MODEL_FILE = 'model.json';
@@ -29,6 +34,8 @@ interface SavedState<C> {
   config: C;
   /** Side of the square images the model was trained on. */
   imageSize: number;
+  /** SHA-256 (hex) of weights.bin; absent in checkpoints written before it was recorded. */
+  weightsSha256?: string;
 }
 
 /** Topology JSON per model and image size; building a mirror allocates a whole model, so do it once. */
@@ -72,10 +79,27 @@ function serializeWeights(model: TrainableModel): { specs: WeightSpec[]; bytes: 
  * `config` is the run's training configuration, stored so that resume needs nothing else.
  */
 export async function writeCheckpoint<C>(dir: string, model: TrainableModel, imageSize: number, state: TrainingState, config: C): Promise<string> {
-  await fs.mkdir(dir, { recursive: true });
   const finalPath = path.join(dir, checkpointName(state.globalStep));
   const tmpPath = path.join(dir, `.tmp-${checkpointName(state.globalStep)}-${process.pid}-${Date.now()}`);
-  await fs.mkdir(tmpPath);
+  try {
+    await fs.mkdir(dir, { recursive: true });
+    await fs.mkdir(tmpPath);
+    await writeFiles(tmpPath, model, imageSize, { state, config, imageSize });
+    await replaceFolder(tmpPath, finalPath);
+    return finalPath;
+  } catch (error) {
+    // A full disk must not also leave a half-written folder taking the space that is left.
+    await fs.rm(tmpPath, { recursive: true, force: true }).catch(() => {});
+    const errno = (error as NodeJS.ErrnoException).code;
+    throw new CheckpointError('CHECKPOINT_WRITE_FAILED', `cannot write checkpoint ${finalPath}: ${(error as Error).message}`, {
+      cause: error,
+      file: finalPath,
+      errno,
+    });
+  }
+}
+
+async function writeFiles<C>(folder: string, model: TrainableModel, imageSize: number, saved: SavedState<C>): Promise<void> {
   const { specs, bytes } = serializeWeights(model);
   const modelJson = {
     format: 'layers-model',
@@ -84,13 +108,31 @@ export async function writeCheckpoint<C>(dir: string, model: TrainableModel, ima
     modelTopology: modelTopology(model, imageSize),
     weightsManifest: [{ paths: [WEIGHTS_FILE], weights: specs }],
   };
-  const saved: SavedState<C> = { state, config, imageSize };
-  await writeFileSynced(path.join(tmpPath, WEIGHTS_FILE), bytes);
-  await writeFileSynced(path.join(tmpPath, MODEL_FILE), JSON.stringify(modelJson));
-  await writeFileSynced(path.join(tmpPath, STATE_FILE), JSON.stringify(saved, null, 2));
-  await fs.rm(finalPath, { recursive: true, force: true });
-  await fs.rename(tmpPath, finalPath);
-  return finalPath;
+  await writeFileSynced(path.join(folder, WEIGHTS_FILE), bytes);
+  await writeFileSynced(path.join(folder, MODEL_FILE), JSON.stringify(modelJson));
+  await writeFileSynced(path.join(folder, STATE_FILE), JSON.stringify({ ...saved, weightsSha256: sha256(bytes) }, null, 2));
+}
+
+/**
+ * Moves the complete folder `from` to `to`. A folder already at `to` (the same step written
+ * again after a resume) is moved aside first and removed last, so at every moment one of the
+ * two is complete under a name that is not temporary only once it is whole.
+ */
+async function replaceFolder(from: string, to: string): Promise<void> {
+  const aside = `${path.join(path.dirname(to), '.old-')}${path.basename(to)}-${process.pid}`;
+  let movedAside = false;
+  try {
+    await fs.rename(to, aside);
+    movedAside = true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  await fs.rename(from, to);
+  if (movedAside) await fs.rm(aside, { recursive: true, force: true });
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }
 
 /** Complete checkpoints in `dir`, oldest first; an absent folder has none. */
@@ -153,11 +195,15 @@ export async function readCheckpoint<C>(checkpointPath: string, model: Trainable
   const manifest = (await readJson(modelFile)) as { weightsManifest?: { weights: WeightSpec[] }[] };
   const specs = manifest.weightsManifest?.flatMap((group) => group.weights) ?? [];
   checkSpecsFit(specs, model, modelFile);
+  const saved = (await readJson(path.join(checkpointPath, STATE_FILE))) as SavedState<C>;
   const weightsFile = path.join(checkpointPath, WEIGHTS_FILE);
-  const bytes = await fs.readFile(weightsFile);
+  const bytes = await readWeightBytes(weightsFile);
   const needed = specs.reduce((sum, s) => sum + s.shape.reduce((a, b) => a * b, 1), 0) * 4;
   if (bytes.byteLength !== needed) {
     throw new CheckpointError('CHECKPOINT_TRUNCATED', `${weightsFile} holds ${bytes.byteLength} bytes, the manifest needs ${needed}`, { file: weightsFile });
+  }
+  if (saved.weightsSha256 !== undefined && sha256(bytes) !== saved.weightsSha256) {
+    throw new CheckpointError('CHECKPOINT_CORRUPT', `${weightsFile} does not match the SHA-256 its checkpoint recorded`, { file: weightsFile });
   }
   const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   const byName = new Map(model.params.all().map((entry) => [entry.name, entry]));
@@ -165,5 +211,46 @@ export async function readCheckpoint<C>(checkpointPath: string, model: Trainable
     specs.map((spec) => byName.get(spec.name)!),
     values,
   );
-  return (await readJson(path.join(checkpointPath, STATE_FILE))) as SavedState<C>;
+  return saved;
+}
+
+async function readWeightBytes(file: string): Promise<Buffer> {
+  try {
+    return await fs.readFile(file);
+  } catch (error) {
+    throw new CheckpointError('CHECKPOINT_UNREADABLE', `cannot read ${file}: ${(error as Error).message}`, { cause: error, file });
+  }
+}
+
+/** Damage a checkpoint can have that an older one may not: resume falls back past these. */
+const DAMAGE_CODES: ReadonlySet<string> = new Set(['CHECKPOINT_UNREADABLE', 'CHECKPOINT_TRUNCATED', 'CHECKPOINT_CORRUPT']);
+
+/**
+ * Loads the newest intact checkpoint in `dir` into `model`: a damaged one (unreadable,
+ * truncated, not matching its checksum) is reported through `warn` and the one before it is
+ * tried. Every rank reads the same folders, so all ranks fall back alike. A checkpoint that
+ * does not fit the model is not damage (every older one would not fit either): it throws, and
+ * so does a folder whose every checkpoint is damaged (`CHECKPOINT_NONE_INTACT`, with the newest
+ * one's error as its cause), rather than silently start over. Undefined when there is none.
+ */
+export async function restoreNewestCheckpoint<C>(
+  dir: string,
+  model: TrainableModel,
+  warn: (error: CheckpointError, checkpointPath: string) => void,
+): Promise<(SavedState<C> & { path: string }) | undefined> {
+  const all = await listCheckpoints(dir);
+  let newestDamage: CheckpointError | undefined;
+  for (const checkpointPath of [...all].reverse()) {
+    try {
+      return { ...(await readCheckpoint<C>(checkpointPath, model)), path: checkpointPath };
+    } catch (error) {
+      if (!(error instanceof CheckpointError) || !DAMAGE_CODES.has(error.code)) throw error;
+      warn(error, checkpointPath);
+      newestDamage ??= error;
+    }
+  }
+  if (newestDamage) {
+    throw new CheckpointError('CHECKPOINT_NONE_INTACT', `every checkpoint in ${dir} is damaged (${all.length})`, { cause: newestDamage, file: dir });
+  }
+  return undefined;
 }
