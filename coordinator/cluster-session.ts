@@ -8,7 +8,8 @@ import { RedisError } from '../shared/redis/redis-error.ts';
 import { freePort } from '../shared/redis/redis-server-process.ts';
 import { DEFAULT_KEY_PREFIX } from '../shared/redis/keys.ts';
 import { installShutdownSignal } from '../shared/process/shutdown-signal.ts';
-import type { RunRecord } from '../shared/run/run-state.ts';
+import type { RunRecord, RunRestart } from '../shared/run/run-state.ts';
+import { rendezvousMembers } from '../worker/rendezvous.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { dialableHost, joinHostPort } from '../shared/net/host-port.ts';
 import { ClusterClient } from './cluster-client.ts';
@@ -253,6 +254,7 @@ export async function runToEnd(
         onRestart: (restart) => {
           bar.clear();
           process.stderr.write(`run ${run.id} restarted as generation ${restart.generation}: ${describeFailure(restart.cause)}\n`);
+          if (cluster) void killHungWorker(client, cluster, run.id, restart);
         },
       },
       follow.signal,
@@ -312,4 +314,21 @@ async function markStopped(client: ClusterClient, runId: string): Promise<void> 
   const run = await client.runs.get(runId);
   if (run.state === 'running') await client.runs.transition(runId, 'interrupted', { error: 'stopped by the coordinator' }).catch(() => {});
   if (run.state === 'queued') await client.runs.transition(runId, 'cancelled', { error: 'stopped before it started' }).catch(() => {});
+}
+
+/**
+ * After a restart caused by a hung rank, `launch --local` kills that rank's process if it is one
+ * of its own (it would hold its slot, stopped, while the new generation waits for N workers),
+ * as torchrun's agent does with workers that stop answering.
+ */
+async function killHungWorker(client: ClusterClient, cluster: LocalCluster, runId: string, restart: RunRestart): Promise<void> {
+  const { code, peerRank } = restart.cause;
+  if (code !== 'COLLECTIVE_PEER_HUNG' || peerRank === undefined) return;
+  try {
+    const members = await rendezvousMembers(client.redis, client.keys, runId, restart.generation - 1);
+    const hung = members.find((member) => member.rank === peerRank);
+    if (hung) cluster.killHung(hung.pid);
+  } catch (error) {
+    process.stderr.write(`could not look up the hung worker of rank ${peerRank}: ${(error as Error).message}\n`);
+  }
 }

@@ -109,6 +109,19 @@ export class LocalCluster {
     this.spawnWorker(k);
   }
 
+  /**
+   * SIGKILLs the worker with this pid when it is one of ours and still there: a worker its peers
+   * found hung (a stopped or frozen process) holds its slot forever otherwise. Its exit then
+   * starts a new one like any other death. False when the pid is not a live worker of ours.
+   */
+  killHung(pid: number): boolean {
+    const child = this.children.find((c) => c.pid === pid && c.exitCode === null && c.signalCode === null);
+    if (!child || this.state !== 'running') return false;
+    this.options.log?.(`worker pid ${pid} hung: killing it so that a new one takes its slot`);
+    child.kill('SIGKILL');
+    return true;
+  }
+
   /** SIGTERM to every worker (they finish the step, checkpoint and exit), SIGKILL after `graceMs`. Idempotent. */
   stop(graceMs = 120_000): Promise<void> {
     this.stopping ??= (async () => {

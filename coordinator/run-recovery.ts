@@ -7,7 +7,7 @@
  */
 import { RunError } from '../shared/errors.ts';
 import { silentRanks } from '../shared/run/liveness.ts';
-import { restartDue } from '../shared/run/restart-policy.ts';
+import { restartBackoffMs, restartDue } from '../shared/run/restart-policy.ts';
 import type { RunRecord } from '../shared/run/run-state.ts';
 import type { DatasetVersions } from '../shared/run/train-job.ts';
 import type { ClusterClient } from './cluster-client.ts';
@@ -111,6 +111,8 @@ export class RunRecovery {
       if (run.state === 'failed') this.settled.set(run.id, run.updatedAt);
       return undefined;
     }
+    // Backing off: a later sweep restarts it (the run is not settled).
+    if (Date.now() - run.updatedAt < restartBackoffMs(run.restarts.length)) return undefined;
     try {
       return await this.restart(run);
     } catch (error) {

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { isRecoverable, restartDue } from '../shared/run/restart-policy.ts';
+import { isRecoverable, restartBackoffMs, restartDue } from '../shared/run/restart-policy.ts';
 import { validateRunConfig, type RunRecord } from '../shared/run/run-state.ts';
 
 function failedRun(code: string, restarts: number, maxRestarts: number): RunRecord {
@@ -22,7 +22,15 @@ test('a lost, hung or unreachable peer and a vanished job are recoverable; a bad
   for (const code of ['COLLECTIVE_PEER_LOST', 'COLLECTIVE_PEER_HUNG', 'COLLECTIVE_TIMEOUT', 'RUN_JOB_FAILED', 'RUN_RENDEZVOUS_TIMEOUT']) {
     t.true(isRecoverable({ code }), code);
   }
-  for (const code of ['CONFIG_INVALID', 'DATASET_CHECKSUM', 'CHECKPOINT_CORRUPT', 'BACKEND_UNAVAILABLE', 'COLLECTIVE_MALFORMED', 'UNEXPECTED']) {
+  for (const code of [
+    'CONFIG_INVALID',
+    'DATASET_CHECKSUM',
+    'CHECKPOINT_CORRUPT',
+    'CHECKPOINT_WRITE_FAILED',
+    'BACKEND_UNAVAILABLE',
+    'COLLECTIVE_MALFORMED',
+    'UNEXPECTED',
+  ]) {
     t.false(isRecoverable({ code }), code);
   }
   t.false(isRecoverable(undefined), 'a failure nobody typed is not guessed at');
@@ -35,4 +43,9 @@ test('a recoverable failure is restarted while restarts are left, and never with
   t.false(restartDue(failedRun('COLLECTIVE_PEER_LOST', 0, 0)), "--max-restarts 0: today's behaviour");
   t.false(restartDue(failedRun('CONFIG_INVALID', 0, 3)));
   t.false(restartDue({ ...failedRun('COLLECTIVE_PEER_LOST', 0, 3), state: 'interrupted' }), 'an interrupted run waits for resume');
+});
+
+test('the first restart is immediate, later ones back off exponentially up to a minute', (t) => {
+  const delays = Array.from({ length: 9 }, (_, k) => restartBackoffMs(k));
+  t.deepEqual(delays, [0, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000]);
 });

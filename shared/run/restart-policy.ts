@@ -39,3 +39,18 @@ export function isRecoverable(failure: RunFailure | undefined): failure is RunFa
 export function restartDue(run: RunRecord): boolean {
   return run.state === 'failed' && isRecoverable(run.failure) && run.restarts.length < run.config.maxRestarts;
 }
+
+/** The first restart waits this long after the failure; each next one twice as long as the one before. */
+const FIRST_BACKOFF_MS = 1_000;
+const MAX_BACKOFF_MS = 60_000;
+
+/**
+ * How long after the failure the coordinator waits before restart number `restartsSoFar + 1`:
+ * 0 for the first (a dead worker is the common case and its replacement is ready), then 2 s,
+ * 4 s, ... up to a minute, so that a cause that keeps coming back (a worker that dies at
+ * start-up, a host going up and down) does not spin through the restarts in seconds.
+ */
+export function restartBackoffMs(restartsSoFar: number): number {
+  if (restartsSoFar === 0) return 0;
+  return Math.min(FIRST_BACKOFF_MS * 2 ** restartsSoFar, MAX_BACKOFF_MS);
+}
