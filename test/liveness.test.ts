@@ -60,3 +60,36 @@ test('a peer whose beat stops fails the guarded all-reduce with COLLECTIVE_PEER_
   const again = await t.throwsAsync(watch.guard(stuck).allReduceSum(new Float32Array(4), { runId: 'r', generation: 2, step: 2 }));
   t.is((again as CollectiveError).code, 'COLLECTIVE_PEER_HUNG', 'every later all-reduce fails at once');
 });
+
+test('a Redis stall that outlasts the heartbeat timeout is not taken for a hung peer; a peer silent after it is', async (t) => {
+  const stalling = await startTestRedis({ persist: false });
+  t.teardown(() => stalling.close());
+  const watcher = stalling.connect('liveness-watcher');
+  const peer = stalling.connect('liveness-peer');
+  const keys = new RedisKeys(uniquePrefix('stall'));
+  const live = { runId: 'r', generation: 0, timeoutMs: 1_000 };
+  // Rank 1's beats, by hand: each keeps its key for one timeout.
+  const beatOnce = () => peer.set(keys.liveness('r', 0, 1), JSON.stringify({ state: 'beating', pid: 1, host: 'h' }), 'PX', live.timeoutMs);
+  await beatOnce();
+  const watch = new PeerWatch({ ...live, rank: 0, worldSize: 2, redis: watcher, keys });
+  t.teardown(() => watch.stop());
+  const stuck = { allReduceSum: () => new Promise<never>(() => {}) };
+  const guarded = watch.guard(stuck).allReduceSum(new Float32Array(4), { runId: 'r', generation: 0, step: 1 });
+  guarded.catch(() => {});
+  // Redis answers nothing for 2.5 timeouts: the key expires meanwhile, and the watch's read
+  // waits in ioredis' queue and is answered "missing" the moment Redis goes on.
+  const pid = stalling.server.pid!;
+  process.kill(pid, 'SIGSTOP');
+  await new Promise((resolve) => setTimeout(resolve, 2_500));
+  process.kill(pid, 'SIGCONT');
+  // The peer beats again right after, as a live peer does once it can.
+  for (let k = 0; k < 6; k += 1) {
+    await beatOnce();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  t.is(watch.state, 'watching', 'a key that lapsed while nobody could write it is not a hang');
+  // The watch still works: a peer that stops beating now is found.
+  const error = await t.throwsAsync(guarded);
+  t.is((error as CollectiveError).code, 'COLLECTIVE_PEER_HUNG');
+  t.is((error as CollectiveError).peerRank, 1);
+});

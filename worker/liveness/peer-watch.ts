@@ -62,10 +62,16 @@ export class PeerWatch {
     this.checking = true;
     try {
       const { redis, keys, runId, generation, timeoutMs } = this.options;
+      const started = performance.now();
       const silent = await silentRanks(redis, keys, runId, generation, this.peers);
+      const answered = performance.now();
+      // ioredis queues commands while Redis is away and sends them once it is back: a read that
+      // took longer than a beat waited out an outage (or a stall) in which the peers could not
+      // beat either, as much as a read that failed.
+      if (answered - started > beatIntervalMs(timeoutMs)) this.lastReadFailure = answered;
       // After Redis was unreachable, a key may have expired only because its owner could not
       // write it either: believe a missing key once a whole timeout has passed since.
-      if (silent.length > 0 && performance.now() - this.lastReadFailure >= timeoutMs) this.hung(silent[0]);
+      if (silent.length > 0 && answered - this.lastReadFailure >= timeoutMs) this.hung(silent[0]);
     } catch {
       this.lastReadFailure = performance.now();
     } finally {
