@@ -14,7 +14,7 @@ import { collectiveService } from './exchange-codec.ts';
 import { serverOptions, widenServerWindows } from './grpc-tuning.ts';
 import { IncomingExchange, type ExchangeListener } from './incoming-exchange.ts';
 import { PeerStreams } from './peer-streams.ts';
-import { PingBudget } from './ping-budget.ts';
+import { PeerPingBudgets } from './ping-budget.ts';
 import type { RefusalReason } from './refusal-reason.ts';
 import type { RingLimits } from './ring-options.ts';
 import { ringServerCredentials, type RingTls } from './ring-tls.ts';
@@ -68,7 +68,7 @@ export async function startCollectiveServer(
 
 function handlers(backend: CollectiveBackend, limits: Readonly<RingLimits>): CollectiveHandlers {
   const streams = new PeerStreams(limits.maxStreamsPerPeer);
-  const pings = new PingBudget(limits.maxPingsPerSecond);
+  const pings = new PeerPingBudgets(limits.maxPingsPerSecond);
   return {
     Exchange(call, callback) {
       if (!backend.isAuthorized(call.metadata)) {
@@ -115,9 +115,9 @@ function handlers(backend: CollectiveBackend, limits: Readonly<RingLimits>): Col
         callback(UNAUTHENTICATED);
         return;
       }
-      if (!pings.take()) {
+      if (!pings.take(call.getPeer())) {
         backend.refused('ping_rate');
-        callback({ code: status.RESOURCE_EXHAUSTED, details: `more than ${limits.maxPingsPerSecond} pings per second` });
+        callback({ code: status.RESOURCE_EXHAUSTED, details: `more than ${limits.maxPingsPerSecond} pings per second from this host` });
         return;
       }
       callback(null, { ...backend.identity(), unix_time_ms: String(Date.now()) });

@@ -31,7 +31,7 @@ export class PeerStreams {
 }
 
 /** The host of `host:port` (IPv6 hosts keep their colons; only the last one separates the port). */
-function hostOf(peer: string): string {
+export function hostOf(peer: string): string {
   const colon = peer.lastIndexOf(':');
   return colon < 0 ? peer : peer.slice(0, colon);
 }

@@ -98,7 +98,7 @@ export interface RingLimits {
    * a stream and never sends is answered DEADLINE_EXCEEDED rather than kept. @default timeoutMs
    */
   firstChunkTimeoutMs: number;
-  /** Ping calls answered per second, all callers together, with a burst of as many. @default 50 */
+  /** Ping calls answered per second from each peer host, with a burst of as many. @default 50 */
   maxPingsPerSecond: number;
 }
 
