@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { credentials, status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import test from 'ava';
+import { CollectiveError } from '../shared/errors.ts';
 import { collectiveClient } from '../worker/collective/exchange-codec.ts';
 import { RingMember, type RingTls } from '../worker/collective/ring-allreduce.ts';
 import { tokenMetadata } from '../worker/collective/bearer-token.ts';
@@ -70,14 +71,29 @@ async function pingStatus(member: RingMember, channel: ChannelCredentials): Prom
 
 const read = (file: string) => readFileSync(file);
 
-test.serial('a TLS member answers a client with a certificate of its CA, and refuses every other client', async (t) => {
-  const member = await RingMember.start({ rank: 0, worldSize: 2, authToken: TEST_TOKEN, tls: rankTls[0] });
+test.serial('a TLS member answers a client with a certificate of its CA, and refuses (and counts) every other client', async (t) => {
+  const refused: string[] = [];
+  const member = await RingMember.start({ rank: 0, worldSize: 2, authToken: TEST_TOKEN, tls: rankTls[0], onRefused: (reason) => refused.push(reason) });
   t.teardown(() => member.close());
   const trusted = rankTls[1];
   t.is(await pingStatus(member, credentials.createSsl(trusted.ca, trusted.key, trusted.cert)), status.OK, 'a peer of the same CA');
+  t.deepEqual(refused, []);
   t.is(await pingStatus(member, credentials.createInsecure()), status.UNAVAILABLE, 'a plaintext client');
+  t.true(refused.includes('tls_handshake'), 'the failed handshake is counted');
   t.is(await pingStatus(member, credentials.createSsl(trusted.ca, read(stranger.key), read(stranger.cert))), status.UNAVAILABLE, 'a certificate of another CA');
   t.is(await pingStatus(member, credentials.createSsl(trusted.ca)), status.UNAVAILABLE, 'no client certificate');
+  t.true(refused.every((reason) => reason === 'tls_handshake'));
+});
+
+test.serial('a TLS member whose neighbour speaks plaintext fails to connect with COLLECTIVE_TLS_MISMATCH, not at the timeout', async (t) => {
+  // A connect timeout of 10 minutes: only the mismatch can end the wait within the test.
+  const secure = await RingMember.start({ rank: 0, worldSize: 2, authToken: TEST_TOKEN, tls: rankTls[0], connectTimeoutMs: 600_000 });
+  const plain = await RingMember.start({ rank: 1, worldSize: 2, authToken: TEST_TOKEN });
+  t.teardown(() => Promise.all([secure.close(), plain.close()]));
+  const error = await t.throwsAsync(secure.connect([secure.address, plain.address]), { instanceOf: CollectiveError });
+  t.is(error?.code, 'COLLECTIVE_TLS_MISMATCH');
+  t.is(error?.peerRank, 1);
+  t.is(secure.state, 'listening', 'it can connect again once the configuration is fixed');
 });
 
 test.serial('launch --local passes FMNIST_TLS_* to its workers: a 2-worker run over the gRPC ring with mutual TLS completes', async (t) => {

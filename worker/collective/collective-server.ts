@@ -55,7 +55,7 @@ export async function startCollectiveServer(
   backend: CollectiveBackend,
 ): Promise<{ server: Server; port: number }> {
   const server = new Server(serverOptions(chunkBytes, limits.maxStreamsPerPeer));
-  widenServerWindows(server);
+  widenServerWindows(server, () => backend.refused('tls_handshake'));
   server.addService(collectiveService(), handlers(backend, limits));
   const boundPort = await new Promise<number>((resolve, reject) => {
     server.bindAsync(joinHostPort(host, port), ringServerCredentials(tls), (error, bound) => {

@@ -20,6 +20,8 @@ export type CollectiveCode =
   | 'COLLECTIVE_UNAUTHENTICATED'
   /** A peer's rank or ring size is not the one the rendezvous gave. */
   | 'COLLECTIVE_PEER_MISMATCH'
+  /** The right neighbour does not complete a TLS handshake with us: it speaks plaintext, or one side's certificate is not the other's CA's. */
+  | 'COLLECTIVE_TLS_MISMATCH'
   /** Any other transport failure (e.g. a message over the size limit). */
   | 'COLLECTIVE_TRANSPORT'
   /** The call does not fit the member's state: not connected, another all-reduce running, closed. */

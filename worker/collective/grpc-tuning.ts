@@ -57,19 +57,22 @@ export function serverOptions(chunkBytes: number, maxStreamsPerConnection: numbe
 
 /**
  * Gives every HTTP/2 session `server` accepts the large receive window
- * ({@link FLOW_CONTROL_WINDOW_BYTES}). grpc-js 1.14 applies 'grpc-node.flow_control_window' to
- * clients only, and chunks flow from client to server here, so this wraps the server's
- * (internal) `createHttp2Server` to see each session. When a grpc-js version lacks that method,
- * the server keeps Node's default window: slower, not wrong (test/collective-ring.test.ts checks
- * the window a client is offered, so such an upgrade shows).
+ * ({@link FLOW_CONTROL_WINDOW_BYTES}), and tells `onTlsRefused` of each connection that did not
+ * complete the TLS handshake (a plaintext client, a certificate of another CA or none), which
+ * grpc-js drops without a word. grpc-js 1.14 applies 'grpc-node.flow_control_window' to clients
+ * only, and chunks flow from client to server here, so this wraps the server's (internal)
+ * `createHttp2Server` to see each session. When a grpc-js version lacks that method, the server
+ * keeps Node's default window: slower, not wrong (test/collective-ring.test.ts checks the window
+ * a client is offered, so such an upgrade shows).
  */
-export function widenServerWindows(server: Server): void {
+export function widenServerWindows(server: Server, onTlsRefused?: () => void): void {
   const internals = server as unknown as { createHttp2Server?: (credentials: ServerCredentials) => Http2Server };
   const create = internals.createHttp2Server;
   if (typeof create !== 'function') return;
   internals.createHttp2Server = (credentials) => {
     const http2Server = create.call(server, credentials);
     http2Server.on('session', widenSessionWindow);
+    if (onTlsRefused) http2Server.on('tlsClientError', onTlsRefused);
     return http2Server;
   };
 }

@@ -29,6 +29,8 @@ export const REFUSAL_REASONS = [
   'silent_stream',
   /** A Ping past RingLimits.maxPingsPerSecond. */
   'ping_rate',
+  /** A connection to a TLS ring that did not complete the handshake: plaintext, a certificate of another CA, or none. */
+  'tls_handshake',
 ] as const;
 
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];

@@ -29,6 +29,7 @@ import { joinHostPort } from '../../shared/net/host-port.ts';
 import { compileRingOptions, type CompiledRingOptions, type RingOptions } from './ring-options.ts';
 import { RingPlan } from './ring-plan.ts';
 import { ringChannelCredentials } from './ring-tls.ts';
+import { watchForTlsMismatch } from './tls-mismatch.ts';
 
 export type { AllReduceTag, AllReduceTimings } from './allreduce-operation.ts';
 export type { CollectiveCode } from './collective-status.ts';
@@ -223,16 +224,20 @@ export class RingMember {
     const right = (this.rank + 1) % this.worldSize;
     const client = collectiveClient(peers[right], ringChannelCredentials(this.options.tls), channelOptions(this.options.chunkBytes));
     this.client = client;
-    const reply = await new Promise<PingResponse__Output>((resolve, reject) => {
+    const peer = `right neighbour rank ${right} (${peers[right]})`;
+    const pinged = new Promise<PingResponse__Output>((resolve, reject) => {
       const deadline = new Date(Date.now() + this.options.connectTimeoutMs);
       // The neighbour's server may still be starting: wait for it rather than fail at once.
       const metadata = this.metadata.clone();
       metadata.setOptions({ waitForReady: true });
       client.Ping({ from_rank: this.rank }, metadata, { deadline }, (error, response) => {
-        if (error !== null) reject(errorFromStatus(error, `right neighbour rank ${right} (${peers[right]})`, right));
+        if (error !== null) reject(errorFromStatus(error, peer, right));
         else resolve(response!);
       });
     });
+    // With TLS, a neighbour that never completes a handshake must not look like one still starting.
+    const watch = this.options.tls ? watchForTlsMismatch(client, { fromRank: this.rank, metadata: this.metadata }, peer, right) : undefined;
+    const reply = await (watch ? Promise.race([pinged, watch.mismatch]) : pinged).finally(() => watch?.stop());
     if (reply.rank !== right || reply.world_size !== this.worldSize) {
       throw collectiveError(
         'COLLECTIVE_PEER_MISMATCH',
