@@ -8,8 +8,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-/** Debian's interpreter: the one with python3-torch (the `python3` on PATH has no torch). */
-export const PYTHON = '/usr/bin/python3';
+/** Debian's interpreter: the one with python3-torch (the `python3` on PATH has no torch); FMNIST_PYTHON names another (a machine whose torch lives elsewhere). */
+export const PYTHON = process.env.FMNIST_PYTHON || '/usr/bin/python3';
 
 /** The reference model and run; bench/pytorch_step.py imports its model from here too. */
 export const RESNET18_REFERENCE = fileURLToPath(new URL('../reference/resnet18_reference.py', import.meta.url));
