@@ -29,9 +29,10 @@ export class HierarchicalAllReduce {
   /**
    * @param host this host's shared-memory group (its rank 0 is the leader), or null when this
    *   rank is alone on its host
-   * @param leaders the ring among the hosts' leaders on a leader, null on the other ranks; closed
-   *   here when an all-reduce fails on this leader (the ring must be re-formed after a failure,
-   *   and closing it is what tells the other leaders at once)
+   * @param leaders the ring among the hosts' leaders on a leader, null on the other ranks; a
+   *   leader with a host group closes it here when an all-reduce fails (the ring must be
+   *   re-formed after a failure anyway, and closing it is what tells the other leaders at once
+   *   when the failure was in the host's part, which the ring never saw)
    */
   constructor(
     private readonly host: ShmAllReduce | null,
@@ -67,14 +68,14 @@ export class HierarchicalAllReduce {
       data.set(shared);
       across = await leaders.allReduceSum(data, tag);
       shared.set(data);
+      await host.handOut(data);
     } catch (error) {
-      // The host's ranks wait for this leader and the other leaders for its stream: both are
-      // told now rather than at their timeouts.
+      // The host's ranks wait for this leader and the other leaders for its stream (now or at
+      // the next all-reduce): both are told now rather than at their timeouts.
       host.abort();
       await leaders.close();
       throw error;
     }
-    await host.handOut(data);
     const done = performance.now();
     // Reduce-scatter: until the host's sum, then the leaders' reduce-scatter; the rest gathers.
     const reduceScatterMs = local.reducedAt - started + across.reduceScatterMs;
