@@ -88,10 +88,10 @@ test.serial('hosts A,A,B,B and A,A,A,B: the exact sum of integers and the placem
 });
 
 /**
- * Kills rank `victim` after one all-reduce under `hosts`, starts another on the others; their
- * errors by rank (the victim's entry undefined).
+ * Kills rank `victim` after one all-reduce under `hosts` (the others' segments and rings stay
+ * as they were), then starts another on the others; their errors by rank (the victim's undefined).
  */
-async function killDuringAllReduce(t: ExecutionContext, hosts: string[], victim: number) {
+async function killBeforeAllReduce(t: ExecutionContext, hosts: string[], victim: number) {
   const { ranks, addresses } = await startRanks(t, hosts.length);
   await choose(ranks, addresses, hosts);
   await allReduce(ranks, 1, true);
@@ -113,13 +113,13 @@ async function killDuringAllReduce(t: ExecutionContext, hosts: string[], victim:
 test.serial('a killed rank that does not lead: its leader sees it lost, and the other host that leader lost', async (t) => {
   // Hosts A,A,B; rank 1 dies. Its leader (0) sees it gone and closes its side of the leaders'
   // ring on giving up, so rank 2, alone on B, loses rank 0.
-  const errors = await killDuringAllReduce(t, ['A', 'A', 'B'], 1);
+  const errors = await killBeforeAllReduce(t, ['A', 'A', 'B'], 1);
   t.deepEqual(errors, [{ code: 'COLLECTIVE_PEER_LOST', peerRank: 1 }, undefined, { code: 'COLLECTIVE_PEER_LOST', peerRank: 0 }]);
 });
 
 test.serial('a killed leader: the other leader loses it in their ring, then aborts its own host', async (t) => {
   // Hosts A,A,B; rank 2 (B's leader, alone there) dies. Rank 0 loses it in the leaders' ring
   // and gives up the all-reduce for rank 1, which names rank 0.
-  const errors = await killDuringAllReduce(t, ['A', 'A', 'B'], 2);
+  const errors = await killBeforeAllReduce(t, ['A', 'A', 'B'], 2);
   t.deepEqual(errors, [{ code: 'COLLECTIVE_PEER_LOST', peerRank: 2 }, { code: 'COLLECTIVE_PEER_ABORTED', peerRank: 0 }, undefined]);
 });
