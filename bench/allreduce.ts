@@ -6,7 +6,10 @@
  * same number of processes (bench/pytorch_allreduce.py, Debian's python3-torch), measured the
  * same way; the table's ours/gloo is the ratio of the two median times (target: <= 1). And the
  * shared-memory all-reduce (worker/collective/shm-allreduce.ts) among as many processes, the
- * transport for ranks of one host: shm/gloo.
+ * transport for ranks of one host: shm/gloo; and from 3 ranks the hierarchical all-reduce
+ * (worker/collective/hierarchical-allreduce.ts) with the ranks split over two host ids (the first
+ * half, rounded up, on one): shared memory within each, the gRPC ring between the two leaders:
+ * hier/gloo.
  *
  * Ring all-reduce (sum) of one ResNet-18 gradient (11,178,378 float32) among 2, 3 and 4 worker
  * processes on loopback, beside the raw TCP throughput between two Node processes measured in
@@ -58,6 +61,8 @@ interface RingFigures {
   gloo: GlooFigures | { unavailable: string };
   /** The same all-reduce through shared memory, or why it could not run. */
   shm: GlooFigures | { unavailable: string };
+  /** The same all-reduce as two hosts (hierarchical), or why it did not run (fewer than 3 ranks). */
+  hierarchical: GlooFigures | { unavailable: string };
 }
 
 /** A peer transport's figures (gloo, or our shared memory). */
@@ -93,7 +98,8 @@ export async function runBenchmark(argv: string[]): Promise<void> {
     const figures = await measureRing(ranks, options);
     rings.push(figures);
     print(
-      `  n=${ranks}: gRPC ring ${figures.timesMs.map((t) => t.toFixed(0)).join(' ')} ms; gloo ${describeTimes(figures.gloo)}; shared memory ${describeTimes(figures.shm)}`,
+      `  n=${ranks}: gRPC ring ${figures.timesMs.map((t) => t.toFixed(0)).join(' ')} ms; gloo ${describeTimes(figures.gloo)}; shared memory ${describeTimes(figures.shm)}; ` +
+        `two hosts ${describeTimes(figures.hierarchical)}`,
     );
   }
   const tcpAfter = await measureTcp(options.tcpBytes, options.launch);
@@ -138,12 +144,22 @@ function positiveInteger(flag: string, text: string): number {
   return value;
 }
 
-async function measureRing(ranks: number, options: BenchOptions): Promise<RingFigures> {
+/** `ranks` ring members in their own processes, servers started; their addresses. */
+async function startMembers(ranks: number, options: BenchOptions): Promise<{ processes: RingProcessHandle[]; peers: string[] }> {
   const processes = Array.from({ length: ranks }, () => RingProcessHandle.fork(options.launch.nodeFlags, options.launch.env));
+  const ringOptions = (rank: number) => ({ rank, worldSize: ranks, chunkBytes: options.chunkBytes, authToken: 'bench', timeoutMs: 120_000 });
   try {
-    const ringOptions = (rank: number) => ({ rank, worldSize: ranks, chunkBytes: options.chunkBytes, authToken: 'bench', timeoutMs: 120_000 });
     const started = await Promise.all(processes.map((p, rank) => p.request({ type: 'start', options: ringOptions(rank) }, 'started')));
-    const peers = started.map((s) => s.address);
+    return { processes, peers: started.map((s) => s.address) };
+  } catch (error) {
+    await Promise.all(processes.map((p) => p.stop()));
+    throw error;
+  }
+}
+
+async function measureRing(ranks: number, options: BenchOptions): Promise<RingFigures> {
+  const { processes, peers } = await startMembers(ranks, options);
+  try {
     await Promise.all(processes.map((p) => p.request({ type: 'connect', peers }, 'connected')));
     await allReduceEverywhere(processes, options.elements, 0, 1);
     const replies = await allReduceEverywhere(processes, options.elements, 1, options.repeats);
@@ -158,7 +174,8 @@ async function measureRing(ranks: number, options: BenchOptions): Promise<RingFi
     const unavailable = (error: unknown) => ({ unavailable: error instanceof Error ? error.message : String(error) });
     const gloo = await measureGloo(ranks, options).catch(unavailable);
     const shm = await measureShm(ranks, options).catch(unavailable);
-    return { ranks, timesMs, medianMs, algbw, busbw: (algbw * 2 * (ranks - 1)) / ranks, rank0, cpuNsPerByte, gloo, shm };
+    const hierarchical = ranks < 3 ? { unavailable: 'two hosts need 3 ranks or more' } : await measureTwoHosts(ranks, options).catch(unavailable);
+    return { ranks, timesMs, medianMs, algbw, busbw: (algbw * 2 * (ranks - 1)) / ranks, rank0, cpuNsPerByte, gloo, shm, hierarchical };
   } finally {
     await Promise.all(processes.map((p) => p.stop()));
   }
@@ -217,6 +234,33 @@ async function measureShm(ranks: number, options: BenchOptions): Promise<GlooFig
     return { timesMs, medianMs: median(timesMs) };
   } finally {
     for (const m of members) m.kill();
+  }
+}
+
+/**
+ * The hierarchical all-reduce among `ranks` processes as the workers choose it for two host ids
+ * (the first ceil(ranks/2) ranks on host A), same size and repeats.
+ */
+async function measureTwoHosts(ranks: number, options: BenchOptions): Promise<GlooFigures> {
+  const { processes, peers } = await startMembers(ranks, options);
+  try {
+    const hosts = Array.from({ length: ranks }, (_, rank) => (rank < Math.ceil(ranks / 2) ? 'A' : 'B'));
+    const choice = {
+      transport: 'auto' as const,
+      hosts,
+      addresses: peers,
+      scope: `bench/${process.pid}/${ranks}`,
+      weights: options.elements,
+      timeoutMs: 120_000,
+    };
+    const chosen = await Promise.all(processes.map((p) => p.request({ type: 'choose', choice }, 'chosen')));
+    if (!chosen[0].line.startsWith('hierarchical')) throw new Error(`not hierarchical: ${chosen[0].line}`);
+    await allReduceEverywhere(processes, options.elements, 0, 1);
+    const perRank = (await allReduceEverywhere(processes, options.elements, 1, options.repeats)).map((r) => r.timings.map((t) => t.totalMs));
+    const timesMs = perRank[0].map((_, i) => Math.max(...perRank.map((times) => times[i])));
+    return { timesMs, medianMs: median(timesMs) };
+  } finally {
+    await Promise.all(processes.map((p) => p.stop()));
   }
 }
 
@@ -281,7 +325,7 @@ function printTable(rings: RingFigures[], tcp: number, duplex: number): void {
   print('');
   print('CPU ns/B: CPU time of a rank during one all-reduce (every thread), per byte of the gradient; less load-sensitive than the times');
   print(
-    'ranks  time ms  gloo ms  ours/gloo  shm ms  shm/gloo  CPU ns/B  algbw GB/s  busbw GB/s  busbw/TCP  busbw/duplex   rank 0: reduce-scatter / all-gather / apply ms',
+    'ranks  time ms  gloo ms  ours/gloo  shm ms  shm/gloo  hier ms  hier/gloo  CPU ns/B  algbw GB/s  busbw GB/s  busbw/TCP  busbw/duplex   rank 0: reduce-scatter / all-gather / apply ms',
   );
   for (const r of rings) {
     const t = r.rank0;
@@ -289,8 +333,10 @@ function printTable(rings: RingFigures[], tcp: number, duplex: number): void {
     const ratio = 'unavailable' in r.gloo ? '-' : (r.medianMs / r.gloo.medianMs).toFixed(2);
     const shmMs = 'unavailable' in r.shm ? '-' : r.shm.medianMs.toFixed(1);
     const shmRatio = 'unavailable' in r.shm || 'unavailable' in r.gloo ? '-' : (r.shm.medianMs / r.gloo.medianMs).toFixed(2);
+    const hierMs = 'unavailable' in r.hierarchical ? '-' : r.hierarchical.medianMs.toFixed(1);
+    const hierRatio = 'unavailable' in r.hierarchical || 'unavailable' in r.gloo ? '-' : (r.hierarchical.medianMs / r.gloo.medianMs).toFixed(2);
     print(
-      `${String(r.ranks).padStart(5)}  ${r.medianMs.toFixed(1).padStart(7)}  ${glooMs.padStart(7)}  ${ratio.padStart(9)}  ${shmMs.padStart(6)}  ${shmRatio.padStart(8)}  ${r.cpuNsPerByte.toFixed(2).padStart(8)}  ${gbps(r.algbw).padStart(10)}  ${gbps(r.busbw).padStart(10)}  ${(r.busbw / tcp).toFixed(3).padStart(9)}  ${(r.busbw / duplex).toFixed(3).padStart(12)}   ` +
+      `${String(r.ranks).padStart(5)}  ${r.medianMs.toFixed(1).padStart(7)}  ${glooMs.padStart(7)}  ${ratio.padStart(9)}  ${shmMs.padStart(6)}  ${shmRatio.padStart(8)}  ${hierMs.padStart(7)}  ${hierRatio.padStart(9)}  ${r.cpuNsPerByte.toFixed(2).padStart(8)}  ${gbps(r.algbw).padStart(10)}  ${gbps(r.busbw).padStart(10)}  ${(r.busbw / tcp).toFixed(3).padStart(9)}  ${(r.busbw / duplex).toFixed(3).padStart(12)}   ` +
         `${t.reduceScatterMs.toFixed(0)} / ${t.allGatherMs.toFixed(0)} / ${t.applyMs.toFixed(0)}`,
     );
   }

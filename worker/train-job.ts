@@ -101,7 +101,6 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
       rank,
       timeoutMs: ctx.options.collectiveTimeoutMs,
     });
-    await ring.connect(group.peers.map((peer) => peer.address));
     watch = new PeerWatch({ ...live, redis: ctx.redis, keys: ctx.keys, worldSize: job.worldSize });
     if (rank === 0) await ctx.runs.transition(job.runId, 'running', { from: 'queued', generation: job.generation });
     ctx.log(`run ${job.runId} generation ${job.generation}: rank ${rank} of ${job.worldSize} on ${backend.name}`);
@@ -122,6 +121,7 @@ export async function runTrainJob(job: TrainJobData, ctx: JobContext): Promise<T
     const transport = await chooseCollective(ring, {
       transport: ctx.options.collectiveTransport,
       hosts: group.peers.map((peer) => peer.host),
+      addresses: group.addresses,
       rank,
       scope: `${ctx.keys.prefix}/${job.runId}/${job.generation}`,
       weights: model.params.all().reduce((sum, p) => sum + p.variable.size, 0),

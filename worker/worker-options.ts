@@ -52,8 +52,10 @@ export interface WorkerOptions {
   /** PEM certificate(s) of the CA that signed every worker's certificate. @default env.FMNIST_TLS_CA */
   tlsCa?: string;
   /**
-   * 'auto': when every rank of a ring has the same host id and the collective addon is built,
-   * they all-reduce through shared memory, else over the gRPC ring; 'grpc': always the ring.
+   * 'auto': by placement (worker/collective-choice.ts): shared memory when every rank has the
+   * same host id, hierarchical (shared memory within each host, the ring among one leader per
+   * host) when some but not all share one, both only with the collective addon built; else the
+   * gRPC ring. 'grpc': always the flat ring.
    * @default env.FMNIST_COLLECTIVE_TRANSPORT ?? 'auto'
    */
   collectiveTransport?: string;

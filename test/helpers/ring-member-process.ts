@@ -2,24 +2,31 @@
  * A ring member alone in a process, driven over the Node IPC channel by a parent: the
  * cross-process tests and the all-reduce benchmark start one per rank through
  * ring-process-handle.ts. Values are generated here from a seed ({@link seededValues}), so that
- * the parent can compute the expected sums without shipping 44 MB per rank through IPC.
+ * the parent can compute the expected sums without shipping 44 MB per rank through IPC. After a
+ * `choose` command, all-reduces go through the transport the worker would choose for the given
+ * host ids (worker/collective-choice.ts: shared memory, hierarchical or the ring).
  */
 import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { CollectiveError, FmnistError } from '../../shared/errors.ts';
 import { RingMember, type AllReduceTag, type AllReduceTimings, type RingOptions } from '../../worker/collective/ring-allreduce.ts';
+import { chooseCollective, type ChosenCollective, type CollectiveChoice } from '../../worker/collective-choice.ts';
 import { seededValues } from './seeded-values.ts';
 
 /** Parent to child. */
 export type RingProcessCommand =
   | { type: 'start'; options: RingOptions }
   | { type: 'connect'; peers: string[] }
+  /** Instead of connect: chooses and connects as a worker does for these host ids (the choice's `rank` is this member's). */
+  | { type: 'choose'; choice: Omit<CollectiveChoice, 'rank'> }
   | {
       type: 'all-reduce';
       /** Values per rank. */
       length: number;
       /** Seed of this rank's values (the parent picks one per rank). */
       seed: number;
+      /** Round the values (scale 1000) to integers, whose sums float32 holds exactly. @default false */
+      integers?: boolean;
       tag: AllReduceTag;
       /** All-reduces to run back to back, each on fresh copies of the same values. @default 1 */
       repeats?: number;
@@ -34,6 +41,7 @@ export type RingProcessCommand =
 export type RingProcessReply =
   | { type: 'started'; address: string }
   | { type: 'connected' }
+  | { type: 'chosen'; line: string }
   /** Sent just before the first all-reduce is called. */
   | { type: 'all-reduce-started' }
   /**
@@ -55,6 +63,7 @@ export function digestValues(values: Float32Array): string {
 
 class RingProcess {
   private member: RingMember | null = null;
+  private chosen: ChosenCollective | null = null;
 
   async handle(command: RingProcessCommand): Promise<RingProcessReply> {
     switch (command.type) {
@@ -64,17 +73,24 @@ class RingProcess {
       case 'connect':
         await this.requireMember().connect(command.peers);
         return { type: 'connected' };
+      case 'choose': {
+        const member = this.requireMember();
+        await this.chosen?.close();
+        this.chosen = await chooseCollective(member, { ...command.choice, rank: member.rank });
+        return { type: 'chosen', line: this.chosen.line };
+      }
       case 'all-reduce':
         return this.allReduce(command);
       case 'close':
+        await this.chosen?.close();
         await this.member?.close();
         return { type: 'closed' };
     }
   }
 
   private async allReduce(command: Extract<RingProcessCommand, { type: 'all-reduce' }>): Promise<RingProcessReply> {
-    const member = this.requireMember();
-    const original = seededValues(command.length, command.seed);
+    const sum = this.chosen?.sum ?? this.requireMember();
+    const original = testValues(command.length, command.seed, command.integers ?? false);
     const data = new Float32Array(command.length);
     const timings: AllReduceTimings[] = [];
     const marks: { returnedAt: number; busyEndedAt: number }[] = [];
@@ -83,7 +99,7 @@ class RingProcess {
     for (let i = 0; i < (command.repeats ?? 1); i += 1) {
       data.set(original);
       const cpuBefore = process.cpuUsage();
-      timings.push(await member.allReduceSum(data, { ...command.tag, step: command.tag.step + i }));
+      timings.push(await sum.allReduceSum(data, { ...command.tag, step: command.tag.step + i }));
       const returnedAt = clock();
       const cpu = process.cpuUsage(cpuBefore);
       cpuMs.push((cpu.user + cpu.system) / 1000);
@@ -98,6 +114,11 @@ class RingProcess {
     if (this.member === null) throw new Error('send a start command first');
     return this.member;
   }
+}
+
+/** What a rank reduces: seeded values in [-1, 1), or integers in [-1000, 1000] from them. */
+export function testValues(length: number, seed: number, integers: boolean): Float32Array {
+  return integers ? seededValues(length, seed, 1000).map(Math.round) : seededValues(length, seed);
 }
 
 function clock(): number {

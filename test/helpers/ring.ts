@@ -34,3 +34,14 @@ export function ringOrderSum(inputs: Float32Array[]): Float32Array {
   }
   return out;
 }
+
+/**
+ * The hierarchical all-reduce's result, computed independently: each host's ranks (ascending)
+ * summed in ring order among them, then the host sums (hosts ordered by their lowest rank)
+ * summed in ring order among the hosts.
+ */
+export function hierarchicalOrderSum(inputs: Float32Array[], hosts: readonly string[]): Float32Array {
+  const byHost = new Map<string, Float32Array[]>();
+  inputs.forEach((values, rank) => byHost.set(hosts[rank], [...(byHost.get(hosts[rank]) ?? []), values]));
+  return ringOrderSum([...byHost.values()].map((group) => ringOrderSum(group)));
+}

@@ -70,6 +70,12 @@ export interface OperationSetup {
   /** Descriptions of the neighbours for error messages, e.g. 'rank 2 (127.0.0.1:4567)'. */
   leftPeer: string;
   rightPeer: string;
+  /**
+   * The neighbours' ranks in the run, named by the errors that blame one. Not the plan's ring
+   * positions when the ring is a part of the run (the hosts' leaders).
+   */
+  leftRank: number;
+  rightRank: number;
   /** Called once, synchronously, when the operation succeeds or fails. */
   settled(operation: AllReduceOperation, failed: boolean): void;
 }
@@ -95,7 +101,7 @@ export class AllReduceOperation implements RoutedOperation {
   private timer: NodeJS.Timeout | undefined;
   private readonly plan: RingPlan;
   private readonly expectation: ChunkExpectation;
-  /** Ranks of the neighbours, named by the errors that blame one of them. */
+  /** Run ranks of the neighbours, named by the errors that blame one of them. */
   private readonly leftRank: number;
   private readonly rightRank: number;
 
@@ -125,8 +131,8 @@ export class AllReduceOperation implements RoutedOperation {
   constructor(private readonly setup: OperationSetup) {
     const { plan, tag, sequence } = setup;
     this.plan = plan;
-    this.leftRank = (plan.rank + plan.worldSize - 1) % plan.worldSize;
-    this.rightRank = (plan.rank + 1) % plan.worldSize;
+    this.leftRank = setup.leftRank;
+    this.rightRank = setup.rightRank;
     this.key = { runId: tag.runId, generation: tag.generation, sequence };
     this.result = new Promise((resolve, reject) => {
       this.resolveResult = resolve;
@@ -137,7 +143,8 @@ export class AllReduceOperation implements RoutedOperation {
       key: this.key,
       step: tag.step,
       purpose: tag.purpose ?? '',
-      senderRank: this.leftRank,
+      // On the wire ranks are ring positions (the chunk's world_size is the ring's size).
+      senderRank: (plan.rank + plan.worldSize - 1) % plan.worldSize,
       nextChunk: new Uint32Array(plan.steps),
     };
     this.header = {

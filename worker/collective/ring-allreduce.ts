@@ -53,6 +53,10 @@ export class RingMember {
   private boundAddress = '';
   private client: CollectiveClient | null = null;
   private peers: string[] = [];
+  /** Run ranks of the ring formed by connect, in ring order (every rank, or the hosts' leaders). */
+  private members: readonly number[] = [];
+  /** This member's position in `members`. */
+  private position = 0;
   /** All-reduces started on the current ring; the next one's `sequence`. */
   private sequence = 0;
   private running: AllReduceOperation | null = null;
@@ -120,23 +124,31 @@ export class RingMember {
    * Call it again with the new list for each new generation; all-reduce sequence numbers
    * restart at 0 on every rank. No barrier is needed after it: a neighbour that connected first
    * and already started the new ring's first all-reduce is held until this member joins in.
+   *
+   * `members` makes the ring of only those ranks (ascending, this one among them), e.g. the
+   * hosts' leaders of the hierarchical all-reduce: the ring's size is then their count and this
+   * member's place its index there, while Pings still check run ranks and errors still name them.
    * @throws CollectiveError COLLECTIVE_TIMEOUT, _UNAUTHENTICATED, _PEER_MISMATCH, _PEER_LOST, _BAD_ARGUMENT, _BUSY, _CLOSED
    */
-  async connect(peers: readonly string[]): Promise<void> {
+  async connect(peers: readonly string[], members: readonly number[] = peers.map((_, rank) => rank)): Promise<void> {
     this.assertOpen();
     if (this.running !== null) throw collectiveError('COLLECTIVE_BUSY', 'cannot re-form the ring during an all-reduce');
     checkPeers(peers, this.worldSize);
+    checkMembers(members, this.rank, this.worldSize);
     this.client?.close();
     this.client = null;
     this.stateValue = 'connecting';
+    const position = members.indexOf(this.rank);
     try {
-      if (this.worldSize > 1) await this.connectRight(peers);
+      if (members.length > 1) await this.connectRight(peers, members[(position + 1) % members.length]);
     } catch (error) {
       if (this.stateValue === 'connecting') this.stateValue = 'listening';
       throw error;
     }
     this.assertOpen();
     this.peers = [...peers];
+    this.members = [...members];
+    this.position = position;
     this.sequence = 0;
     this.router.reset();
     this.stateValue = 'connected';
@@ -157,7 +169,7 @@ export class RingMember {
     if (this.running !== null) throw collectiveError('COLLECTIVE_BUSY', 'another all-reduce is running on this member');
     checkTag(tag);
     checkData(data);
-    if (this.worldSize === 1) return idleTimings();
+    if (this.members.length === 1) return idleTimings();
     const operation = this.newOperation(data, tag);
     this.running = operation;
     operation.start();
@@ -193,18 +205,23 @@ export class RingMember {
   }
 
   private newOperation(data: Float32Array, tag: AllReduceTag): AllReduceOperation {
-    const { rank, worldSize, chunkBytes, timeoutMs } = this.options;
+    const { chunkBytes, timeoutMs } = this.options;
     const client = this.client!;
+    const size = this.members.length;
+    const left = this.members[(this.position + size - 1) % size];
+    const right = this.members[(this.position + 1) % size];
     return new AllReduceOperation({
-      plan: new RingPlan(data.length, worldSize, rank, chunkBytes / 4),
+      plan: new RingPlan(data.length, size, this.position, chunkBytes / 4),
       data,
       tag,
       sequence: this.sequence++,
       timeoutMs,
       openExchange: (deadline, done) => client.Exchange(this.metadata, { deadline }, (error) => done(error)),
       reader: this.reader,
-      leftPeer: this.describePeer((rank + worldSize - 1) % worldSize),
-      rightPeer: this.describePeer((rank + 1) % worldSize),
+      leftPeer: this.describePeer(left),
+      rightPeer: this.describePeer(right),
+      leftRank: left,
+      rightRank: right,
       settled: (operation, failed) => {
         if (this.running === operation) this.running = null;
         this.router.end(operation, failed);
@@ -220,8 +237,8 @@ export class RingMember {
     this.router.route(incoming, first);
   }
 
-  private async connectRight(peers: readonly string[]): Promise<void> {
-    const right = (this.rank + 1) % this.worldSize;
+  /** Pings `right` (a run rank): it must be that rank of this run's size, whatever ring is formed. */
+  private async connectRight(peers: readonly string[], right: number): Promise<void> {
     const client = collectiveClient(peers[right], ringChannelCredentials(this.options.tls), channelOptions(this.options.chunkBytes));
     this.client = client;
     const peer = `right neighbour rank ${right} (${peers[right]})`;
@@ -261,6 +278,16 @@ export class RingMember {
 function checkPeers(peers: readonly string[], worldSize: number): void {
   if (!Array.isArray(peers) || peers.length !== worldSize || peers.some((p) => typeof p !== 'string' || p === '')) {
     throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `peers must list ${worldSize} addresses (index = rank), got ${JSON.stringify(peers)}`);
+  }
+}
+
+function checkMembers(members: readonly number[], rank: number, worldSize: number): void {
+  const ascending = Array.isArray(members) && members.every((m, i) => Number.isInteger(m) && m >= 0 && m < worldSize && (i === 0 || m > members[i - 1]));
+  if (!ascending || !members.includes(rank)) {
+    throw collectiveError(
+      'COLLECTIVE_BAD_ARGUMENT',
+      `members must list ascending ranks below ${worldSize}, rank ${rank} among them, got ${JSON.stringify(members)}`,
+    );
   }
 }
 

@@ -31,16 +31,24 @@ export interface ShmAllReduceOptions {
   capacity: number;
   /** Longest wait for the other ranks, joining or at a barrier (ms). @default 60000 */
   timeoutMs?: number;
+  /**
+   * Each member's rank in the run (index: member rank), which errors name as `peerRank`: a
+   * host's group in the hierarchical all-reduce is a part of the run.
+   * @default the member ranks 0 .. worldSize-1
+   */
+  ranks?: readonly number[];
 }
 
 /** 'open': ready; 'failed': a wait failed, the group must be re-formed; 'closed'. */
 export type ShmAllReduceState = 'open' | 'failed' | 'closed';
 
-/** Header: barrier counter, ready flag, world size, capacity, then one pid per rank. */
+/** Header: barrier counter, ready flag, world size, capacity, abort flag and who set it, then one pid per rank. */
 const BARRIER = 0;
 const READY = 4;
 const WORLD_SIZE = 8;
 const CAPACITY = 12;
+const ABORTED = 16;
+const ABORTED_BY = 20;
 const PIDS = 64;
 /** How long one futex wait lasts before the peers' liveness is checked again (ms). */
 const WAIT_SLICE_MS = 20;
@@ -70,7 +78,7 @@ export class ShmAllReduce {
    * @throws CollectiveError COLLECTIVE_TIMEOUT, COLLECTIVE_PEER_LOST, COLLECTIVE_BAD_ARGUMENT, COLLECTIVE_TRANSPORT
    */
   static async join(options: ShmAllReduceOptions): Promise<ShmAllReduce> {
-    const compiled = { timeoutMs: 60_000, ...options };
+    const compiled = { timeoutMs: 60_000, ranks: Array.from({ length: options.worldSize }, (_, r) => r), ...options };
     checkOptions(compiled);
     const addon = collectiveAddon();
     if (addon === null) throw collectiveError('COLLECTIVE_TRANSPORT', 'the collective addon is not built: no shared-memory transport');
@@ -99,35 +107,68 @@ export class ShmAllReduce {
    * @throws CollectiveError COLLECTIVE_TIMEOUT, COLLECTIVE_PEER_LOST, COLLECTIVE_BAD_ARGUMENT, COLLECTIVE_CLOSED
    */
   async allReduceSum(data: Float32Array): Promise<AllReduceTimings> {
-    if (this.stateValue !== 'open') throw collectiveError('COLLECTIVE_CLOSED', `shared-memory group ${this.options.name} is ${this.stateValue}`);
-    if (!(data instanceof Float32Array) || data.length > this.options.capacity) {
-      throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `the group reduces at most ${this.options.capacity} float32 values`);
-    }
     const started = performance.now();
-    const deadline = started + this.options.timeoutMs;
-    this.slots[this.options.rank].set(data);
-    await this.barrier(deadline);
-    const allWritten = performance.now();
-    this.reduceOwnSegment(data.length);
-    const reduced = performance.now();
-    await this.barrier(deadline);
+    const marks = await this.sumToShared(data);
     const allReduced = performance.now();
     data.set(this.result.subarray(0, data.length));
     const done = performance.now();
-    // The same fields as the gRPC ring's, so metrics read both alike: "sent" is what this rank
-    // wrote into the segment, "received" what it copied out of it.
-    return {
-      totalMs: done - started,
-      firstChunkMs: allWritten - started,
-      reduceScatterMs: reduced - started,
-      allGatherMs: done - reduced,
-      acknowledgeMs: 0,
-      applyMs: reduced - allWritten + (done - allReduced),
-      bytesSent: data.byteLength,
-      bytesReceived: data.byteLength,
-      chunksSent: 1,
-      chunksReceived: 1,
-    };
+    return shmTimings({ started, ...marks, done }, done - allReduced, data.byteLength);
+  }
+
+  /**
+   * The first half of an all-reduce, on every rank: the group's sum of `data` (summed as
+   * allReduceSum says) lands in {@link shared}; `data` is left as it is. allReduceSum copies it
+   * out at once; the hierarchical all-reduce lets the leader (rank 0) take it across hosts first.
+   * @returns when every rank had written its values, and when this rank had summed its segment (performance.now())
+   * @throws CollectiveError as allReduceSum
+   */
+  async sumToShared(data: Float32Array): Promise<{ writtenAt: number; reducedAt: number }> {
+    this.assertOpen();
+    if (!(data instanceof Float32Array) || data.length > this.options.capacity) {
+      throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `the group reduces at most ${this.options.capacity} float32 values`);
+    }
+    const deadline = performance.now() + this.options.timeoutMs;
+    this.slots[this.options.rank].set(data);
+    await this.barrier(deadline);
+    const writtenAt = performance.now();
+    this.reduceOwnSegment(data.length);
+    const reducedAt = performance.now();
+    await this.barrier(deadline);
+    return { writtenAt, reducedAt };
+  }
+
+  /** The shared result's first `length` values: the group's sum after sumToShared, which the leader may replace before handOut. */
+  shared(length: number): Float32Array {
+    return this.result.subarray(0, length);
+  }
+
+  /**
+   * The second half of a hierarchical all-reduce, on every rank: the leader (rank 0) calls it
+   * once it has put the final values into {@link shared}; every other rank waits for that and
+   * copies them into `data`. The wait covers the leader's all-reduce across hosts, which may take
+   * that ring's whole timeout before the leader gives up (and aborts the group): so it lasts
+   * twice timeoutMs.
+   * @returns the time spent copying the values out (ms)
+   * @throws CollectiveError COLLECTIVE_PEER_ABORTED (the leader gave up), _PEER_LOST, _TIMEOUT, _CLOSED
+   */
+  async handOut(data: Float32Array): Promise<number> {
+    this.assertOpen();
+    await this.barrier(performance.now() + 2 * this.options.timeoutMs);
+    const copyFrom = performance.now();
+    if (this.options.rank !== 0) data.set(this.result.subarray(0, data.length));
+    return performance.now() - copyFrom;
+  }
+
+  /**
+   * Gives up the all-reduce under way for the whole group: the other ranks' waits fail with
+   * COLLECTIVE_PEER_ABORTED naming this rank, and the group is failed on every rank.
+   */
+  abort(): void {
+    if (this.stateValue === 'closed') return;
+    this.stateValue = 'failed';
+    new Int32Array(this.segment, ABORTED_BY, 1)[0] = this.options.rank;
+    // Published after the rank: a rank that sees the flag reads who set it.
+    this.addon.counterAdd(this.segment, ABORTED, 1);
   }
 
   /** Drops the mapping (unmapped once collected) and unlinks a name still there. Same promise when called again. */
@@ -154,9 +195,15 @@ export class ShmAllReduce {
     this.arrivals += worldSize;
     this.addon.counterAdd(this.segment, BARRIER, 1);
     while (!this.addon.counterWait(this.segment, BARRIER, this.arrivals, WAIT_SLICE_MS)) {
+      const { ranks, name } = this.options;
       const lost = this.lostPeer();
       if (lost !== null)
-        this.fail(collectiveError('COLLECTIVE_PEER_LOST', `rank ${lost} of shared-memory group ${this.options.name} is gone`, { peerRank: lost }));
+        this.fail(collectiveError('COLLECTIVE_PEER_LOST', `rank ${ranks[lost]} of shared-memory group ${name} is gone`, { peerRank: ranks[lost] }));
+      // After a lost peer: a leader that gives up because a rank of its host died is not the cause.
+      if (this.addon.counterLoad(this.segment, ABORTED) !== 0) {
+        const by = ranks[new Int32Array(this.segment, ABORTED_BY, 1)[0]];
+        this.fail(collectiveError('COLLECTIVE_PEER_ABORTED', `rank ${by} gave up the all-reduce of shared-memory group ${name}`, { peerRank: by }));
+      }
       if (performance.now() > deadline)
         this.fail(
           collectiveError('COLLECTIVE_TIMEOUT', `shared-memory group ${this.options.name}: not every rank arrived within ${this.options.timeoutMs} ms`),
@@ -176,10 +223,35 @@ export class ShmAllReduce {
     return null;
   }
 
+  private assertOpen(): void {
+    if (this.stateValue !== 'open') throw collectiveError('COLLECTIVE_CLOSED', `shared-memory group ${this.options.name} is ${this.stateValue}`);
+  }
+
   private fail(error: Error): never {
     if (this.stateValue === 'open') this.stateValue = 'failed';
     throw error;
   }
+}
+
+/**
+ * A shared-memory all-reduce's timings from its marks (performance.now()) in the gRPC ring's
+ * fields, so metrics read both alike: "sent" is what this rank wrote into the segment,
+ * "received" what it copied out of it.
+ */
+export function shmTimings(marks: { started: number; writtenAt: number; reducedAt: number; done: number }, copyOutMs: number, bytes: number): AllReduceTimings {
+  const { started, writtenAt, reducedAt, done } = marks;
+  return {
+    totalMs: done - started,
+    firstChunkMs: writtenAt - started,
+    reduceScatterMs: reducedAt - started,
+    allGatherMs: done - reducedAt,
+    acknowledgeMs: 0,
+    applyMs: reducedAt - writtenAt + copyOutMs,
+    bytesSent: bytes,
+    bytesReceived: bytes,
+    chunksSent: 1,
+    chunksReceived: 1,
+  };
 }
 
 function headerBytes(worldSize: number): number {
@@ -197,7 +269,10 @@ function checkOptions(o: Required<ShmAllReduceOptions>): void {
     Number.isInteger(o.capacity) &&
     o.capacity >= 1 &&
     o.capacity <= 0x7fff_ffff &&
-    o.timeoutMs > 0;
+    o.timeoutMs > 0 &&
+    Array.isArray(o.ranks) &&
+    o.ranks.length === o.worldSize &&
+    o.ranks.every((r) => Number.isInteger(r) && r >= 0);
   if (!valid) throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `bad shared-memory group options ${JSON.stringify(o)}`);
 }
 
