@@ -27,7 +27,7 @@ import { channelOptions, MAX_TAG_TEXT_BYTES, messageLimit } from './grpc-tuning.
 import type { IncomingExchange } from './incoming-exchange.ts';
 import { joinHostPort } from '../../shared/net/host-port.ts';
 import { compileRingOptions, type CompiledRingOptions, type RingOptions } from './ring-options.ts';
-import { RingPlan } from './ring-plan.ts';
+import { RingPlan, type RingWindow } from './ring-plan.ts';
 import { ringChannelCredentials } from './ring-tls.ts';
 
 export type { AllReduceTag, AllReduceTimings } from './allreduce-operation.ts';
@@ -156,6 +156,7 @@ export class RingMember {
     if (this.running !== null) throw collectiveError('COLLECTIVE_BUSY', 'another all-reduce is running on this member');
     checkTag(tag);
     checkData(data);
+    checkWindow(data.length, tag.window);
     if (this.worldSize === 1) return idleTimings();
     const operation = this.newOperation(data, tag);
     this.running = operation;
@@ -195,7 +196,7 @@ export class RingMember {
     const { rank, worldSize, chunkBytes, timeoutMs } = this.options;
     const client = this.client!;
     return new AllReduceOperation({
-      plan: new RingPlan(data.length, worldSize, rank, chunkBytes / 4),
+      plan: new RingPlan(data.length, worldSize, rank, chunkBytes / 4, tag.window),
       data,
       tag,
       sequence: this.sequence++,
@@ -276,6 +277,15 @@ function checkTag(tag: AllReduceTag): void {
 function checkData(data: Float32Array): void {
   if (!(data instanceof Float32Array) || data.length > MAX_UINT32) {
     throw collectiveError('COLLECTIVE_BAD_ARGUMENT', 'data must be a Float32Array of at most 2^32-1 values');
+  }
+}
+
+/** A window must hold the vector: offset + length <= total, all uint32. */
+export function checkWindow(length: number, window: RingWindow | undefined): void {
+  if (window === undefined) return;
+  const isUint32 = (n: number) => Number.isInteger(n) && n >= 0 && n <= MAX_UINT32;
+  if (!isUint32(window.offset) || !isUint32(window.total) || window.offset + length > window.total) {
+    throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `window ${JSON.stringify(window)} does not hold ${length} values`);
   }
 }
 
