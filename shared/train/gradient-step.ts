@@ -106,7 +106,8 @@ function chunkLoss(model: TrainableModel, batch: ImageBatch, start: number, coun
  * `previous`, the earlier chunks' sum, added as accumulate() adds it) parameter by parameter as
  * the backward pass finishes them, each bucket of `release` handed out once complete. The
  * backward pass yields to the event loop between tape nodes, so all-reduces started by `ready`
- * progress meanwhile. Tensors as in chunkGradients: none outlive the call, also on a throw.
+ * progress meanwhile. No tensor outlives the call but the loss sum and the correct count, also
+ * on a throw (then not even those).
  */
 async function releasingChunk(
   model: TrainableModel,
@@ -117,29 +118,34 @@ async function releasingChunk(
   release: GradientRelease,
 ): Promise<{ lossSum: tf.Scalar; correct: tf.Scalar }> {
   const kept: tf.Tensor[] = [];
-  const engine = tf.engine();
-  engine.startScope('releasing chunk');
+  const variables = model.params.trainable.map((p) => p.variable);
+  const buckets = new BucketFill(release, variables.length);
+  let pass: ReturnType<typeof chunkLoss> | undefined;
+  let y: tf.Scalar;
   try {
-    const variables = model.params.trainable.map((p) => p.variable);
-    const pass = chunkLoss(model, batch, range.start, range.count, range.denominator, kept);
-    const y = recordForward(pass.loss);
-    const offsets = parameterOffsets(variables);
-    const buckets = new BucketFill(release, variables.length);
-    await backwardInSteps(y, variables, (indices, gradientOf) => {
-      for (const i of indices) {
-        const total = previous ? tf.add(previous.grads[variables[i].name], gradientOf(i)) : gradientOf(i);
-        copyTensorInto(total, out, offsets[i]);
-        if (previous) total.dispose();
-      }
-      buckets.filled(indices);
+    y = tf.tidy(() => {
+      pass = chunkLoss(model, batch, range.start, range.count, range.denominator, kept);
+      return tf.keep(recordForward(pass.loss));
     });
-    return { lossSum: pass.lossSum(), correct: pass.correct() };
   } catch (error) {
     tf.dispose(kept);
     releaseAbandonedTape();
     throw error;
+  }
+  const offsets = parameterOffsets(variables);
+  try {
+    await backwardInSteps(y, variables, (indices, gradientOf) => {
+      for (const i of indices) {
+        copyTensorInto(previous ? tf.add(previous.grads[variables[i].name], gradientOf(i)) : gradientOf(i), out, offsets[i]);
+      }
+      buckets.filled(indices);
+    });
+    return { lossSum: pass!.lossSum(), correct: pass!.correct() };
+  } catch (error) {
+    tf.dispose(kept);
+    throw error;
   } finally {
-    engine.endScope(undefined);
+    y.dispose();
   }
 }
 

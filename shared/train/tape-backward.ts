@@ -48,9 +48,13 @@ export function recordForward<T extends tf.Tensor>(forward: () => T): T {
  * The backward pass from the scalar `y` of the last {@link recordForward} to `xs`, node by node,
  * last node first. After each node, `onFinal` gets the indices of the `xs` whose gradient no
  * later node changes, with a way to read them (tensors of the walk, freed when it ends); it
- * runs before the walk yields to the event loop. Every x must contribute to y. Tensors made here
- * are freed when it returns or throws, and the tape's saved tensors once it returned (unless an
- * outer gradient computation still runs); a throw leaves the tape to releaseAbandonedTape.
+ * runs in a tidy scope before the walk yields to the event loop. Every x must contribute to y.
+ *
+ * No tfjs scope stays open across a yield, and the tape is taken off the engine when the walk
+ * starts, so code that runs tfjs ops meanwhile (another rank's training loop in the same
+ * process) neither sees our tensors nor leaves its own in our scope: each node runs in its own
+ * tidy and keeps the gradients it produces, which the walk frees by hand, with the tape's saved
+ * tensors, when it returns or throws.
  */
 export async function backwardInSteps(
   y: tf.Scalar,
@@ -58,27 +62,25 @@ export async function backwardInSteps(
   onFinal: (indices: number[], gradientOf: (index: number) => tf.Tensor) => void,
 ): Promise<void> {
   const state = tapeState();
-  const tape = filteredNodes(state.activeTape ?? [], xs, y);
-  const finalAt = lastNodeOf(tape, xs);
-  const engine = tf.engine();
-  // A manual scope: tf.tidy cannot span the awaits. Ops that other event-loop callbacks run
-  // during a yield would be tracked here too; none of ours do (the ring and timers use no tensors).
-  engine.startScope('backward');
+  const recorded = state.activeTape ?? [];
+  // As engine.gradients: the tape is ours to free unless an outer gradient computation runs.
+  const owned = state.gradientDepth === 0;
+  if (owned) state.activeTape = null;
+  const gradients = new Map<number, tf.Tensor>();
   try {
-    const gradients = new Map<number, tf.Tensor>([[y.id, tf.ones(y.shape)]]);
+    const tape = filteredNodes(recorded, xs, y);
+    const finalAt = lastNodeOf(tape, xs);
+    gradients.set(y.id, tf.keep(tf.ones(y.shape)));
     const gradientOf = (index: number) => gradients.get(xs[index].id)!;
     for (let i = tape.length - 1; i >= 0; i -= 1) {
-      backpropagateNode(tape[i], gradients);
+      tf.tidy(() => backpropagateNode(tape[i], gradients));
       const finished = finalAt.get(i);
-      if (finished !== undefined) onFinal(finished, gradientOf);
+      if (finished !== undefined) tf.tidy(() => onFinal(finished, gradientOf));
       await yieldToEventLoop();
     }
   } finally {
-    engine.endScope(undefined);
-  }
-  if (state.gradientDepth === 0) {
-    for (const node of state.activeTape ?? []) tf.dispose(node.saved ?? []);
-    state.activeTape = null;
+    for (const gradient of gradients.values()) gradient.dispose();
+    if (owned) for (const node of recorded) tf.dispose(node.saved ?? []);
   }
 }
 
@@ -101,7 +103,7 @@ function lastNodeOf(tape: TapeNode[], xs: readonly tf.Variable[]): Map<number, n
   return byNode;
 }
 
-/** tape.ts's backpropagateGradients, for one node. */
+/** tape.ts's backpropagateGradients, for one node (in a tidy scope: what it does not keep is freed). */
 function backpropagateNode(node: TapeNode, gradients: Map<number, tf.Tensor>): void {
   const dys = node.outputs.map((o) => gradients.get(o.id) ?? null);
   if (node.gradient == null) throw new Error(`Cannot compute gradient: gradient function not found for ${node.kernelName}.`);
@@ -115,11 +117,12 @@ function backpropagateNode(node: TapeNode, gradients: Map<number, tf.Tensor>): v
         `Error in gradient for op ${node.kernelName}: input '${inputName}' got ${dx.dtype} [${dx.shape.join(',')}], expected float32 [${x.shape.join(',')}]`,
       );
     }
+    // Kept: they outlive this node's tidy scope, and the walk frees them.
     const current = gradients.get(x.id);
     if (current === undefined) {
-      gradients.set(x.id, dx);
+      gradients.set(x.id, tf.keep(dx));
     } else {
-      gradients.set(x.id, tf.add(current, dx));
+      gradients.set(x.id, tf.keep(tf.add(current, dx)));
       current.dispose();
     }
   }
