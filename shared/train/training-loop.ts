@@ -1,4 +1,4 @@
-import type { CompiledTrainingOptions } from '../config/training-options.ts';
+import { TRAINING_DEFAULTS, type CompiledTrainingOptions } from '../config/training-options.ts';
 import { buildBatch } from '../data/batch-builder.ts';
 import { globalBatches, sliceForRank } from '../data/batch-order.ts';
 import type { ImageSet } from '../data/fashion-mnist.ts';
@@ -107,7 +107,7 @@ export class TrainingLoop {
     // rank whose gradient is not finite (so every rank can name them).
     this.stepBuffer = new Float32Array(this.parameterCount + NONFINITE_SLOTS + collective.worldSize);
     // A config stored before buckets existed has no `bucketMb`: the default, which gives the same bits.
-    const bucketMb = collective.worldSize > 1 ? (options.bucketMb ?? 25) : 0;
+    const bucketMb = collective.worldSize > 1 ? (options.bucketMb ?? TRAINING_DEFAULTS.bucketMb) : 0;
     this.buckets = planBuckets(
       model.params.trainable.map((p) => p.variable.size),
       bucketMb,
