@@ -10,7 +10,7 @@ export const COMMAND_USAGE = {
   Prints each stage's output shape for one size x size image and the trainable parameter count.`,
   train: `train [--model resnet18|tiny-cnn] [--epochs 10] [--batch-size 256] [--lr 0.05] [--resize 96] [--seed 0]
       [--limit-train N] [--limit-test N] [--micro-batch N] [--backend auto|tensorflow-gpu|tensorflow|onednn|wasm|cpu]
-      [--threads N] [--checkpoint-dir DIR] [--checkpoint-every STEPS] [--nonfinite fail|skip] [--resume] [--json]
+      [--threads N] [--checkpoint-dir DIR] [--checkpoint-every STEPS] [--nonfinite fail|skip] [--bucket-mb 25|off] [--resume] [--json]
   Trains in this one process (no Redis), printing the seed's per-epoch line. --nonfinite says what a
   step whose gradient holds a NaN or an infinity does: fail the run (the default) or skip its update.`,
   launch: `launch [--local] --workers N [training flags as for train] [--max-restarts 3] [--heartbeat-timeout 30] [--follow] [--json]

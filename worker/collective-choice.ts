@@ -57,7 +57,7 @@ export async function chooseCollective(ring: ChoiceRing, choice: CollectiveChoic
   if (collectiveAddon() === null) return flat('gRPC ring (the collective addon is not built: no shared memory)');
   if (placement.hostCount === 1) {
     const group = await joinHost(choice, placement);
-    const sum = { allReduceSum: (data: Float32Array, _tag: AllReduceTag) => group.allReduceSum(data) };
+    const sum = { allReduceSum: (data: Float32Array, tag: AllReduceTag) => group.allReduceSum(data, tag) };
     return { sum, close: () => group.close(), line: `shared memory (${choice.hosts.length} ranks on host ${choice.hosts[0]})` };
   }
   return chooseHierarchical(ring, choice, placement);

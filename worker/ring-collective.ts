@@ -1,4 +1,4 @@
-import type { Collective, CollectiveTag } from '../shared/train/collective.ts';
+import type { BufferRange, Collective, CollectiveTag } from '../shared/train/collective.ts';
 import type { AllReduceTag, AllReduceTimings } from './collective/ring-allreduce.ts';
 
 /** What sums: the gRPC ring's RingMember, or a host's ShmAllReduce. */
@@ -26,6 +26,13 @@ export class RingCollective implements Collective {
   async sumInPlace(buffer: Float32Array, tag: CollectiveTag): Promise<void> {
     this.sequence += 1;
     const timings = await this.ring.allReduceSum(buffer, { ...this.run, step: this.sequence });
+    this.onAllReduce?.(tag.purpose, timings);
+  }
+
+  async sumRangeInPlace(buffer: Float32Array, range: BufferRange, tag: CollectiveTag, computing?: () => boolean): Promise<void> {
+    this.sequence += 1;
+    const window = { offset: range.lo, total: buffer.length };
+    const timings = await this.ring.allReduceSum(buffer.subarray(range.lo, range.hi), { ...this.run, step: this.sequence, window, computing });
     this.onAllReduce?.(tag.purpose, timings);
   }
 

@@ -32,6 +32,13 @@ export interface TrainingOptions {
    * @default 'fail'
    */
   nonfinite?: string;
+  /**
+   * Gradient bucket size in MiB (PyTorch DDP's bucket_cap_mb): the gradient is all-reduced in
+   * buckets, last layers first, each as soon as the backward pass has finished it. 0 or 'off':
+   * one all-reduce after the backward pass. The result is the same bits either way.
+   * @default 25
+   */
+  bucketMb?: number | string;
 }
 
 /** Validated options with every default filled in. */
@@ -47,6 +54,8 @@ export interface CompiledTrainingOptions {
   microBatch: number | undefined;
   checkpointEvery: number;
   nonfinite: NonFinitePolicy;
+  /** Gradient bucket size in MiB, 0 when off (one all-reduce after the backward pass). */
+  bucketMb: number;
 }
 
 /** What a step does with a gradient that is not all finite numbers (see TrainingOptions.nonfinite). */
@@ -61,7 +70,21 @@ export const TRAINING_DEFAULTS = {
   seed: 0,
   checkpointEvery: 0,
   nonfinite: 'fail',
+  bucketMb: 25,
 } as const;
+
+/** Largest bucket size accepted (MiB): past the whole model's gradient it changes nothing. */
+const MAX_BUCKET_MB = 4096;
+
+/** `bucketMb` as a number of MiB (0: off); a number or a numeric string, or 'off'. */
+function bucketMbOf(value: number | string | undefined): number {
+  const raw = value ?? TRAINING_DEFAULTS.bucketMb;
+  const mb = raw === 'off' ? 0 : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+  if (typeof mb !== 'number' || !Number.isFinite(mb) || mb < 0 || mb > MAX_BUCKET_MB) {
+    throw new ConfigError(`bucket-mb must be a number of MiB from 0 to ${MAX_BUCKET_MB}, or 'off', got ${JSON.stringify(value)}`, { option: 'bucket-mb' });
+  }
+  return mb;
+}
 
 function integer(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (!Number.isInteger(value) || value < min || value > max) {
@@ -96,5 +119,6 @@ export function compileTrainingOptions(options: TrainingOptions): CompiledTraini
     microBatch: optionalInteger('micro-batch', options.microBatch, 1),
     checkpointEvery: integer('checkpoint-every', options.checkpointEvery ?? TRAINING_DEFAULTS.checkpointEvery, 0),
     nonfinite: nonfinite as NonFinitePolicy,
+    bucketMb: bucketMbOf(options.bucketMb),
   };
 }

@@ -207,6 +207,7 @@ const KNOWN_KEYS = new Set<string>([
   'microBatch',
   'checkpointEvery',
   'nonfinite',
+  'bucketMb',
 ]);
 
 /** Most automatic restarts a run may ask for: a run that fails this often has a cause no restart cures. */

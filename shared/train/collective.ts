@@ -11,6 +11,13 @@ export interface Collective {
   readonly worldSize: number;
   /** Replaces `buffer` on every rank by the element-wise sum over ranks, bit-identical everywhere. */
   sumInPlace(buffer: Float32Array, tag: CollectiveTag): Promise<void>;
+  /**
+   * Replaces `buffer[range.lo, range.hi)` by its sum over ranks, each value summed in the order
+   * `sumInPlace(buffer)` would sum it: reducing a buffer range by range (gradient buckets) gives
+   * the bits of one call over the whole. `computing` says while the caller still computes
+   * between yields (see AllReduceTag.computing).
+   */
+  sumRangeInPlace(buffer: Float32Array, range: BufferRange, tag: CollectiveTag, computing?: () => boolean): Promise<void>;
   /** Element-wise float64 sums of small vectors of figures (loss sums, counts) over ranks. */
   sumFigures(values: number[], tag: CollectiveTag): Promise<number[]>;
 }
@@ -23,12 +30,20 @@ export interface CollectiveTag {
   purpose: string;
 }
 
+/** Values [lo, hi) of a buffer (float32 elements). */
+export interface BufferRange {
+  lo: number;
+  hi: number;
+}
+
 /** The collective of a single process: sums over one rank change nothing. */
 export class SoloCollective implements Collective {
   readonly rank = 0;
   readonly worldSize = 1;
 
   async sumInPlace(): Promise<void> {}
+
+  async sumRangeInPlace(): Promise<void> {}
 
   sumFigures(values: number[]): Promise<number[]> {
     return Promise.resolve(values);

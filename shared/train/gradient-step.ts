@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import './register-gradients.ts';
 import { copyTensorInto } from '../backend/copy-tensor-into.ts';
 import type { TrainableModel } from '../model/trainable-model.ts';
+import type { GradientBucket } from './gradient-buckets.ts';
+import { backwardInSteps, recordForward } from './tape-backward.ts';
 
 /** A batch of NHWC images [count, size, size, 1] in [0, 1] and their class labels. */
 export interface ImageBatch {
@@ -35,6 +37,16 @@ export interface GradientOptions {
   out?: Float32Array;
 }
 
+/**
+ * Where the backward pass hands out finished buckets of the gradient: bucket k's values are in
+ * `out[buckets[k].lo, buckets[k].hi)` when `ready(k)` is called, and stay untouched after it.
+ */
+export interface GradientRelease {
+  /** Buckets of whole parameters (gradient-buckets.ts), together covering every parameter. */
+  buckets: readonly GradientBucket[];
+  ready(k: number): void;
+}
+
 interface ChunkResult {
   grads: tf.NamedTensorMap;
   lossSum: tf.Scalar;
@@ -50,33 +62,120 @@ interface ChunkResult {
  */
 function chunkGradients(model: TrainableModel, batch: ImageBatch, start: number, count: number, denominator: number): ChunkResult {
   const kept: tf.Tensor[] = [];
-  const keep = <T extends tf.Tensor>(tensor: T): T => {
-    kept.push(tensor);
-    return tf.keep(tensor);
-  };
   try {
     return tf.tidy(() => {
-      const pixels = batch.size * batch.size;
-      const x = tf.tensor4d(batch.x.subarray(start * pixels, (start + count) * pixels), [count, batch.size, batch.size, 1]);
-      const labels = tf.tensor1d(batch.labels.subarray(start, start + count), 'int32');
-      const oneHot = tf.oneHot(labels, model.classes);
-      let lossSum: tf.Scalar | undefined;
-      let correct: tf.Scalar | undefined;
       const variables = model.params.trainable.map((p) => p.variable);
-      const { grads } = tf.variableGrads(() => {
-        const logits = model.forward(x, 'train');
-        const nll = tf.neg(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1));
-        lossSum = keep(tf.sum(nll) as tf.Scalar);
-        correct = keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32')) as tf.Scalar);
-        return tf.div(lossSum, denominator) as tf.Scalar;
-      }, variables);
-      return { grads, lossSum: lossSum!, correct: correct! };
+      const pass = chunkLoss(model, batch, start, count, denominator, kept);
+      const { grads } = tf.variableGrads(pass.loss, variables);
+      return { grads, lossSum: pass.lossSum(), correct: pass.correct() };
     });
   } catch (error) {
     tf.dispose(kept);
     releaseAbandonedTape();
     throw error;
   }
+}
+
+/**
+ * The chunk's loss as a function for the gradient tape, with the loss sum and the correct count
+ * it keeps (pushed onto `kept` too, for the caller to free on a throw).
+ */
+function chunkLoss(model: TrainableModel, batch: ImageBatch, start: number, count: number, denominator: number, kept: tf.Tensor[]) {
+  const keep = <T extends tf.Tensor>(tensor: T): T => {
+    kept.push(tensor);
+    return tf.keep(tensor);
+  };
+  const pixels = batch.size * batch.size;
+  const x = tf.tensor4d(batch.x.subarray(start * pixels, (start + count) * pixels), [count, batch.size, batch.size, 1]);
+  const labels = tf.tensor1d(batch.labels.subarray(start, start + count), 'int32');
+  const oneHot = tf.oneHot(labels, model.classes);
+  let lossSum: tf.Scalar | undefined;
+  let correct: tf.Scalar | undefined;
+  const loss = (): tf.Scalar => {
+    const logits = model.forward(x, 'train');
+    const nll = tf.neg(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1));
+    lossSum = keep(tf.sum(nll) as tf.Scalar);
+    correct = keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32')) as tf.Scalar);
+    return tf.div(lossSum, denominator) as tf.Scalar;
+  };
+  return { loss, lossSum: () => lossSum!, correct: () => correct! };
+}
+
+/**
+ * The last chunk's forward and backward pass with its gradients written into `out` (plus
+ * `previous`, the earlier chunks' sum, added as accumulate() adds it) parameter by parameter as
+ * the backward pass finishes them, each bucket of `release` handed out once complete. The
+ * backward pass yields to the event loop between tape nodes, so all-reduces started by `ready`
+ * progress meanwhile. No tensor outlives the call but the loss sum and the correct count, also
+ * on a throw (then not even those).
+ */
+async function releasingChunk(
+  model: TrainableModel,
+  batch: ImageBatch,
+  range: { start: number; count: number; denominator: number },
+  previous: ChunkResult | undefined,
+  out: Float32Array,
+  release: GradientRelease,
+): Promise<{ lossSum: tf.Scalar; correct: tf.Scalar }> {
+  const kept: tf.Tensor[] = [];
+  const variables = model.params.trainable.map((p) => p.variable);
+  const buckets = new BucketFill(release, variables.length);
+  let pass: ReturnType<typeof chunkLoss> | undefined;
+  let y: tf.Scalar;
+  try {
+    y = tf.tidy(() => {
+      pass = chunkLoss(model, batch, range.start, range.count, range.denominator, kept);
+      return tf.keep(recordForward(pass.loss));
+    });
+  } catch (error) {
+    tf.dispose(kept);
+    releaseAbandonedTape();
+    throw error;
+  }
+  const offsets = parameterOffsets(variables);
+  try {
+    await backwardInSteps(y, variables, (indices, gradientOf) => {
+      for (const i of indices) {
+        copyTensorInto(previous ? tf.add(previous.grads[variables[i].name], gradientOf(i)) : gradientOf(i), out, offsets[i]);
+      }
+      buckets.filled(indices);
+    });
+    return { lossSum: pass!.lossSum(), correct: pass!.correct() };
+  } catch (error) {
+    tf.dispose(kept);
+    throw error;
+  } finally {
+    y.dispose();
+  }
+}
+
+/** Counts the parameters of each bucket still missing and hands a bucket out once none is. */
+class BucketFill {
+  private readonly missing: number[];
+  private readonly bucketOf: Int32Array;
+
+  constructor(
+    private readonly release: GradientRelease,
+    parameterCount: number,
+  ) {
+    this.missing = release.buckets.map((b) => b.parameters.length);
+    this.bucketOf = new Int32Array(parameterCount).fill(-1);
+    release.buckets.forEach((b, k) => b.parameters.forEach((i) => (this.bucketOf[i] = k)));
+    if (this.bucketOf.includes(-1)) throw new RangeError('the buckets do not cover every parameter');
+  }
+
+  filled(indices: number[]): void {
+    for (const i of indices) {
+      const k = this.bucketOf[i];
+      if (--this.missing[k] === 0) this.release.ready(k);
+    }
+  }
+}
+
+function parameterOffsets(variables: tf.Variable[]): number[] {
+  const offsets: number[] = [];
+  variables.reduce((offset, v, i) => ((offsets[i] = offset), offset + v.size), 0);
+  return offsets;
 }
 
 /**
@@ -136,5 +235,41 @@ export function computeGradients(model: TrainableModel, batch: ImageBatch, optio
   } finally {
     // The chunks summed so far, also when a later chunk threw (disposing twice is a no-op).
     if (total) disposeChunk(total);
+  }
+}
+
+/**
+ * computeGradients whose last micro-batch hands out the gradient bucket by bucket while its
+ * backward pass runs (`release`), last layers first; earlier micro-batches only accumulate, as
+ * under DDP's no_sync. The gradients are the bits computeGradients gives.
+ */
+export async function computeGradientsReleasing(
+  model: TrainableModel,
+  batch: ImageBatch,
+  options: GradientOptions,
+  release: GradientRelease,
+): Promise<GradientResult> {
+  if (batch.count === 0) throw new RangeError('computeGradients needs a non-empty batch');
+  const lastStart = Math.floor((batch.count - 1) / options.microBatch) * options.microBatch;
+  let total: ChunkResult | undefined;
+  let last: { lossSum: tf.Scalar; correct: tf.Scalar } | undefined;
+  try {
+    for (let start = 0; start < lastStart; start += options.microBatch) {
+      const chunk = chunkGradients(model, batch, start, options.microBatch, options.lossDenominator);
+      total = total ? accumulate(total, chunk) : chunk;
+    }
+    const out = options.out ?? new Float32Array(model.params.trainableCount);
+    const range = { start: lastStart, count: batch.count - lastStart, denominator: options.lossDenominator };
+    last = await releasingChunk(model, batch, range, total, out, release);
+    // Summed in accumulate()'s order: the earlier chunks' total first.
+    const sums = tf.tidy((): tf.Scalar[] =>
+      total ? [tf.add(total.lossSum, last!.lossSum), tf.add(total.correct, last!.correct)] : [last!.lossSum.clone(), last!.correct.clone()],
+    );
+    const figures = { lossSum: sums[0].dataSync()[0], correct: sums[1].dataSync()[0] };
+    tf.dispose(sums);
+    return { gradients: out, ...figures, count: batch.count };
+  } finally {
+    if (total) disposeChunk(total);
+    if (last) tf.dispose([last.lossSum, last.correct]);
   }
 }

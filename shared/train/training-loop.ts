@@ -1,4 +1,4 @@
-import type { CompiledTrainingOptions } from '../config/training-options.ts';
+import { TRAINING_DEFAULTS, type CompiledTrainingOptions } from '../config/training-options.ts';
 import { buildBatch } from '../data/batch-builder.ts';
 import { globalBatches, sliceForRank } from '../data/batch-order.ts';
 import type { ImageSet } from '../data/fashion-mnist.ts';
@@ -6,7 +6,9 @@ import type { TrainableModel } from '../model/trainable-model.ts';
 import { averageRunningStats, type Collective } from './collective.ts';
 import { evaluateSlice } from './evaluate.ts';
 import { allFinite, flaggedRanks } from './finite-values.ts';
-import { computeGradients } from './gradient-step.ts';
+import { BucketReducer } from './bucket-reducer.ts';
+import { planBuckets, type GradientBucket } from './gradient-buckets.ts';
+import { computeGradients, computeGradientsReleasing, type ImageBatch } from './gradient-step.ts';
 import { applySgd } from './sgd.ts';
 import { emptyTotals, type EpochRecord, type TrainingState } from './training-state.ts';
 import { NonFiniteGradientError } from '../errors.ts';
@@ -20,8 +22,15 @@ export interface TrainingData {
 export interface StepTimings {
   dataMs: number;
   computeMs: number;
+  /** From the end of the gradient computation until every all-reduce of the step was done: the exposed part. */
   allReduceMs: number;
   updateMs: number;
+  /**
+   * Sum of the durations of the step's gradient all-reduces, and the part of it that ran while
+   * the gradient was computed (hidden; 0 without buckets): the fraction hidden is their ratio.
+   */
+  allReduceBusyMs: number;
+  allReduceOverlappedMs: number;
 }
 
 export interface StepReport {
@@ -82,6 +91,8 @@ export function shareOf(count: number, rank: number, worldSize: number): { start
 export class TrainingLoop {
   private readonly stepBuffer: Float32Array;
   private readonly parameterCount: number;
+  /** Gradient buckets, in the order their all-reduces start; none with `bucketMb` 0 or a world of one. */
+  private readonly buckets: GradientBucket[];
 
   constructor(
     private readonly model: TrainableModel,
@@ -95,6 +106,12 @@ export class TrainingLoop {
     // the batch's loss sum and example count (for the global batch's loss), and one flag per
     // rank whose gradient is not finite (so every rank can name them).
     this.stepBuffer = new Float32Array(this.parameterCount + NONFINITE_SLOTS + collective.worldSize);
+    // A config stored before buckets existed has no `bucketMb`: the default, which gives the same bits.
+    const bucketMb = collective.worldSize > 1 ? (options.bucketMb ?? TRAINING_DEFAULTS.bucketMb) : 0;
+    this.buckets = planBuckets(
+      model.params.trainable.map((p) => p.variable.size),
+      bucketMb,
+    );
   }
 
   get stepsPerEpoch(): number {
@@ -129,31 +146,22 @@ export class TrainingLoop {
     const mine = sliceForRank(globalBatch, this.collective.rank, this.collective.worldSize);
     const batch = mine.length > 0 ? buildBatch(this.data.train, mine, this.options.resize) : undefined;
     const dataDone = performance.now();
-    let lossSum = 0;
-    let correct = 0;
-    if (batch) {
-      const result = computeGradients(
-        this.model,
-        { ...batch, count: mine.length, size: this.options.resize },
-        {
-          lossDenominator: globalBatch.length,
-          microBatch: this.options.microBatch ?? mine.length,
-          out: this.stepBuffer.subarray(0, n),
-        },
-      );
-      lossSum = result.lossSum;
-      correct = result.correct;
-    } else {
-      this.stepBuffer.fill(0);
-    }
+    const tag = { step: state.globalStep, purpose: 'gradients' };
+    const reducer = this.buckets.length > 0 ? new BucketReducer(this.collective, this.stepBuffer, this.buckets, tag) : undefined;
+    reducer?.computeStarted(dataDone);
+    const image = batch ? { ...batch, count: mine.length, size: this.options.resize } : undefined;
+    const { lossSum, correct } = await this.gradients(image, globalBatch.length, reducer);
     this.stepBuffer[n + STOP_SLOT] = this.hooks.stopRequested?.() ? 1 : 0;
     this.stepBuffer[n + LOSS_SLOT] = lossSum;
     this.stepBuffer[n + COUNT_SLOT] = mine.length;
     this.stepBuffer.fill(0, n + NONFINITE_SLOTS);
-    if (!allFinite(this.stepBuffer.subarray(0, n))) this.stepBuffer[n + NONFINITE_SLOTS + this.collective.rank] = 1;
+    const finite = reducer ? reducer.localFinite : allFinite(this.stepBuffer.subarray(0, n));
+    if (!finite) this.stepBuffer[n + NONFINITE_SLOTS + this.collective.rank] = 1;
     const computeDone = performance.now();
-    await this.collective.sumInPlace(this.stepBuffer, { step: state.globalStep, purpose: 'gradients' });
+    if (reducer) await reducer.finish({ lo: n, hi: this.stepBuffer.length });
+    else await this.collective.sumInPlace(this.stepBuffer, tag);
     const reduceDone = performance.now();
+    const overlap = reducer?.timings ?? { allReduceMs: reduceDone - computeDone, overlappedMs: 0 };
     // Decided on the summed buffer, identical on every rank, so all ranks apply or skip alike.
     const skipped = !this.checkSummedGradient(state.globalStep + 1);
     if (!skipped) applySgd(this.model, this.stepBuffer.subarray(0, n), this.options.lr);
@@ -178,9 +186,40 @@ export class TrainingLoop {
       loss: this.stepBuffer[n + LOSS_SLOT] / this.stepBuffer[n + COUNT_SLOT],
       examplesPerSec: globalBatch.length / seconds,
       skipped,
-      timings: { dataMs: dataDone - started, computeMs: computeDone - dataDone, allReduceMs: reduceDone - computeDone, updateMs: finished - reduceDone },
+      timings: {
+        dataMs: dataDone - started,
+        computeMs: computeDone - dataDone,
+        allReduceMs: reduceDone - computeDone,
+        updateMs: finished - reduceDone,
+        allReduceBusyMs: overlap.allReduceMs,
+        allReduceOverlappedMs: overlap.overlappedMs,
+      },
     });
     return this.stepBuffer[n + STOP_SLOT] > 0;
+  }
+
+  /**
+   * This rank's gradient into the step buffer (zeros for an empty slice). With buckets, each is
+   * handed to `reducer` as the backward pass finishes it, so its all-reduce runs meanwhile.
+   */
+  private async gradients(
+    batch: ImageBatch | undefined,
+    globalCount: number,
+    reducer: BucketReducer | undefined,
+  ): Promise<{ lossSum: number; correct: number }> {
+    const out = this.stepBuffer.subarray(0, this.parameterCount);
+    if (!batch) {
+      out.fill(0);
+      this.buckets.forEach((_, k) => reducer!.ready(k));
+      return { lossSum: 0, correct: 0 };
+    }
+    const options = { lossDenominator: globalCount, microBatch: this.options.microBatch ?? batch.count, out };
+    if (!reducer) return computeGradients(this.model, batch, options);
+    try {
+      return await computeGradientsReleasing(this.model, batch, options, { buckets: this.buckets, ready: (k) => reducer.ready(k) });
+    } finally {
+      reducer.computeDone();
+    }
   }
 
   /**

@@ -18,7 +18,7 @@ import type { ExchangeKey, RoutedOperation } from './exchange-router.ts';
 import { addInto, copyInto, payloadView, type PayloadReader } from './float32-chunks.ts';
 import type { IncomingExchange } from './incoming-exchange.ts';
 import type { RefusalReason } from './refusal-reason.ts';
-import type { RingPlan } from './ring-plan.ts';
+import type { RingPlan, RingWindow } from './ring-plan.ts';
 
 /** Names one all-reduce; every rank passes the same tag for the same call. */
 export interface AllReduceTag {
@@ -30,6 +30,19 @@ export interface AllReduceTag {
   step: number;
   /** What is reduced (e.g. 'gradients'); checked to be the same on both ends. @default '' */
   purpose?: string;
+  /**
+   * The reduced vector is the part [offset, offset + length) of a vector of `total` values, and
+   * each value is summed in the order the whole vector would give it (ring-plan.ts), so a bucket
+   * reduced alone gives the bits of one all-reduce of the whole. Every rank passes the same.
+   * @default the vector is the whole
+   */
+  window?: RingWindow;
+  /**
+   * True while the caller still computes on this thread between its yields to the event loop
+   * (a bucket reduced during the backward pass): a transport that would block the thread while it
+   * waits for its peers polls instead. @default never
+   */
+  computing?: () => boolean;
 }
 
 /** Where the time of one all-reduce went on this rank, for metrics. All times in ms. */

@@ -16,7 +16,8 @@
  * sum of the host sums (in ring order among the leaders), and every rank copies the bits its
  * leader got from that ring, which are the same on every leader. So the result is bit-identical
  * on every rank and from run to run for one placement; it is not the flat ring's bits, since the
- * additions are grouped by host.
+ * additions are grouped by host. A bucket's window (tag.window) goes to both parts, so a bucketed
+ * all-reduce sums every value in the order the whole vector would: the same bits.
  */
 import type { AllReduceTag, AllReduceTimings } from './allreduce-operation.ts';
 import type { RingMember } from './ring-allreduce.ts';
@@ -45,15 +46,15 @@ export class HierarchicalAllReduce {
    */
   allReduceSum(data: Float32Array, tag: AllReduceTag): Promise<AllReduceTimings> {
     if (this.host === null) return this.leaders!.allReduceSum(data, tag);
-    if (this.leaders === null) return this.follow(this.host, data);
+    if (this.leaders === null) return this.follow(this.host, data, tag);
     return this.lead(this.host, this.leaders, data, tag);
   }
 
   /** A rank that does not lead: its host's sum, then the leader's total. */
-  private async follow(host: ShmAllReduce, data: Float32Array): Promise<AllReduceTimings> {
+  private async follow(host: ShmAllReduce, data: Float32Array, tag: AllReduceTag): Promise<AllReduceTimings> {
     const started = performance.now();
-    const marks = await host.sumToShared(data);
-    const copyOutMs = await host.handOut(data);
+    const marks = await host.sumToShared(data, tag);
+    const copyOutMs = await host.handOut(data, tag);
     return shmTimings({ started, ...marks, done: performance.now() }, copyOutMs, data.byteLength);
   }
 
@@ -63,12 +64,12 @@ export class HierarchicalAllReduce {
     let local: { writtenAt: number; reducedAt: number };
     let across: AllReduceTimings;
     try {
-      local = await host.sumToShared(data);
+      local = await host.sumToShared(data, tag);
       const shared = host.shared(data.length);
       data.set(shared);
       across = await leaders.allReduceSum(data, tag);
       shared.set(data);
-      await host.handOut(data);
+      await host.handOut(data, tag);
     } catch (error) {
       // The host's ranks wait for this leader and the other leaders for its stream (now or at
       // the next all-reduce): both are told now rather than at their timeouts.

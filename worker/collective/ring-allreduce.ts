@@ -27,7 +27,7 @@ import { channelOptions, MAX_TAG_TEXT_BYTES, messageLimit } from './grpc-tuning.
 import type { IncomingExchange } from './incoming-exchange.ts';
 import { joinHostPort } from '../../shared/net/host-port.ts';
 import { compileRingOptions, type CompiledRingOptions, type RingOptions } from './ring-options.ts';
-import { RingPlan } from './ring-plan.ts';
+import { RingPlan, type RingWindow } from './ring-plan.ts';
 import { ringChannelCredentials } from './ring-tls.ts';
 import { watchForTlsMismatch } from './tls-mismatch.ts';
 
@@ -169,6 +169,7 @@ export class RingMember {
     if (this.running !== null) throw collectiveError('COLLECTIVE_BUSY', 'another all-reduce is running on this member');
     checkTag(tag);
     checkData(data);
+    checkWindow(data.length, tag.window);
     if (this.members.length === 1) return idleTimings();
     const operation = this.newOperation(data, tag);
     this.running = operation;
@@ -211,7 +212,7 @@ export class RingMember {
     const left = this.members[(this.position + size - 1) % size];
     const right = this.members[(this.position + 1) % size];
     return new AllReduceOperation({
-      plan: new RingPlan(data.length, size, this.position, chunkBytes / 4),
+      plan: new RingPlan(data.length, size, this.position, chunkBytes / 4, tag.window),
       data,
       tag,
       sequence: this.sequence++,
@@ -308,6 +309,15 @@ function checkTag(tag: AllReduceTag): void {
 function checkData(data: Float32Array): void {
   if (!(data instanceof Float32Array) || data.length > MAX_UINT32) {
     throw collectiveError('COLLECTIVE_BAD_ARGUMENT', 'data must be a Float32Array of at most 2^32-1 values');
+  }
+}
+
+/** A window must hold the vector: offset + length <= total, all uint32. */
+export function checkWindow(length: number, window: RingWindow | undefined): void {
+  if (window === undefined) return;
+  const isUint32 = (n: number) => Number.isInteger(n) && n >= 0 && n <= MAX_UINT32;
+  if (!isUint32(window.offset) || !isUint32(window.total) || window.offset + length > window.total) {
+    throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `window ${JSON.stringify(window)} does not hold ${length} values`);
   }
 }
 

@@ -12,6 +12,11 @@
  * Segment k is summed in a fixed order, starting at rank k and going round the ring
  * ((x_k + x_k+1) + x_k+2 ...), and the all-gather copies the finished values: the result is the
  * same on every rank and from run to run.
+ *
+ * A bucket of a longer vector (gradient buckets, reduced while the backward pass runs) keeps the
+ * order the whole vector would give its values: with a window { offset, total } the segments are
+ * those of the whole vector of `total` values, cut to the bucket [offset, offset + L), so each
+ * value is summed starting at the same rank whether it is reduced in a bucket or all at once.
  */
 
 /** Which half of the all-reduce a ring step belongs to; names match the proto enum. */
@@ -25,6 +30,14 @@ export interface ChunkRange {
   length: number;
 }
 
+/** Where an all-reduced vector lies in a longer one whose segment split it keeps. */
+export interface RingWindow {
+  /** First value of the vector within the longer one (elements). */
+  offset: number;
+  /** Values in the longer vector; offset + length <= total. */
+  total: number;
+}
+
 /** The fixed shape of one all-reduce for one rank. */
 export class RingPlan {
   /** Ring steps over both phases: 2(N-1). */
@@ -36,12 +49,14 @@ export class RingPlan {
    * @param worldSize ranks (N)
    * @param rank this rank (r)
    * @param chunkElements most values in one chunk
+   * @param window where the vector lies in a longer one whose split it keeps; default: it is the whole
    */
   constructor(
     readonly length: number,
     readonly worldSize: number,
     readonly rank: number,
     readonly chunkElements: number,
+    private readonly window: RingWindow = { offset: 0, total: length },
   ) {
     this.steps = 2 * (worldSize - 1);
     this.chunkCounts = new Uint32Array(worldSize);
@@ -50,9 +65,9 @@ export class RingPlan {
     for (let k = 0; k < worldSize; k += 1) this.chunkCounts[k] = Math.max(1, Math.ceil(this.segmentLength(k) / chunkElements));
   }
 
-  /** First value of segment k (elements). */
+  /** First value of segment k (elements): the whole vector's segment k, cut to the window. */
   segmentStart(k: number): number {
-    return Math.floor((k * this.length) / this.worldSize);
+    return segmentStartIn(k, this.length, this.worldSize, this.window);
   }
 
   /** Values in segment k (may be 0 when L < N). */
@@ -114,6 +129,15 @@ export class RingPlan {
     for (let g = 0; g < this.steps; g += 1) total += count(g);
     return total;
   }
+}
+
+/**
+ * First value of segment k of a vector of `length` values at `window` in a longer one: the longer
+ * vector's split ([floor(k T / N), ...)), cut to [offset, offset + length) and made relative to it.
+ */
+export function segmentStartIn(k: number, length: number, worldSize: number, window: RingWindow = { offset: 0, total: length }): number {
+  const whole = Math.floor((k * window.total) / worldSize) - window.offset;
+  return Math.min(Math.max(whole, 0), length);
 }
 
 function mod(a: number, n: number): number {

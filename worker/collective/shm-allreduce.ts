@@ -15,10 +15,12 @@
  * later leaves nothing in /dev/shm; close() unlinks it too when joining never completed.
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { AllReduceTimings } from './allreduce-operation.ts';
+import type { AllReduceTag, AllReduceTimings } from './allreduce-operation.ts';
 import { collectiveError } from './collective-status.ts';
 import { addInto } from './float32-chunks.ts';
 import { collectiveAddon, type CollectiveAddon } from './native-collective.ts';
+import { checkWindow } from './ring-allreduce.ts';
+import { segmentStartIn } from './ring-plan.ts';
 
 /** What every rank of the group passes (the same name, size and length on all). */
 export interface ShmAllReduceOptions {
@@ -38,6 +40,9 @@ export interface ShmAllReduceOptions {
    */
   ranks?: readonly number[];
 }
+
+/** What of an all-reduce's tag the group uses: the window of a bucket, and whether the thread is still computing. */
+export type ShmTag = Pick<AllReduceTag, 'window' | 'computing'>;
 
 /** 'open': ready; 'failed': a wait failed, the group must be re-formed; 'closed'. */
 export type ShmAllReduceState = 'open' | 'failed' | 'closed';
@@ -104,11 +109,12 @@ export class ShmAllReduce {
    * Replaces `data` by the element-wise sum over the group's ranks, bit-identical on every rank:
    * segment k of the vector (ring-plan.ts's split) is summed by rank k alone, in the fixed order
    * rank k, k+1, ..., k-1 (mod N), the gRPC ring's order, so both transports give the same bits.
+   * `window` and `computing` of the tag act as for the ring (allreduce-operation.ts's AllReduceTag).
    * @throws CollectiveError COLLECTIVE_TIMEOUT, COLLECTIVE_PEER_LOST, COLLECTIVE_BAD_ARGUMENT, COLLECTIVE_CLOSED
    */
-  async allReduceSum(data: Float32Array): Promise<AllReduceTimings> {
+  async allReduceSum(data: Float32Array, tag: ShmTag = {}): Promise<AllReduceTimings> {
     const started = performance.now();
-    const marks = await this.sumToShared(data);
+    const marks = await this.sumToShared(data, tag);
     const allReduced = performance.now();
     data.set(this.result.subarray(0, data.length));
     const done = performance.now();
@@ -122,18 +128,19 @@ export class ShmAllReduce {
    * @returns when every rank had written its values, and when this rank had summed its segment (performance.now())
    * @throws CollectiveError as allReduceSum
    */
-  async sumToShared(data: Float32Array): Promise<{ writtenAt: number; reducedAt: number }> {
+  async sumToShared(data: Float32Array, tag: ShmTag = {}): Promise<{ writtenAt: number; reducedAt: number }> {
     this.assertOpen();
     if (!(data instanceof Float32Array) || data.length > this.options.capacity) {
       throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `the group reduces at most ${this.options.capacity} float32 values`);
     }
+    checkWindow(data.length, tag.window);
     const deadline = performance.now() + this.options.timeoutMs;
     this.slots[this.options.rank].set(data);
-    await this.barrier(deadline);
+    await this.barrier(deadline, tag.computing);
     const writtenAt = performance.now();
-    this.reduceOwnSegment(data.length);
+    this.reduceOwnSegment(data.length, tag.window);
     const reducedAt = performance.now();
-    await this.barrier(deadline);
+    await this.barrier(deadline, tag.computing);
     return { writtenAt, reducedAt };
   }
 
@@ -151,9 +158,9 @@ export class ShmAllReduce {
    * @returns the time spent copying the values out (ms)
    * @throws CollectiveError COLLECTIVE_PEER_ABORTED (the leader gave up), _PEER_LOST, _TIMEOUT, _CLOSED
    */
-  async handOut(data: Float32Array): Promise<number> {
+  async handOut(data: Float32Array, tag: ShmTag = {}): Promise<number> {
     this.assertOpen();
-    await this.barrier(performance.now() + 2 * this.options.timeoutMs);
+    await this.barrier(performance.now() + 2 * this.options.timeoutMs, tag.computing);
     const copyFrom = performance.now();
     if (this.options.rank !== 0) data.set(this.result.subarray(0, data.length));
     return performance.now() - copyFrom;
@@ -180,21 +187,24 @@ export class ShmAllReduce {
     return this.closing;
   }
 
-  /** Rank k reduces segment k of the first `length` values, the gRPC ring's split (ring-plan.ts). */
-  private reduceOwnSegment(length: number): void {
+  /** Rank k reduces segment k of the first `length` values, the gRPC ring's split (ring-plan.ts), windowed alike. */
+  private reduceOwnSegment(length: number, window: AllReduceTag['window']): void {
     const { rank, worldSize } = this.options;
-    const lo = Math.floor((rank * length) / worldSize);
-    const hi = Math.floor(((rank + 1) * length) / worldSize);
+    const lo = segmentStartIn(rank, length, worldSize, window);
+    const hi = segmentStartIn(rank + 1, length, worldSize, window);
     this.result.set(this.slots[rank].subarray(lo, hi), lo);
     for (let s = 1; s < worldSize; s += 1) addInto(this.result, lo, this.slots[(rank + s) % worldSize].subarray(lo, hi));
   }
 
-  /** Arrives at the next barrier and waits for every rank, checking that they are alive. */
-  private async barrier(deadline: number): Promise<void> {
+  /**
+   * Arrives at the next barrier and waits for every rank, checking that they are alive. While
+   * `computing()` says the thread still has work between its yields, each wait only polls.
+   */
+  private async barrier(deadline: number, computing?: () => boolean): Promise<void> {
     const { worldSize } = this.options;
     this.arrivals += worldSize;
     this.addon.counterAdd(this.segment, BARRIER, 1);
-    while (!this.addon.counterWait(this.segment, BARRIER, this.arrivals, WAIT_SLICE_MS)) {
+    while (!this.addon.counterWait(this.segment, BARRIER, this.arrivals, computing?.() ? 0 : WAIT_SLICE_MS)) {
       const { ranks, name } = this.options;
       const lost = this.lostPeer();
       if (lost !== null)
