@@ -21,6 +21,7 @@ export const TRAINING_FLAGS = {
   'micro-batch': { type: 'string' },
   'checkpoint-every': { type: 'string' },
   nonfinite: { type: 'string' },
+  'grad-compression': { type: 'string' },
   backend: { type: 'string' },
   threads: { type: 'string' },
 } as const satisfies FlagSpec;
@@ -90,6 +91,7 @@ export function trainingOptionsFromFlags(values: FlagValues): TrainingOptions {
     microBatch: numberFlag(values, 'micro-batch'),
     checkpointEvery: numberFlag(values, 'checkpoint-every'),
     nonfinite: stringFlag(values, 'nonfinite'),
+    gradCompression: stringFlag(values, 'grad-compression'),
   };
 }
 

@@ -41,6 +41,6 @@ export async function chooseCollective(ring: SumAllReduce, choice: CollectiveCho
     capacity: choice.weights + CAPACITY_SLACK,
     timeoutMs: choice.timeoutMs,
   });
-  const sum = { allReduceSum: (data: Float32Array, _tag: AllReduceTag) => group.allReduceSum(data) };
+  const sum = { allReduceSum: (data: Float32Array, tag: AllReduceTag) => group.allReduceSum(data, tag.float16Values) };
   return { sum, close: () => group.close(), line: `shared memory (${choice.hosts.length} ranks on host ${choice.hosts[0]})` };
 }

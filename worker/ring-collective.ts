@@ -25,7 +25,7 @@ export class RingCollective implements Collective {
 
   async sumInPlace(buffer: Float32Array, tag: CollectiveTag): Promise<void> {
     this.sequence += 1;
-    const timings = await this.ring.allReduceSum(buffer, { ...this.run, step: this.sequence });
+    const timings = await this.ring.allReduceSum(buffer, { ...this.run, step: this.sequence, float16Values: tag.float16Values ?? 0 });
     this.onAllReduce?.(tag.purpose, timings);
   }
 

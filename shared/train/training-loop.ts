@@ -82,6 +82,8 @@ export function shareOf(count: number, rank: number, worldSize: number): { start
 export class TrainingLoop {
   private readonly stepBuffer: Float32Array;
   private readonly parameterCount: number;
+  /** Leading values of the step buffer that the all-reduce sums in binary16 (0: none). */
+  private readonly compressedValues: number;
 
   constructor(
     private readonly model: TrainableModel,
@@ -95,6 +97,10 @@ export class TrainingLoop {
     // the batch's loss sum and example count (for the global batch's loss), and one flag per
     // rank whose gradient is not finite (so every rank can name them).
     this.stepBuffer = new Float32Array(this.parameterCount + NONFINITE_SLOTS + collective.worldSize);
+    // Only the gradient is compressed: the slots after it must stay exact (a loss sum or an
+    // example count rounded to binary16 would be wrong, a vote or flag could not be told apart).
+    // A config stored before the option existed has no `gradCompression`: none.
+    this.compressedValues = options.gradCompression === 'fp16' ? this.parameterCount : 0;
   }
 
   get stepsPerEpoch(): number {
@@ -152,7 +158,7 @@ export class TrainingLoop {
     this.stepBuffer.fill(0, n + NONFINITE_SLOTS);
     if (!allFinite(this.stepBuffer.subarray(0, n))) this.stepBuffer[n + NONFINITE_SLOTS + this.collective.rank] = 1;
     const computeDone = performance.now();
-    await this.collective.sumInPlace(this.stepBuffer, { step: state.globalStep, purpose: 'gradients' });
+    await this.collective.sumInPlace(this.stepBuffer, { step: state.globalStep, purpose: 'gradients', float16Values: this.compressedValues });
     const reduceDone = performance.now();
     // Decided on the summed buffer, identical on every rank, so all ranks apply or skip alike.
     const skipped = !this.checkSummedGradient(state.globalStep + 1);

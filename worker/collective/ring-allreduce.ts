@@ -156,6 +156,7 @@ export class RingMember {
     if (this.running !== null) throw collectiveError('COLLECTIVE_BUSY', 'another all-reduce is running on this member');
     checkTag(tag);
     checkData(data);
+    checkFloat16Values(tag, data);
     if (this.worldSize === 1) return idleTimings();
     const operation = this.newOperation(data, tag);
     this.running = operation;
@@ -270,6 +271,13 @@ function checkTag(tag: AllReduceTag): void {
   // The receiver's message limit leaves room for this much header text (grpc-tuning.ts).
   if (Buffer.byteLength(tag.runId) > MAX_TAG_TEXT_BYTES || Buffer.byteLength(tag.purpose ?? '') > MAX_TAG_TEXT_BYTES) {
     throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `tag.runId and tag.purpose must be at most ${MAX_TAG_TEXT_BYTES} UTF-8 bytes each`);
+  }
+}
+
+function checkFloat16Values(tag: AllReduceTag, data: Float32Array): void {
+  const count = tag.float16Values;
+  if (count !== undefined && !(Number.isInteger(count) && count >= 0 && count <= data.length)) {
+    throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `tag.float16Values must be an integer from 0 to ${data.length}, got ${JSON.stringify(count)}`);
   }
 }
 

@@ -17,6 +17,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { AllReduceTimings } from './allreduce-operation.ts';
 import { collectiveError } from './collective-status.ts';
+import { roundToHalf } from './float16.ts';
 import { addInto } from './float32-chunks.ts';
 import { collectiveAddon, type CollectiveAddon } from './native-collective.ts';
 
@@ -96,19 +97,27 @@ export class ShmAllReduce {
    * Replaces `data` by the element-wise sum over the group's ranks, bit-identical on every rank:
    * segment k of the vector (ring-plan.ts's split) is summed by rank k alone, in the fixed order
    * rank k, k+1, ..., k-1 (mod N), the gRPC ring's order, so both transports give the same bits.
+   * The first `float16Values` values are summed as the ring sums them compressed
+   * (AllReduceTag.float16Values): each rank's rounded to binary16, each partial sum too. Nothing
+   * travels here, so that saves no bytes; it keeps a run's result independent of its transport.
    * @throws CollectiveError COLLECTIVE_TIMEOUT, COLLECTIVE_PEER_LOST, COLLECTIVE_BAD_ARGUMENT, COLLECTIVE_CLOSED
    */
-  async allReduceSum(data: Float32Array): Promise<AllReduceTimings> {
+  async allReduceSum(data: Float32Array, float16Values = 0): Promise<AllReduceTimings> {
     if (this.stateValue !== 'open') throw collectiveError('COLLECTIVE_CLOSED', `shared-memory group ${this.options.name} is ${this.stateValue}`);
     if (!(data instanceof Float32Array) || data.length > this.options.capacity) {
       throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `the group reduces at most ${this.options.capacity} float32 values`);
     }
+    if (!(Number.isInteger(float16Values) && float16Values >= 0 && float16Values <= data.length)) {
+      throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `float16Values must be an integer from 0 to ${data.length}, got ${float16Values}`);
+    }
     const started = performance.now();
     const deadline = started + this.options.timeoutMs;
-    this.slots[this.options.rank].set(data);
+    const slot = this.slots[this.options.rank];
+    slot.set(data);
+    roundToHalf(slot.subarray(0, float16Values));
     await this.barrier(deadline);
     const allWritten = performance.now();
-    this.reduceOwnSegment(data.length);
+    this.reduceOwnSegment(data.length, float16Values);
     const reduced = performance.now();
     await this.barrier(deadline);
     const allReduced = performance.now();
@@ -139,13 +148,20 @@ export class ShmAllReduce {
     return this.closing;
   }
 
-  /** Rank k reduces segment k of the first `length` values, the gRPC ring's split (ring-plan.ts). */
-  private reduceOwnSegment(length: number): void {
+  /**
+   * Rank k reduces segment k of the first `length` values, the gRPC ring's split (ring-plan.ts);
+   * every partial sum of the first `float16Values` is rounded to binary16, as the ring sends it.
+   */
+  private reduceOwnSegment(length: number, float16Values: number): void {
     const { rank, worldSize } = this.options;
     const lo = Math.floor((rank * length) / worldSize);
     const hi = Math.floor(((rank + 1) * length) / worldSize);
+    const halvesEnd = Math.min(Math.max(float16Values, lo), hi);
     this.result.set(this.slots[rank].subarray(lo, hi), lo);
-    for (let s = 1; s < worldSize; s += 1) addInto(this.result, lo, this.slots[(rank + s) % worldSize].subarray(lo, hi));
+    for (let s = 1; s < worldSize; s += 1) {
+      addInto(this.result, lo, this.slots[(rank + s) % worldSize].subarray(lo, hi));
+      roundToHalf(this.result.subarray(lo, halvesEnd));
+    }
   }
 
   /** Arrives at the next barrier and waits for every rank, checking that they are alive. */
