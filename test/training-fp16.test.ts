@@ -7,7 +7,7 @@
  */
 import test from 'ava';
 import { selectBackend } from '../shared/backend/select-backend.ts';
-import { compileTrainingOptions, type GradCompression } from '../shared/config/training-options.ts';
+import { compileTrainingOptions, gradCompressionNote, type GradCompression } from '../shared/config/training-options.ts';
 import { limitImageSet, loadFashionMnist } from '../shared/data/fashion-mnist.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { flattenValues } from '../shared/model/parameter-set.ts';
@@ -35,6 +35,10 @@ test('grad-compression is none by default, fp16 on request, and anything else a 
   t.is(validateRunConfig({ workers: 2, backend: 'auto' }).gradCompression, 'none');
   t.deepEqual(validateRunConfig({ workers: 2, backend: 'auto' }), validateRunConfig({ workers: 2, backend: 'auto', gradCompression: 'none' }));
   t.is(t.throws(() => validateRunConfig({ workers: 2, backend: 'auto', gradCompression: 'int8' }), { instanceOf: ConfigError })?.option, 'grad-compression');
+  // status and report name it beside the other options only when it is on, so other runs read as before.
+  t.is(gradCompressionNote('fp16'), ', gradients fp16');
+  t.is(gradCompressionNote('none'), '');
+  t.is(gradCompressionNote(undefined), '');
 });
 
 interface RankResult {

@@ -9,7 +9,8 @@ namespace collective_addon {
 // dst[i] = the binary16 bits of src[i], rounded to nearest, ties to even: float32 subnormals and
 // values below half the smallest binary16 subnormal give a signed zero, values from 65520 up give
 // a signed infinity, a NaN keeps its sign and the top 10 bits of its payload (made non-zero) as
-// numpy's float16 does. Integer arithmetic only, so no floating-point mode can change a bit.
+// numpy's float16 does. Integer arithmetic, except one float32 add that rounds subnormals (in
+// the default round-to-nearest mode; flushing denormals to zero would not change its result).
 void float_to_half(const float* src, uint16_t* dst, size_t n);
 
 // dst[i] = the float32 holding exactly the value of the binary16 bits src[i].

@@ -2,7 +2,8 @@
  * IEEE 754 binary16 ("fp16") for the compressed all-reduce (`--grad-compression fp16`). Node 20
  * has no Float16Array nor Math.f16round, so the conversions are ours: native in the collective
  * addon (native/collective/float16.cc) and, when it is not built, the JavaScript below, which
- * gives the same bits. Both work on the values' bits with integer arithmetic only:
+ * gives the same bits (the native code selects between cases with masks so that it
+ * vectorises, and rounds subnormals with one float add; this code branches and shifts). The rule:
  * - float32 -> binary16 rounds to nearest, ties to even; magnitudes from 65520 up become a signed
  *   infinity, magnitudes up to 2^-25 (float32 subnormals included) a signed zero, and the rest
  *   below 2^-14 binary16 subnormals; a NaN keeps its sign and the top 10 bits of its payload,

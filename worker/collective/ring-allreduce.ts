@@ -145,7 +145,9 @@ export class RingMember {
    * Replaces `data` on this rank by the element-wise sum of every rank's `data` (the caller
    * divides for a mean). Every rank must call it with arrays of the same length, the same tag
    * and in the same order as its other all-reduces. The result is bit-identical on every rank
-   * and the same from run to run. With one rank it returns at once. `data` must not be touched
+   * and the same from run to run. With `tag.float16Values` the values before it are summed in
+   * binary16 (rounded on every rank, half the bytes; see AllReduceTag). With one rank it returns
+   * at once, rounding nothing. `data` must not be touched
    * until the promise settles; after a failure its content is undefined.
    * @returns where the time went on this rank
    * @throws CollectiveError (see {@link CollectiveCode}); the ring should then be re-formed
