@@ -8,6 +8,7 @@
       "sources": [
         "native/collective/addon.cc",
         "native/collective/float-add.cc",
+        "native/collective/float16.cc",
         "native/collective/shm-segment.cc"
       ],
       "include_dirs": [

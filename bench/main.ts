@@ -4,7 +4,7 @@
  * defaults. Every benchmark prints ratios measured side by side in the same run, because these
  * machines are noisy: absolute figures from different runs are not comparable.
  */
-const BENCHMARKS = ['step', 'allreduce', 'scaling', 'overlap', 'onednn-kernels', 'metrics'] as const;
+const BENCHMARKS = ['step', 'allreduce', 'scaling', 'overlap', 'compression', 'onednn-kernels', 'metrics'] as const;
 /** The benchmarks whose figures the issues set targets for. */
 const WITH_TARGETS: readonly BenchmarkName[] = ['step', 'allreduce', 'scaling', 'metrics'];
 type BenchmarkName = (typeof BENCHMARKS)[number];

@@ -11,12 +11,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ClusterClient } from '../coordinator/cluster-client.ts';
-import { CoordinatorService } from '../coordinator/coordinator-service.ts';
-import { LocalCluster } from '../coordinator/local-cluster.ts';
-import { followRun } from '../coordinator/run-follower.ts';
 import { ensureRedis } from '../shared/redis/local-redis.ts';
 import type { RunProgress } from '../shared/run/run-state.ts';
+import { runOnLocalWorkers } from './local-run.ts';
 
 interface ScalingResult {
   workers: number;
@@ -35,10 +32,7 @@ interface ScalingFlags {
 }
 
 async function measure(redisUrl: string, scratch: string, workers: number, flags: ScalingFlags, label = `${workers}`): Promise<ScalingResult> {
-  const client = new ClusterClient(redisUrl, `bench-scaling-${label}-${Date.now()}`);
-  const service = new CoordinatorService(client);
-  const dataset = await service.start();
-  const run = await client.runs.create({
+  const { steps } = await runOnLocalWorkers(redisUrl, scratch, `scaling-${label}`, {
     workers,
     epochs: 1,
     batchSize: flags.batchSize,
@@ -50,23 +44,6 @@ async function measure(redisUrl: string, scratch: string, workers: number, flags
     backend: flags.backend,
     threads: flags.threads,
   });
-  const cluster = LocalCluster.start({
-    workers,
-    redis: redisUrl,
-    prefix: client.keys.prefix,
-    checkpointRoot: path.join(scratch, 'ckpt'),
-    logDir: path.join(scratch, 'logs', run.id),
-  });
-  const steps: RunProgress[] = [];
-  try {
-    await client.queue.enqueueGeneration(run, dataset);
-    const final = await followRun(client.runs, run.id, { onProgress: (p) => steps.push(p) });
-    if (final.state !== 'completed') throw new Error(`run ${run.id} ${final.state}: ${final.error ?? ''} (logs in ${cluster.options.logDir})`);
-  } finally {
-    await cluster.stop();
-    await service.close();
-    await client.close();
-  }
   const timed = steps.filter((p) => (p.globalStep ?? 0) > 1 && p.timings);
   const part = (key: keyof NonNullable<RunProgress['timings']>) => mean(timed.map((p) => p.timings![key]));
   const split = { dataMs: part('dataMs'), computeMs: part('computeMs'), allReduceMs: part('allReduceMs'), updateMs: part('updateMs'), stepMs: 0 };

@@ -22,6 +22,7 @@ export const TRAINING_FLAGS = {
   'checkpoint-every': { type: 'string' },
   nonfinite: { type: 'string' },
   'bucket-mb': { type: 'string' },
+  'grad-compression': { type: 'string' },
   backend: { type: 'string' },
   threads: { type: 'string' },
 } as const satisfies FlagSpec;
@@ -92,6 +93,7 @@ export function trainingOptionsFromFlags(values: FlagValues): TrainingOptions {
     checkpointEvery: numberFlag(values, 'checkpoint-every'),
     nonfinite: stringFlag(values, 'nonfinite'),
     bucketMb: stringFlag(values, 'bucket-mb'),
+    gradCompression: stringFlag(values, 'grad-compression'),
   };
 }
 

@@ -13,7 +13,7 @@ export const COMMAND_USAGE = {
       [--threads N] [--checkpoint-dir DIR] [--checkpoint-every STEPS] [--nonfinite fail|skip] [--bucket-mb 25|off] [--resume] [--json]
   Trains in this one process (no Redis), printing the seed's per-epoch line. --nonfinite says what a
   step whose gradient holds a NaN or an infinity does: fail the run (the default) or skip its update.`,
-  launch: `launch [--local] --workers N [training flags as for train] [--max-restarts 3] [--heartbeat-timeout 30] [--follow] [--json]
+  launch: `launch [--local] --workers N [training flags as for train] [--grad-compression none|fp16] [--max-restarts 3] [--heartbeat-timeout 30] [--follow] [--json]
       [--run-id NAME [--if-exists fail|attach|resume]] [--redis URL] [--prefix fmnist] [--state-dir .fmnist-cluster]
       [--redis-probe URL|off] [--metrics-host 127.0.0.1] [--metrics-port auto|off|N] [--prometheus [--prometheus-port N]]
   Creates a run and queues its N worker jobs. --local also starts Redis (when REDIS_URL is unset
@@ -30,7 +30,9 @@ export const COMMAND_USAGE = {
   resume. --local also starts a worker that dies again, as often. --heartbeat-timeout: seconds a
   worker may send no liveness beat (a stopped or frozen process) before its peers abandon the step.
   --local's workers get the Redis credentials, FMNIST_AUTH_TOKEN and the ring's
-  FMNIST_TLS_CERT/KEY/CA through their environment.
+  FMNIST_TLS_CERT/KEY/CA through their environment. --grad-compression fp16 sums the gradients in
+  IEEE binary16 (half the bytes on the gRPC ring; every rank still gets the same bits, but not the
+  bits of one process: off by default); train refuses it.
 ${REDIS_AUTH}`,
   resume: `resume <run> [--local] [--follow] [--force] [--json] [--redis URL] [--prefix P] [--state-dir DIR]
       [--metrics-host H] [--metrics-port auto|off|N] [--prometheus [--prometheus-port N]]

@@ -31,6 +31,7 @@ const BAD_FLAGS: string[][] = [
   ['--epochs', 'ten'],
   ['--lr', '-1'],
   ['--nonfinite', 'ignore'],
+  ['--grad-compression', 'fp8'],
 ];
 
 for (const flags of BAD_FLAGS) {
@@ -79,9 +80,17 @@ test.serial('the same flags, valid, make launch store a run (the check above can
     '28',
     '--nonfinite',
     'skip',
+    '--grad-compression',
+    'fp16',
     '--json',
   ]);
   t.is(result.code, 0, result.stderr);
   const [run] = await new RunStore(client, prefix).list();
-  t.like(run?.config, { backend: 'cpu', threads: 1, microBatch: 8, model: 'tiny-cnn', epochs: 1, lr: 0.1, nonfinite: 'skip' });
+  t.like(run?.config, { backend: 'cpu', threads: 1, microBatch: 8, model: 'tiny-cnn', epochs: 1, lr: 0.1, nonfinite: 'skip', gradCompression: 'fp16' });
+});
+
+test.serial('train refuses --grad-compression fp16 (one process sends no gradients) with CONFIG_INVALID', async (t) => {
+  const train = await runCli('coordinator', ['train', '--grad-compression', 'fp16']);
+  t.is(train.code, 1, train.stderr);
+  t.is(errorCode(train), 'CONFIG_INVALID', train.stderr);
 });

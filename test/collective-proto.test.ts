@@ -74,6 +74,7 @@ test('a chunk survives encode and decode with enum names, string longs and a Buf
     world_size: 4,
     sender_rank: 1,
     payload: Buffer.from(values.buffer),
+    float16_values: 11_178_368,
   };
   // Through the same (de)serialisers gRPC uses for the service.
   const method = loadClusterProto().fmnist.cluster.v1.Collective.service.Exchange;

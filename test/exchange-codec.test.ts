@@ -7,6 +7,8 @@ import test from 'ava';
 import type { ExchangeChunk } from '../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
 import { loadClusterProto } from '../shared/grpc/cluster-proto.ts';
 import { collectiveService, encodeExchangeChunk } from '../worker/collective/exchange-codec.ts';
+import { chunkPayload, splitPayload } from '../worker/collective/chunk-payload.ts';
+import { halfToFloat } from '../worker/collective/float16.ts';
 import { PayloadReader } from '../worker/collective/float32-chunks.ts';
 
 const generic = loadClusterProto().fmnist.cluster.v1.Collective.service.Exchange;
@@ -26,6 +28,7 @@ function chunk(runId: string, values: Float32Array): ExchangeChunk {
     world_size: 4,
     sender_rank: 1,
     payload: Buffer.from(values.buffer, values.byteOffset, values.byteLength),
+    float16_values: 0,
   };
 }
 
@@ -53,6 +56,25 @@ for (const length of [1, 40, 262_144]) {
     }
   });
 }
+
+test('a compressed chunk (an odd count of binary16 values, then float32) keeps its float32 part aligned and readable in place', (t) => {
+  // Values 0, 1, 2 travel as binary16 (exactly: they are binary16 values), 3 and 4 as float32.
+  const values = Float32Array.from([0.5, -1.25, 1024, 0.1, 1e-30]);
+  for (const runId of ['r', 'ru', 'run', 'run-']) {
+    const sent = { ...chunk(runId, new Float32Array(0)), float16_values: 3, payload: chunkPayload(values, 0, 5, 3) };
+    t.is(sent.payload.byteLength, 3 * 2 + 2 + 2 * 4);
+    const decoded = generic.requestDeserialize(asReceived(encodeExchangeChunk(sent, generic.requestSerialize)));
+    t.is(decoded.float16_values, 3);
+    const parts = splitPayload(decoded.payload, 3);
+    const reader = new PayloadReader();
+    const halves = new Float32Array(3);
+    halfToFloat(reader.readHalves(parts.halves), halves);
+    t.deepEqual(halves, values.subarray(0, 3));
+    const floats = reader.read(parts.floats);
+    t.is(floats.buffer, decoded.payload.buffer, 'float32 part read in place, not copied');
+    t.deepEqual(floats, values.subarray(3));
+  }
+});
 
 test('the service encodes Exchange chunks with our encoder and everything else as generated', (t) => {
   const service = collectiveService();

@@ -25,14 +25,16 @@ export class RingCollective implements Collective {
 
   async sumInPlace(buffer: Float32Array, tag: CollectiveTag): Promise<void> {
     this.sequence += 1;
-    const timings = await this.ring.allReduceSum(buffer, { ...this.run, step: this.sequence });
+    const timings = await this.ring.allReduceSum(buffer, { ...this.run, step: this.sequence, float16Values: tag.float16Values ?? 0 });
     this.onAllReduce?.(tag.purpose, timings);
   }
 
   async sumRangeInPlace(buffer: Float32Array, range: BufferRange, tag: CollectiveTag, computing?: () => boolean): Promise<void> {
     this.sequence += 1;
     const window = { offset: range.lo, total: buffer.length };
-    const timings = await this.ring.allReduceSum(buffer.subarray(range.lo, range.hi), { ...this.run, step: this.sequence, window, computing });
+    // tag.float16Values counts from the buffer's start: the part of them inside this range.
+    const float16Values = Math.min(Math.max((tag.float16Values ?? 0) - range.lo, 0), range.hi - range.lo);
+    const timings = await this.ring.allReduceSum(buffer.subarray(range.lo, range.hi), { ...this.run, step: this.sequence, window, computing, float16Values });
     this.onAllReduce?.(tag.purpose, timings);
   }
 

@@ -1,3 +1,4 @@
+import { gradCompressionNote } from '../../shared/config/training-options.ts';
 import { RunError } from '../../shared/errors.ts';
 import type { RunRecord } from '../../shared/run/run-state.ts';
 import { parseFlags } from '../cli-flags.ts';
@@ -9,7 +10,7 @@ function describe(run: RunRecord): string {
   const c = run.config;
   const lines = [
     `run ${run.id}: ${run.state} (generation ${run.generation})${run.error ? ` - ${run.error}` : ''}`,
-    `  ${c.model}, ${c.workers} worker(s), ${c.epochs} epochs, batch ${c.batchSize}, lr ${c.lr}, resize ${c.resize}, seed ${c.seed}, backend ${c.backend}`,
+    `  ${c.model}, ${c.workers} worker(s), ${c.epochs} epochs, batch ${c.batchSize}, lr ${c.lr}, resize ${c.resize}, seed ${c.seed}, backend ${c.backend}${gradCompressionNote(c.gradCompression)}`,
   ];
   if (run.progress) {
     const p = run.progress;

@@ -8,7 +8,7 @@ import { SoloCollective } from '../../shared/train/collective.ts';
 import { createSeededModel } from '../../shared/train/seeded-model.ts';
 import { TrainingLoop, type TrainingData } from '../../shared/train/training-loop.ts';
 import { initialTrainingState, type TrainingState } from '../../shared/train/training-state.ts';
-import { CheckpointError } from '../../shared/errors.ts';
+import { CheckpointError, ConfigError } from '../../shared/errors.ts';
 import { computeOptionsFromFlags, parseFlags, stringFlag, TRAINING_FLAGS, trainingOptionsFromFlags } from '../cli-flags.ts';
 import { epochJson, formatEpochLine } from '../epoch-line.ts';
 import { ProgressBar } from '../progress-bar.ts';
@@ -40,6 +40,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
   // In launch's order, so that a command line with two bad values gets the same error from both.
   const compute = compileComputeOptions(computeOptionsFromFlags(values));
   const options = compileTrainingOptions(trainingOptionsFromFlags(values));
+  // One process sends nothing: compression would not change a bit, so asking for it is a mistake.
+  if (options.gradCompression !== 'none') {
+    throw new ConfigError(`train: --grad-compression ${options.gradCompression} needs a cluster of workers (launch); one process sends no gradients`, {
+      option: 'grad-compression',
+    });
+  }
   const json = values.json === true;
   const checkpointDir = stringFlag(values, 'checkpoint-dir');
   const backend = await selectBackend(compute.backend, { threads: compute.threads });

@@ -3,6 +3,7 @@
  * Content-Security-Policy that forbids fetching anything) with a run's loss and accuracy per
  * epoch, its throughput over training time and where its steps spent their time.
  */
+import { gradCompressionNote } from '../../shared/config/training-options.ts';
 import type { EpochEntry, RunRecord } from '../../shared/run/run-state.ts';
 import { STEP_PHASES, type PhaseMs, type StepSample } from '../../shared/run/step-samples.ts';
 import { dataDomain, integerTicks, niceTicks, type Domain } from './chart-scale.ts';
@@ -53,7 +54,7 @@ function summaryLine(run: RunRecord): string {
 
 function configLine(run: RunRecord): string {
   const c = run.config;
-  return `${c.model}, ${c.workers} worker(s) on ${c.backend}, batch ${c.batchSize}, lr ${c.lr}, resize ${c.resize}, seed ${c.seed}`;
+  return `${c.model}, ${c.workers} worker(s) on ${c.backend}, batch ${c.batchSize}, lr ${c.lr}, resize ${c.resize}, seed ${c.seed}${gradCompressionNote(c.gradCompression)}`;
 }
 
 /** Epochs sit half an epoch in from each end, so markers never touch an axis. */

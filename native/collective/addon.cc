@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "float-add.h"
+#include "float16.h"
 #include "shm-segment.h"
 
 namespace collective_addon {
@@ -37,6 +38,61 @@ Napi::Value AddInto(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(info.Env(), "offset + values.length exceeds the target");
   }
   add_into(target + static_cast<size_t>(offset), values, values_length);
+  return info.Env().Undefined();
+}
+
+uint16_t* halfData(const Napi::CallbackInfo& info, size_t index, size_t* length) {
+  Napi::Value value = info[index];
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array) {
+    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(index) + " must be a Uint16Array");
+  }
+  auto array = value.As<Napi::Uint16Array>();
+  *length = array.ElementLength();
+  return array.Data();
+}
+
+void checkSameLength(const Napi::CallbackInfo& info, size_t a, size_t b) {
+  if (a != b) throw Napi::RangeError::New(info.Env(), "both arrays must have the same length");
+}
+
+// floatToHalf(src: Float32Array, dst: Uint16Array): dst[i] = binary16 bits of src[i].
+Napi::Value FloatToHalf(const Napi::CallbackInfo& info) {
+  size_t src_length = 0;
+  size_t dst_length = 0;
+  const float* src = floatData(info, 0, &src_length);
+  uint16_t* dst = halfData(info, 1, &dst_length);
+  checkSameLength(info, src_length, dst_length);
+  float_to_half(src, dst, src_length);
+  return info.Env().Undefined();
+}
+
+// halfToFloat(src: Uint16Array, dst: Float32Array): dst[i] = the value of the binary16 src[i].
+Napi::Value HalfToFloat(const Napi::CallbackInfo& info) {
+  size_t src_length = 0;
+  size_t dst_length = 0;
+  const uint16_t* src = halfData(info, 0, &src_length);
+  float* dst = floatData(info, 1, &dst_length);
+  checkSameLength(info, src_length, dst_length);
+  half_to_float(src, dst, src_length);
+  return info.Env().Undefined();
+}
+
+// roundToHalf(target: Float32Array): every value rounded to binary16 (and back), in place.
+Napi::Value RoundToHalf(const Napi::CallbackInfo& info) {
+  size_t length = 0;
+  float* target = floatData(info, 0, &length);
+  round_to_half(target, length);
+  return info.Env().Undefined();
+}
+
+// addHalfInto(target: Float32Array, values: Uint16Array): target[i] = fp16(target[i] + values[i]).
+Napi::Value AddHalfInto(const Napi::CallbackInfo& info) {
+  size_t target_length = 0;
+  size_t values_length = 0;
+  float* target = floatData(info, 0, &target_length);
+  const uint16_t* values = halfData(info, 1, &values_length);
+  checkSameLength(info, target_length, values_length);
+  add_half_into(target, values, values_length);
   return info.Env().Undefined();
 }
 
@@ -90,6 +146,10 @@ Napi::Value CounterWait(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("addInto", Napi::Function::New(env, AddInto, "addInto"));
+  exports.Set("floatToHalf", Napi::Function::New(env, FloatToHalf, "floatToHalf"));
+  exports.Set("halfToFloat", Napi::Function::New(env, HalfToFloat, "halfToFloat"));
+  exports.Set("roundToHalf", Napi::Function::New(env, RoundToHalf, "roundToHalf"));
+  exports.Set("addHalfInto", Napi::Function::New(env, AddHalfInto, "addHalfInto"));
   exports.Set("shmMap", Napi::Function::New(env, ShmMap, "shmMap"));
   exports.Set("shmUnlink", Napi::Function::New(env, ShmUnlink, "shmUnlink"));
   exports.Set("counterAdd", Napi::Function::New(env, CounterAdd, "counterAdd"));

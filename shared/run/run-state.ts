@@ -208,6 +208,7 @@ const KNOWN_KEYS = new Set<string>([
   'checkpointEvery',
   'nonfinite',
   'bucketMb',
+  'gradCompression',
 ]);
 
 /** Most automatic restarts a run may ask for: a run that fails this often has a cause no restart cures. */

@@ -28,6 +28,12 @@ export interface CollectiveTag {
   step: number;
   /** What is being combined, e.g. 'gradients', 'bn-stats', 'epoch-figures'. */
   purpose: string;
+  /**
+   * Values at the start of the buffer summed in binary16 (`--grad-compression fp16`; see the
+   * ring's AllReduceTag.float16Values), the rest in float32. A world of one sends nothing and
+   * leaves them as they are. @default 0
+   */
+  float16Values?: number;
 }
 
 /** Values [lo, hi) of a buffer (float32 elements). */

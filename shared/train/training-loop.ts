@@ -93,6 +93,8 @@ export class TrainingLoop {
   private readonly parameterCount: number;
   /** Gradient buckets, in the order their all-reduces start; none with `bucketMb` 0 or a world of one. */
   private readonly buckets: GradientBucket[];
+  /** Leading values of the step buffer that the all-reduce sums in binary16 (0: none). */
+  private readonly compressedValues: number;
 
   constructor(
     private readonly model: TrainableModel,
@@ -112,6 +114,10 @@ export class TrainingLoop {
       model.params.trainable.map((p) => p.variable.size),
       bucketMb,
     );
+    // Only the gradient is compressed: the slots after it must stay exact (a loss sum or an
+    // example count rounded to binary16 would be wrong, a vote or flag could not be told apart).
+    // A config stored before the option existed has no `gradCompression`: none.
+    this.compressedValues = options.gradCompression === 'fp16' ? this.parameterCount : 0;
   }
 
   get stepsPerEpoch(): number {
@@ -146,7 +152,7 @@ export class TrainingLoop {
     const mine = sliceForRank(globalBatch, this.collective.rank, this.collective.worldSize);
     const batch = mine.length > 0 ? buildBatch(this.data.train, mine, this.options.resize) : undefined;
     const dataDone = performance.now();
-    const tag = { step: state.globalStep, purpose: 'gradients' };
+    const tag = { step: state.globalStep, purpose: 'gradients', float16Values: this.compressedValues };
     const reducer = this.buckets.length > 0 ? new BucketReducer(this.collective, this.stepBuffer, this.buckets, tag) : undefined;
     reducer?.computeStarted(dataDone);
     const image = batch ? { ...batch, count: mine.length, size: this.options.resize } : undefined;

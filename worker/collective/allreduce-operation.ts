@@ -15,7 +15,9 @@ import type { CollectiveError } from '../../shared/errors.ts';
 import { checkChunk, type AcceptedChunk, type ChunkExpectation } from './chunk-check.ts';
 import { collectiveError, errorFromStatus, statusForFailure } from './collective-status.ts';
 import type { ExchangeKey, RoutedOperation } from './exchange-router.ts';
-import { addInto, copyInto, payloadView, type PayloadReader } from './float32-chunks.ts';
+import { chunkPayload, halfValuesIn, splitPayload } from './chunk-payload.ts';
+import { addHalfInto, halfToFloat, roundToHalf } from './float16.ts';
+import { addInto, copyInto, type PayloadReader } from './float32-chunks.ts';
 import type { IncomingExchange } from './incoming-exchange.ts';
 import type { RefusalReason } from './refusal-reason.ts';
 import type { RingPlan, RingWindow } from './ring-plan.ts';
@@ -43,6 +45,14 @@ export interface AllReduceTag {
    * waits for its peers polls instead. @default never
    */
   computing?: () => boolean;
+  /**
+   * Values at the start of the vector summed in binary16 (`--grad-compression fp16`): each rank
+   * rounds its own to binary16, every float32 partial sum of them is rounded to binary16 again
+   * (so they travel as binary16, 2 bytes each, exactly), and the result holds binary16 values.
+   * The values after them are summed in float32 as always. Checked to be the same on both ends.
+   * @default 0
+   */
+  float16Values?: number;
 }
 
 /** Where the time of one all-reduce went on this rank, for metrics. All times in ms. */
@@ -156,6 +166,7 @@ export class AllReduceOperation implements RoutedOperation {
       key: this.key,
       step: tag.step,
       purpose: tag.purpose ?? '',
+      float16Values: tag.float16Values ?? 0,
       // On the wire ranks are ring positions (the chunk's world_size is the ring's size).
       senderRank: (plan.rank + plan.worldSize - 1) % plan.worldSize,
       nextChunk: new Uint32Array(plan.steps),
@@ -169,6 +180,7 @@ export class AllReduceOperation implements RoutedOperation {
       total_elements: plan.length,
       world_size: plan.worldSize,
       sender_rank: plan.rank,
+      float16_values: tag.float16Values ?? 0,
     };
     this.receiveLeft = plan.chunksToReceive();
     this.reduceScatterLeft = 0;
@@ -182,6 +194,8 @@ export class AllReduceOperation implements RoutedOperation {
     const { timeoutMs } = this.setup;
     this.timer = setTimeout(() => this.fail(collectiveError('COLLECTIVE_TIMEOUT', `all-reduce ${this.describe()} not done after ${timeoutMs} ms`)), timeoutMs);
     this.timer.unref();
+    // This rank's own share of the compressed values, rounded before any of it is sent or summed.
+    roundToHalf(this.setup.data.subarray(0, this.expectation.float16Values));
     this.outgoing = this.setup.openExchange(new Date(Date.now() + timeoutMs), (error) => this.onAcknowledged(error));
     this.outgoing.on('drain', () => {
       this.awaitingDrain = false;
@@ -262,19 +276,20 @@ export class AllReduceOperation implements RoutedOperation {
 
   private message({ g, j }: Outgoing): ExchangeChunk {
     const { offset, length } = this.plan.chunk(this.plan.sendSegment(g), j);
+    // A view of the caller's array when uncompressed, serialised when gRPC gets to this message.
+    // Until then the values stay put: the ring only overwrites a range here after it has gone
+    // round the ring from this very send, and the all-reduce does not return before the right
+    // neighbour has acknowledged every message.
+    const payload = chunkPayload(this.setup.data, offset, length, halfValuesIn(offset, length, this.expectation.float16Values));
     this.chunksSent += 1;
-    this.bytesSent += length * 4;
+    this.bytesSent += payload.byteLength;
     return {
       ...this.header,
       phase: this.plan.phaseOf(g),
       ring_step: this.plan.ringStepOf(g),
       chunk_index: j,
       offset,
-      // A view of the caller's array, serialised when gRPC gets to this message. Until then the
-      // values stay put: the ring only overwrites a range here after it has gone round the ring
-      // from this very send, and the all-reduce does not return before the right neighbour has
-      // acknowledged every message.
-      payload: payloadView(this.setup.data, offset, length),
+      payload,
     };
   }
 
@@ -310,10 +325,18 @@ export class AllReduceOperation implements RoutedOperation {
     this.countReceived(accepted.g);
   }
 
-  private apply({ g, offset }: AcceptedChunk, payload: Buffer): void {
+  private apply({ g, offset, halves }: AcceptedChunk, payload: Buffer): void {
     const began = performance.now();
-    if (g < this.plan.worldSize - 1) addInto(this.setup.data, offset, this.setup.reader.read(payload));
-    else copyInto(this.setup.data, offset, payload);
+    const { data, reader } = this.setup;
+    const reduce = g < this.plan.worldSize - 1;
+    const parts = splitPayload(payload, halves);
+    if (halves > 0) {
+      const target = data.subarray(offset, offset + halves);
+      if (reduce) addHalfInto(target, reader.readHalves(parts.halves));
+      else halfToFloat(reader.readHalves(parts.halves), target);
+    }
+    if (reduce) addInto(data, offset + halves, reader.read(parts.floats));
+    else copyInto(data, offset + halves, parts.floats);
     const now = performance.now();
     this.applyMs += now - began;
     if (Number.isNaN(this.firstChunkAt)) this.firstChunkAt = began;

@@ -4,6 +4,7 @@
  * The receiver knows the plan, so anything else is refused rather than trusted.
  */
 import type { ExchangeChunk__Output } from '../../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
+import { halfValuesIn, payloadBytes } from './chunk-payload.ts';
 import type { ExchangeKey } from './exchange-router.ts';
 import type { RingPlan } from './ring-plan.ts';
 
@@ -13,18 +14,21 @@ export interface ChunkExpectation {
   key: ExchangeKey;
   step: number;
   purpose: string;
+  /** Values at the start of the vector that travel as binary16 (0: none). */
+  float16Values: number;
   /** Rank of the left neighbour, the only allowed sender. */
   senderRank: number;
   /** Per ring step, the index of the chunk expected next (updated by the receiver). */
   nextChunk: Uint32Array;
 }
 
-/** A chunk that passed: ring step g, chunk j, and where its values go. */
+/** A chunk that passed: ring step g, chunk j, where its values go and how many are binary16. */
 export interface AcceptedChunk {
   g: number;
   j: number;
   offset: number;
   length: number;
+  halves: number;
 }
 
 /** The accepted chunk, or why it was refused (for the INVALID_ARGUMENT details). */
@@ -39,8 +43,10 @@ export function checkChunk(m: ExchangeChunk__Output, e: ChunkExpectation): Accep
   if (m.chunk_index !== j) return `ring step ${g}: expected chunk ${j}, got ${m.chunk_index}`;
   const { offset, length } = e.plan.chunk(segment, j);
   if (m.offset !== offset) return `ring step ${g} chunk ${j}: expected offset ${offset}, got ${m.offset}`;
-  if (m.payload.byteLength !== length * 4) return `ring step ${g} chunk ${j}: expected ${length * 4} payload bytes, got ${m.payload.byteLength}`;
-  return { g, j, offset, length };
+  const halves = halfValuesIn(offset, length, e.float16Values);
+  const bytes = payloadBytes(length, halves);
+  if (m.payload.byteLength !== bytes) return `ring step ${g} chunk ${j}: expected ${bytes} payload bytes, got ${m.payload.byteLength}`;
+  return { g, j, offset, length, halves };
 }
 
 function checkIdentity(m: ExchangeChunk__Output, e: ChunkExpectation): string | null {
@@ -52,6 +58,7 @@ function checkIdentity(m: ExchangeChunk__Output, e: ChunkExpectation): string | 
   if (m.purpose !== e.purpose) return `chunk for "${m.purpose}", this rank reduces "${e.purpose}"`;
   if (m.world_size !== plan.worldSize) return `sender has a ring of ${m.world_size}, this rank ${plan.worldSize}`;
   if (m.total_elements !== plan.length) return `sender reduces ${m.total_elements} values, this rank ${plan.length}`;
+  if (m.float16_values !== e.float16Values) return `sender sends ${m.float16_values} values as binary16, this rank ${e.float16Values}`;
   if (m.sender_rank !== e.senderRank) return `chunk from rank ${m.sender_rank}, the left neighbour is rank ${e.senderRank}`;
   return null;
 }

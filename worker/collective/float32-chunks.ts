@@ -19,6 +19,16 @@ export function payloadView(data: Float32Array, offset: number, length: number):
  */
 export class PayloadReader {
   private scratch = new Float32Array(0);
+  private halfScratch = new Uint16Array(0);
+
+  /** `payload` as binary16 bits (compressed chunks); valid until the next call. `payload.length` must be even. */
+  readHalves(payload: Uint8Array): Uint16Array {
+    const count = payload.byteLength >>> 1;
+    if ((payload.byteOffset & 1) === 0) return new Uint16Array(payload.buffer, payload.byteOffset, count);
+    if (this.halfScratch.length < count) this.halfScratch = new Uint16Array(count);
+    new Uint8Array(this.halfScratch.buffer, 0, payload.byteLength).set(payload);
+    return this.halfScratch.subarray(0, count);
+  }
 
   /** `payload` as float32 values; valid until the next call. `payload.length` must be a multiple of 4. */
   read(payload: Uint8Array): Float32Array {

@@ -14,6 +14,14 @@ export const COLLECTIVE_ADDON_PATH = fileURLToPath(new URL('../../build/Release/
 export interface CollectiveAddon {
   /** `target[offset + i] += values[i]` for every i, float32 (RangeError when it does not fit). */
   addInto(target: Float32Array, offset: number, values: Float32Array): void;
+  /** `dst[i]` = the IEEE binary16 bits of `src[i]`, round to nearest even (float16.ts says how). Same lengths (RangeError). */
+  floatToHalf(src: Float32Array, dst: Uint16Array): void;
+  /** `dst[i]` = the value of the binary16 bits `src[i]`, exactly. Same lengths (RangeError). */
+  halfToFloat(src: Uint16Array, dst: Float32Array): void;
+  /** Rounds every value of `target` to binary16, in place. */
+  roundToHalf(target: Float32Array): void;
+  /** `target[i]` = binary16 rounding of the float32 sum `target[i] + values[i]`. Same lengths (RangeError). */
+  addHalfInto(target: Float32Array, values: Uint16Array): void;
   /**
    * Maps the POSIX shared-memory segment `name` ("/..."), creating it with `bytes` bytes when
    * `create` (an Error when it exists); opening one that does not exist or is not sized yet gives

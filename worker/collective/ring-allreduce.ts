@@ -158,7 +158,9 @@ export class RingMember {
    * Replaces `data` on this rank by the element-wise sum of every rank's `data` (the caller
    * divides for a mean). Every rank must call it with arrays of the same length, the same tag
    * and in the same order as its other all-reduces. The result is bit-identical on every rank
-   * and the same from run to run. With one rank it returns at once. `data` must not be touched
+   * and the same from run to run. With `tag.float16Values` the values before it are summed in
+   * binary16 (rounded on every rank, half the bytes; see AllReduceTag). With one rank it returns
+   * at once, rounding nothing. `data` must not be touched
    * until the promise settles; after a failure its content is undefined.
    * @returns where the time went on this rank
    * @throws CollectiveError (see {@link CollectiveCode}); the ring should then be re-formed
@@ -170,6 +172,7 @@ export class RingMember {
     checkTag(tag);
     checkData(data);
     checkWindow(data.length, tag.window);
+    checkFloat16Values(tag, data);
     if (this.members.length === 1) return idleTimings();
     const operation = this.newOperation(data, tag);
     this.running = operation;
@@ -303,6 +306,13 @@ function checkTag(tag: AllReduceTag): void {
   // The receiver's message limit leaves room for this much header text (grpc-tuning.ts).
   if (Buffer.byteLength(tag.runId) > MAX_TAG_TEXT_BYTES || Buffer.byteLength(tag.purpose ?? '') > MAX_TAG_TEXT_BYTES) {
     throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `tag.runId and tag.purpose must be at most ${MAX_TAG_TEXT_BYTES} UTF-8 bytes each`);
+  }
+}
+
+function checkFloat16Values(tag: AllReduceTag, data: Float32Array): void {
+  const count = tag.float16Values;
+  if (count !== undefined && !(Number.isInteger(count) && count >= 0 && count <= data.length)) {
+    throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `tag.float16Values must be an integer from 0 to ${data.length}, got ${JSON.stringify(count)}`);
   }
 }
 

@@ -17,6 +17,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { AllReduceTag, AllReduceTimings } from './allreduce-operation.ts';
 import { collectiveError } from './collective-status.ts';
+import { roundToHalf } from './float16.ts';
 import { addInto } from './float32-chunks.ts';
 import { collectiveAddon, type CollectiveAddon } from './native-collective.ts';
 import { checkWindow } from './ring-allreduce.ts';
@@ -41,8 +42,8 @@ export interface ShmAllReduceOptions {
   ranks?: readonly number[];
 }
 
-/** What of an all-reduce's tag the group uses: the window of a bucket, and whether the thread is still computing. */
-export type ShmTag = Pick<AllReduceTag, 'window' | 'computing'>;
+/** What of an all-reduce's tag the group uses: the window of a bucket, whether the thread is still computing, the values it compresses. */
+export type ShmTag = Pick<AllReduceTag, 'window' | 'computing' | 'float16Values'>;
 
 /** 'open': ready; 'failed': a wait failed, the group must be re-formed; 'closed'. */
 export type ShmAllReduceState = 'open' | 'failed' | 'closed';
@@ -109,7 +110,10 @@ export class ShmAllReduce {
    * Replaces `data` by the element-wise sum over the group's ranks, bit-identical on every rank:
    * segment k of the vector (ring-plan.ts's split) is summed by rank k alone, in the fixed order
    * rank k, k+1, ..., k-1 (mod N), the gRPC ring's order, so both transports give the same bits.
-   * `window` and `computing` of the tag act as for the ring (allreduce-operation.ts's AllReduceTag).
+   * `window`, `computing` and `float16Values` of the tag act as for the ring (allreduce-operation.ts's
+   * AllReduceTag): the first `float16Values` values are summed as the ring sums them compressed,
+   * each rank's rounded to binary16 and each partial sum too. Nothing travels here, so that saves
+   * no bytes; it keeps a run's result independent of its transport.
    * @throws CollectiveError COLLECTIVE_TIMEOUT, COLLECTIVE_PEER_LOST, COLLECTIVE_BAD_ARGUMENT, COLLECTIVE_CLOSED
    */
   async allReduceSum(data: Float32Array, tag: ShmTag = {}): Promise<AllReduceTimings> {
@@ -134,11 +138,17 @@ export class ShmAllReduce {
       throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `the group reduces at most ${this.options.capacity} float32 values`);
     }
     checkWindow(data.length, tag.window);
+    const float16Values = tag.float16Values ?? 0;
+    if (!(Number.isInteger(float16Values) && float16Values >= 0 && float16Values <= data.length)) {
+      throw collectiveError('COLLECTIVE_BAD_ARGUMENT', `float16Values must be an integer from 0 to ${data.length}, got ${float16Values}`);
+    }
     const deadline = performance.now() + this.options.timeoutMs;
-    this.slots[this.options.rank].set(data);
+    const slot = this.slots[this.options.rank];
+    slot.set(data);
+    roundToHalf(slot.subarray(0, float16Values));
     await this.barrier(deadline, tag.computing);
     const writtenAt = performance.now();
-    this.reduceOwnSegment(data.length, tag.window);
+    this.reduceOwnSegment(data.length, tag.window, float16Values);
     const reducedAt = performance.now();
     await this.barrier(deadline, tag.computing);
     return { writtenAt, reducedAt };
@@ -187,13 +197,21 @@ export class ShmAllReduce {
     return this.closing;
   }
 
-  /** Rank k reduces segment k of the first `length` values, the gRPC ring's split (ring-plan.ts), windowed alike. */
-  private reduceOwnSegment(length: number, window: AllReduceTag['window']): void {
+  /**
+   * Rank k reduces segment k of the first `length` values, the gRPC ring's split (ring-plan.ts),
+   * windowed alike; every partial sum of the first `float16Values` is rounded to binary16, as the
+   * ring sends it.
+   */
+  private reduceOwnSegment(length: number, window: AllReduceTag['window'], float16Values: number): void {
     const { rank, worldSize } = this.options;
     const lo = segmentStartIn(rank, length, worldSize, window);
     const hi = segmentStartIn(rank + 1, length, worldSize, window);
+    const halvesEnd = Math.min(Math.max(float16Values, lo), hi);
     this.result.set(this.slots[rank].subarray(lo, hi), lo);
-    for (let s = 1; s < worldSize; s += 1) addInto(this.result, lo, this.slots[(rank + s) % worldSize].subarray(lo, hi));
+    for (let s = 1; s < worldSize; s += 1) {
+      addInto(this.result, lo, this.slots[(rank + s) % worldSize].subarray(lo, hi));
+      roundToHalf(this.result.subarray(lo, halvesEnd));
+    }
   }
 
   /**

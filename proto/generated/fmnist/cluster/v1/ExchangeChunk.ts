@@ -17,6 +17,7 @@ export interface ExchangeChunk {
   'sender_rank'?: (number);
   'payload'?: (Buffer | Uint8Array | string);
   'alignment'?: (Buffer | Uint8Array | string);
+  'float16_values'?: (number);
 }
 
 export interface ExchangeChunk__Output {
@@ -34,4 +35,5 @@ export interface ExchangeChunk__Output {
   'sender_rank': (number);
   'payload': (Buffer);
   'alignment': (Buffer);
+  'float16_values': (number);
 }
