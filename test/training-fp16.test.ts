@@ -54,10 +54,10 @@ async function sentBytes(metrics: WorkerMetrics): Promise<number> {
 }
 
 /** Two ranks of tiny-cnn train two steps of 32 images over a real ring. */
-async function twoRanks(t: import('ava').ExecutionContext, gradCompression: GradCompression): Promise<RankResult[]> {
+async function twoRanks(t: import('ava').ExecutionContext, gradCompression: GradCompression, bucketMb: number | string = 25): Promise<RankResult[]> {
   const dataset = await loadFashionMnist();
   const data = { train: limitImageSet(dataset.train, 64), test: limitImageSet(dataset.test, 16) };
-  const options = compileTrainingOptions({ model: 'tiny-cnn', epochs: 1, batchSize: 32, resize: 28, lr: 0.1, gradCompression });
+  const options = compileTrainingOptions({ model: 'tiny-cnn', epochs: 1, batchSize: 32, resize: 28, lr: 0.1, gradCompression, bucketMb });
   const members = await startRing(2, { timeoutMs: 60_000 });
   const models = [0, 1].map(() => createSeededModel('tiny-cnn', 5));
   t.teardown(async () => {
@@ -103,4 +103,18 @@ test.serial('fp16: half the gradient bytes, the same loss figures, weights bit-i
     t.deepEqual(plain[0].weights[step], plain[1].weights[step], `none step ${step + 1}: ranks agree bit for bit`);
   }
   t.notDeepEqual(compressed[0].weights[0], plain[0].weights[0], 'the rounded gradient moved the weights elsewhere');
+});
+
+test.serial('fp16 with small gradient buckets gives the bits of one compressed all-reduce after the backward pass', async (t) => {
+  // 0.002 MiB: tiny-cnn's gradient in several buckets, each all-reduced (compressed) during the backward pass.
+  const bucketed = await twoRanks(t, 'fp16', 0.002);
+  const whole = await twoRanks(t, 'fp16', 'off');
+  for (let step = 0; step < 2; step += 1) {
+    t.deepEqual(bucketed[0].weights[step], whole[0].weights[step], `step ${step + 1}`);
+    t.deepEqual(bucketed[1].weights[step], whole[1].weights[step], `step ${step + 1}`);
+  }
+  t.true(
+    bucketed[0].reports.some((report) => report.timings.allReduceOverlappedMs > 0),
+    'some bucket was all-reduced during the backward pass',
+  );
 });
