@@ -21,6 +21,7 @@ export const TRAINING_FLAGS = {
   'micro-batch': { type: 'string' },
   'checkpoint-every': { type: 'string' },
   nonfinite: { type: 'string' },
+  'simulate-gpu': { type: 'string' },
   backend: { type: 'string' },
   threads: { type: 'string' },
 } as const satisfies FlagSpec;
@@ -78,6 +79,7 @@ export function computeOptionsFromFlags(values: FlagValues): ComputeOptions {
 
 /** The training options named by TRAINING_FLAGS; defaults are filled later by compileTrainingOptions. */
 export function trainingOptionsFromFlags(values: FlagValues): TrainingOptions {
+  const simulatedRate = numberFlag(values, 'simulate-gpu');
   return {
     model: stringFlag(values, 'model'),
     epochs: numberFlag(values, 'epochs'),
@@ -90,6 +92,7 @@ export function trainingOptionsFromFlags(values: FlagValues): TrainingOptions {
     microBatch: numberFlag(values, 'micro-batch'),
     checkpointEvery: numberFlag(values, 'checkpoint-every'),
     nonfinite: stringFlag(values, 'nonfinite'),
+    simulateGpu: simulatedRate === undefined ? undefined : { examplesPerSec: simulatedRate },
   };
 }
 

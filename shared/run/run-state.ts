@@ -204,6 +204,7 @@ const KNOWN_KEYS = new Set<string>([
   'microBatch',
   'checkpointEvery',
   'nonfinite',
+  'simulateGpu',
 ]);
 
 /** Most automatic restarts a run may ask for: a run that fails this often has a cause no restart cures. */

@@ -1,12 +1,12 @@
 import type { CompiledTrainingOptions } from '../config/training-options.ts';
-import { buildBatch } from '../data/batch-builder.ts';
+import { buildBatch, type Batch } from '../data/batch-builder.ts';
 import { globalBatches, sliceForRank } from '../data/batch-order.ts';
 import type { ImageSet } from '../data/fashion-mnist.ts';
 import type { TrainableModel } from '../model/trainable-model.ts';
 import { averageRunningStats, type Collective } from './collective.ts';
 import { evaluateSlice } from './evaluate.ts';
 import { allFinite, flaggedRanks } from './finite-values.ts';
-import { computeGradients } from './gradient-step.ts';
+import { gradientSourceFor, type GradientSource } from './gradient-source.ts';
 import { applySgd } from './sgd.ts';
 import { emptyTotals, type EpochRecord, type TrainingState } from './training-state.ts';
 import { NonFiniteGradientError } from '../errors.ts';
@@ -82,6 +82,8 @@ export function shareOf(count: number, rank: number, worldSize: number): { start
 export class TrainingLoop {
   private readonly stepBuffer: Float32Array;
   private readonly parameterCount: number;
+  private readonly gradients: GradientSource;
+  private readonly batchBuffer: Batch;
 
   constructor(
     private readonly model: TrainableModel,
@@ -95,6 +97,11 @@ export class TrainingLoop {
     // the batch's loss sum and example count (for the global batch's loss), and one flag per
     // rank whose gradient is not finite (so every rank can name them).
     this.stepBuffer = new Float32Array(this.parameterCount + NONFINITE_SLOTS + collective.worldSize);
+    this.gradients = gradientSourceFor(model, options);
+    // One buffer for every step's slice (at most ceil(batch / N) images): a fresh 9 MB array
+    // per step cost more than resizing the images into it (page faults and zeroing).
+    const slice = Math.ceil(options.batchSize / collective.worldSize);
+    this.batchBuffer = { x: new Float32Array(slice * options.resize * options.resize), labels: new Int32Array(slice) };
   }
 
   get stepsPerEpoch(): number {
@@ -127,22 +134,15 @@ export class TrainingLoop {
     const n = this.parameterCount;
     const started = performance.now();
     const mine = sliceForRank(globalBatch, this.collective.rank, this.collective.worldSize);
-    const batch = mine.length > 0 ? buildBatch(this.data.train, mine, this.options.resize) : undefined;
+    const batch = mine.length > 0 ? buildBatch(this.data.train, mine, this.options.resize, this.batchBuffer) : undefined;
     const dataDone = performance.now();
     let lossSum = 0;
     let correct = 0;
+    let finite = true;
     if (batch) {
-      const result = computeGradients(
-        this.model,
-        { ...batch, count: mine.length, size: this.options.resize },
-        {
-          lossDenominator: globalBatch.length,
-          microBatch: this.options.microBatch ?? mine.length,
-          out: this.stepBuffer.subarray(0, n),
-        },
-      );
-      lossSum = result.lossSum;
-      correct = result.correct;
+      const size = this.options.resize;
+      const target = { lossDenominator: globalBatch.length, out: this.stepBuffer.subarray(0, n) };
+      ({ lossSum, correct, finite } = await this.gradients.compute({ ...batch, count: mine.length, size }, target));
     } else {
       this.stepBuffer.fill(0);
     }
@@ -150,7 +150,7 @@ export class TrainingLoop {
     this.stepBuffer[n + LOSS_SLOT] = lossSum;
     this.stepBuffer[n + COUNT_SLOT] = mine.length;
     this.stepBuffer.fill(0, n + NONFINITE_SLOTS);
-    if (!allFinite(this.stepBuffer.subarray(0, n))) this.stepBuffer[n + NONFINITE_SLOTS + this.collective.rank] = 1;
+    if (!finite) this.stepBuffer[n + NONFINITE_SLOTS + this.collective.rank] = 1;
     const computeDone = performance.now();
     await this.collective.sumInPlace(this.stepBuffer, { step: state.globalStep, purpose: 'gradients' });
     const reduceDone = performance.now();
