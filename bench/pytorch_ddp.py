@@ -66,7 +66,7 @@ def rank_main(rank, args):
         times[i] = (time.perf_counter() - began) * 1000
     dist.all_reduce(times, op=dist.ReduceOp.MAX)
     if rank == 0:
-        detail = f"PyTorch {torch.__version__} DDP (gloo), {args.world_size} rank(s), {torch.get_num_threads()} thread(s) each"
+        detail = f"PyTorch {torch.__version__} DDP (gloo), {torch.get_num_threads()} thread(s) per rank"
         result = {"detail": detail, "world_size": args.world_size, "batch": args.batch, "size": args.size, "times_ms": times.tolist()}
         print(json.dumps(result), flush=True)
     dist.destroy_process_group()

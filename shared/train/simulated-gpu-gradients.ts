@@ -30,7 +30,7 @@ export class SimulatedGpuGradients implements GradientSource {
   constructor(private readonly gpu: SimulatedGpuOptions) {}
 
   /** Milliseconds the simulated GPU takes for `examples` examples. */
-  stepMs(examples: number): number {
+  private stepMs(examples: number): number {
     return (examples / this.gpu.examplesPerSec) * 1000;
   }
 
