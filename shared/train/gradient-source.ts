@@ -6,7 +6,7 @@
  */
 import type { CompiledTrainingOptions } from '../config/training-options.ts';
 import type { TrainableModel } from '../model/trainable-model.ts';
-import { allFinite } from './finite-values.ts';
+import { checkGradient, type GradientCheck } from './finite-values.ts';
 import { computeGradients, type ImageBatch } from './gradient-step.ts';
 import { SimulatedGpuGradients } from './simulated-gpu-gradients.ts';
 
@@ -16,8 +16,8 @@ export interface SliceFigures {
   lossSum: number;
   /** Examples whose arg-max logit equals the label. */
   correct: number;
-  /** Whether every value of this rank's gradient is a finite number (its flag in the step's all-reduce). */
-  finite: boolean;
+  /** What this rank's gradient is (finite-values.ts): its flag and its vote in the step's all-reduce. */
+  check: GradientCheck;
 }
 
 /** Where one step writes this rank's gradient. */
@@ -42,7 +42,7 @@ export class ModelGradients implements GradientSource {
 
   compute(batch: ImageBatch, target: GradientTarget): Promise<SliceFigures> {
     const { lossSum, correct } = computeGradients(this.model, batch, { ...target, microBatch: this.microBatch ?? batch.count });
-    return Promise.resolve({ lossSum, correct, finite: allFinite(target.out) });
+    return Promise.resolve({ lossSum, correct, check: checkGradient(target.out) });
   }
 }
 

@@ -39,9 +39,9 @@ export class SimulatedGpuGradients implements GradientSource {
     const total = this.stepMs(batch.count);
     await waitUntil(started + total * FORWARD_SHARE);
     await this.backward(batch.count, target, started + total);
-    // No forward pass ran: no loss, nothing classified. The stand-in is finite by construction;
-    // a GPU checks its own gradient on the device (as PyTorch's GradScaler does), in its time.
-    return { lossSum: 0, correct: 0, finite: true };
+    // No forward pass ran: no loss, nothing classified. The stand-in is small and finite by
+    // construction; a GPU checks its own gradient on the device (as PyTorch's GradScaler does).
+    return { lossSum: 0, correct: 0, check: 'bounded' };
   }
 
   /** Writes the stand-in gradient, then waits out the backward part, which hides the write's cost. */

@@ -5,7 +5,7 @@ import type { ImageSet } from '../data/fashion-mnist.ts';
 import type { TrainableModel } from '../model/trainable-model.ts';
 import { averageRunningStats, type Collective } from './collective.ts';
 import { evaluateSlice } from './evaluate.ts';
-import { allFinite, flaggedRanks } from './finite-values.ts';
+import { allFinite, flaggedRanks, type GradientCheck } from './finite-values.ts';
 import { gradientSourceFor, type GradientSource } from './gradient-source.ts';
 import { applySgd } from './sgd.ts';
 import { emptyTotals, type EpochRecord, type TrainingState } from './training-state.ts';
@@ -56,12 +56,15 @@ export interface TrainingHooks {
 
 /**
  * Offsets, after the gradients, of the step buffer's extra slots; after them come worldSize
- * slots, one per rank, set to 1 by a rank whose own gradient is not all finite.
+ * slots, one per rank, set to 1 by a rank whose own gradient is not all finite. The unbounded
+ * slot counts the ranks whose gradient is not `bounded` (finite-values.ts): when it sums to 0,
+ * the summed gradient is finite without a second pass over it.
  */
 const STOP_SLOT = 0;
 const LOSS_SLOT = 1;
 const COUNT_SLOT = 2;
-const NONFINITE_SLOTS = 3;
+const UNBOUNDED_SLOT = 3;
+const NONFINITE_SLOTS = 4;
 
 export type TrainingOutcome = { kind: 'completed' | 'stopped'; state: TrainingState };
 
@@ -94,8 +97,9 @@ export class TrainingLoop {
   ) {
     this.parameterCount = model.params.trainableCount;
     // Extra slots ride along with the gradients in the same all-reduce: the ranks' stop votes,
-    // the batch's loss sum and example count (for the global batch's loss), and one flag per
-    // rank whose gradient is not finite (so every rank can name them).
+    // the batch's loss sum and example count (for the global batch's loss), the count of ranks
+    // whose gradient is not bounded, and one flag per rank whose gradient is not finite (so
+    // every rank can name them).
     this.stepBuffer = new Float32Array(this.parameterCount + NONFINITE_SLOTS + collective.worldSize);
     this.gradients = gradientSourceFor(model, options);
     // One buffer for every step's slice (at most ceil(batch / N) images): a fresh 9 MB array
@@ -138,19 +142,20 @@ export class TrainingLoop {
     const dataDone = performance.now();
     let lossSum = 0;
     let correct = 0;
-    let finite = true;
+    let check: GradientCheck = 'bounded';
     if (batch) {
       const size = this.options.resize;
       const target = { lossDenominator: globalBatch.length, out: this.stepBuffer.subarray(0, n) };
-      ({ lossSum, correct, finite } = await this.gradients.compute({ ...batch, count: mine.length, size }, target));
+      ({ lossSum, correct, check } = await this.gradients.compute({ ...batch, count: mine.length, size }, target));
     } else {
       this.stepBuffer.fill(0);
     }
     this.stepBuffer[n + STOP_SLOT] = this.hooks.stopRequested?.() ? 1 : 0;
     this.stepBuffer[n + LOSS_SLOT] = lossSum;
     this.stepBuffer[n + COUNT_SLOT] = mine.length;
+    this.stepBuffer[n + UNBOUNDED_SLOT] = check === 'bounded' ? 0 : 1;
     this.stepBuffer.fill(0, n + NONFINITE_SLOTS);
-    if (!finite) this.stepBuffer[n + NONFINITE_SLOTS + this.collective.rank] = 1;
+    if (check === 'nonfinite') this.stepBuffer[n + NONFINITE_SLOTS + this.collective.rank] = 1;
     const computeDone = performance.now();
     await this.collective.sumInPlace(this.stepBuffer, { step: state.globalStep, purpose: 'gradients' });
     const reduceDone = performance.now();
@@ -190,7 +195,8 @@ export class TrainingLoop {
    */
   private checkSummedGradient(globalStep: number): boolean {
     const n = this.parameterCount;
-    if (allFinite(this.stepBuffer.subarray(0, n))) return true;
+    // Bounded gradients on every rank cannot sum to an infinity: no pass over the sum needed.
+    if (this.stepBuffer[n + UNBOUNDED_SLOT] === 0 || allFinite(this.stepBuffer.subarray(0, n))) return true;
     // A config stored before the option existed has no `nonfinite`: it fails, the default.
     if (this.options.nonfinite === 'skip') return false;
     throw new NonFiniteGradientError(globalStep, flaggedRanks(this.stepBuffer.subarray(n + NONFINITE_SLOTS)));
