@@ -23,6 +23,7 @@ export const TRAINING_FLAGS = {
   nonfinite: { type: 'string' },
   'bucket-mb': { type: 'string' },
   'grad-compression': { type: 'string' },
+  'simulate-gpu': { type: 'string' },
   backend: { type: 'string' },
   threads: { type: 'string' },
 } as const satisfies FlagSpec;
@@ -80,6 +81,7 @@ export function computeOptionsFromFlags(values: FlagValues): ComputeOptions {
 
 /** The training options named by TRAINING_FLAGS; defaults are filled later by compileTrainingOptions. */
 export function trainingOptionsFromFlags(values: FlagValues): TrainingOptions {
+  const simulatedRate = numberFlag(values, 'simulate-gpu');
   return {
     model: stringFlag(values, 'model'),
     epochs: numberFlag(values, 'epochs'),
@@ -94,6 +96,7 @@ export function trainingOptionsFromFlags(values: FlagValues): TrainingOptions {
     nonfinite: stringFlag(values, 'nonfinite'),
     bucketMb: stringFlag(values, 'bucket-mb'),
     gradCompression: stringFlag(values, 'grad-compression'),
+    simulateGpu: simulatedRate === undefined ? undefined : { examplesPerSec: simulatedRate },
   };
 }
 

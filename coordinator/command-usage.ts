@@ -11,8 +11,12 @@ export const COMMAND_USAGE = {
   train: `train [--model resnet18|tiny-cnn] [--epochs 10] [--batch-size 256] [--lr 0.05] [--resize 96] [--seed 0]
       [--limit-train N] [--limit-test N] [--micro-batch N] [--backend auto|tensorflow-gpu|tensorflow|onednn|wasm|cpu]
       [--threads N] [--checkpoint-dir DIR] [--checkpoint-every STEPS] [--nonfinite fail|skip] [--bucket-mb 25|off] [--resume] [--json]
+      [--simulate-gpu EXAMPLES_PER_SEC]
   Trains in this one process (no Redis), printing the seed's per-epoch line. --nonfinite says what a
-  step whose gradient holds a NaN or an infinity does: fail the run (the default) or skip its update.`,
+  step whose gradient holds a NaN or an infinity does: fail the run (the default) or skip its update.
+  --simulate-gpu is a benchmarking aid: each step's gradient computation becomes a wait of
+  (slice / EXAMPLES_PER_SEC) seconds and a constant stand-in gradient, as on a GPU of that speed,
+  with the real data path, all-reduce and update (see bench scaling --simulate-gpu).`,
   launch: `launch [--local] --workers N [training flags as for train] [--grad-compression none|fp16] [--max-restarts 3] [--heartbeat-timeout 30] [--follow] [--json]
       [--run-id NAME [--if-exists fail|attach|resume]] [--redis URL] [--prefix fmnist] [--state-dir .fmnist-cluster]
       [--redis-probe URL|off] [--metrics-host 127.0.0.1] [--metrics-port auto|off|N] [--prometheus [--prometheus-port N]]

@@ -14,7 +14,7 @@ import { NonFiniteGradientError } from '../shared/errors.ts';
 import { flattenValues } from '../shared/model/parameter-set.ts';
 import type { TrainableModel } from '../shared/model/trainable-model.ts';
 import { runFailureOf } from '../shared/run/run-state.ts';
-import { allFinite, flaggedRanks } from '../shared/train/finite-values.ts';
+import { allFinite, checkGradient, flaggedRanks } from '../shared/train/finite-values.ts';
 import { createSeededModel } from '../shared/train/seeded-model.ts';
 import { TrainingLoop, type StepReport, type TrainingData } from '../shared/train/training-loop.ts';
 import { initialTrainingState } from '../shared/train/training-state.ts';
@@ -95,12 +95,29 @@ async function counter(metrics: WorkerMetrics, name: string, labels: Record<stri
 test('allFinite tells a NaN or an infinity anywhere, and flaggedRanks names the flags that are set', (t) => {
   t.true(allFinite(new Float32Array([0, -1, 3.4e38, -3.4e38, 1e-45])));
   t.true(allFinite(new Float32Array(0)));
+  // allFinite runs four totals side by side and the last length % 4 values apart: every position counts.
   for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
-    const values = new Float32Array(1001).fill(1);
-    values[777] = bad;
-    t.false(allFinite(values), String(bad));
+    for (const at of [0, 1, 2, 3, 777, 999, 1000]) {
+      const values = new Float32Array(1001).fill(1);
+      values[at] = bad;
+      t.false(allFinite(values), `${bad} at ${at}`);
+    }
   }
   t.deepEqual(flaggedRanks(new Float32Array([0, 1, 0, 2])), [1, 3]);
+});
+
+test('checkGradient: bounded below 2^100 in magnitude, finite above, nonfinite with a NaN or an infinity anywhere', (t) => {
+  t.is(checkGradient(new Float32Array([0, -0, 1e-3, -1, 2 ** 99, -(2 ** 99), 1e-45])), 'bounded');
+  t.is(checkGradient(new Float32Array(0)), 'bounded');
+  for (const large of [2 ** 100, -(2 ** 100), 3.4e38, -3.4e38]) t.is(checkGradient(new Float32Array([1, large, 1, 1, 1])), 'finite', String(large));
+  for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+    for (const at of [0, 1, 2, 3, 777, 999, 1000]) {
+      const values = new Float32Array(1001).fill(-1);
+      values[at] = bad;
+      values[500] = 3e38;
+      t.is(checkGradient(values), 'nonfinite', `${bad} at ${at}`);
+    }
+  }
 });
 
 test.serial('--nonfinite fail: both ranks fail at the poisoned step with GRADIENT_NONFINITE naming rank 1', async (t) => {

@@ -48,6 +48,21 @@ export interface TrainingOptions {
    * @default 'none'
    */
   gradCompression?: string;
+  /**
+   * A benchmarking aid, not a way to train: each rank's gradient computation becomes a wait of
+   * (its share of the batch) / `examplesPerSec` seconds, as a GPU of that speed would take,
+   * and a finite stand-in gradient (shared/train/simulated-gpu-gradients.ts), while the data
+   * path, the all-reduce and the update run for real. `bench scaling --simulate-gpu` uses it to
+   * see how the cluster would scale with GPUs; the loss it reports is 0.
+   * @default undefined (the model's real gradients)
+   */
+  simulateGpu?: SimulatedGpuOptions;
+}
+
+/** How fast the simulated GPU of {@link TrainingOptions.simulateGpu} is. */
+export interface SimulatedGpuOptions {
+  /** Training examples per second of one simulated GPU (forward and backward), > 0; the seed's GPU did 2,357.6. */
+  examplesPerSec: number;
 }
 
 /** Validated options with every default filled in. */
@@ -66,6 +81,7 @@ export interface CompiledTrainingOptions {
   /** Gradient bucket size in MiB, 0 when off (one all-reduce after the backward pass). */
   bucketMb: number;
   gradCompression: GradCompression;
+  simulateGpu: SimulatedGpuOptions | undefined;
 }
 
 /** What a step does with a gradient that is not all finite numbers (see TrainingOptions.nonfinite). */
@@ -112,6 +128,22 @@ function optionalInteger(name: string, value: number | undefined, min: number): 
   return value === undefined ? undefined : integer(name, value, min);
 }
 
+/** Fastest simulated GPU accepted, in examples/sec: beyond it the wait is below the timer's 1 ms resolution for any batch. */
+const MAX_SIMULATED_EXAMPLES_PER_SEC = 1e7;
+
+/** Checks {@link TrainingOptions.simulateGpu}; ConfigError (option `simulate-gpu`) when it is not `{ examplesPerSec }` with a rate in (0, 1e7]. */
+function compileSimulatedGpu(value: SimulatedGpuOptions | undefined): SimulatedGpuOptions | undefined {
+  if (value === undefined) return undefined;
+  const keys = typeof value === 'object' && value !== null ? Object.keys(value) : [];
+  const rate = keys.length === 1 && keys[0] === 'examplesPerSec' ? value.examplesPerSec : Number.NaN;
+  if (!(typeof rate === 'number' && rate > 0 && rate <= MAX_SIMULATED_EXAMPLES_PER_SEC)) {
+    throw new ConfigError(`simulate-gpu must be { examplesPerSec } with examples/sec in (0, ${MAX_SIMULATED_EXAMPLES_PER_SEC}], got ${JSON.stringify(value)}`, {
+      option: 'simulate-gpu',
+    });
+  }
+  return { examplesPerSec: rate };
+}
+
 /** Fills defaults and checks ranges; throws ConfigError naming the first bad option (its `option`: the flag name). */
 export function compileTrainingOptions(options: TrainingOptions): CompiledTrainingOptions {
   const lr = options.lr ?? TRAINING_DEFAULTS.lr;
@@ -140,6 +172,7 @@ export function compileTrainingOptions(options: TrainingOptions): CompiledTraini
     nonfinite: nonfinite as NonFinitePolicy,
     bucketMb: bucketMbOf(options.bucketMb),
     gradCompression: gradCompression as GradCompression,
+    simulateGpu: compileSimulatedGpu(options.simulateGpu),
   };
 }
 

@@ -209,6 +209,7 @@ const KNOWN_KEYS = new Set<string>([
   'nonfinite',
   'bucketMb',
   'gradCompression',
+  'simulateGpu',
 ]);
 
 /** Most automatic restarts a run may ask for: a run that fails this often has a cause no restart cures. */

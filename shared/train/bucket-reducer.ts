@@ -9,7 +9,7 @@
  * depend on the buckets.
  */
 import type { BufferRange, Collective, CollectiveTag } from './collective.ts';
-import { allFinite } from './finite-values.ts';
+import { checkGradient, worseCheck, type GradientCheck } from './finite-values.ts';
 
 /** Where the all-reduce time of one step went, against the gradient computation (ms). */
 export interface OverlapTimings {
@@ -27,8 +27,8 @@ export class BucketReducer {
   private computingValue = true;
   private computeStart = performance.now();
   private computeEnd = Number.POSITIVE_INFINITY;
-  /** Whether every bucket handed out so far held only finite values (checked before its all-reduce). */
-  localFinite = true;
+  /** The worst of the buckets handed out so far, each checked before its all-reduce (finite-values.ts). */
+  localCheck: GradientCheck = 'bounded';
 
   constructor(
     private readonly collective: Collective,
@@ -44,7 +44,7 @@ export class BucketReducer {
     const { lo, hi } = this.buckets[k];
     if (this.isReady[k]) throw new RangeError(`bucket ${k} was handed out twice`);
     this.isReady[k] = true;
-    if (!allFinite(this.buffer.subarray(lo, hi))) this.localFinite = false;
+    this.localCheck = worseCheck(this.localCheck, checkGradient(this.buffer.subarray(lo, hi)));
     while (this.nextToStart < this.buckets.length && this.isReady[this.nextToStart]) {
       const range = this.buckets[this.nextToStart++];
       this.chain = this.chain.then(() => this.reduce(range));

@@ -1,14 +1,15 @@
 import { TRAINING_DEFAULTS, type CompiledTrainingOptions } from '../config/training-options.ts';
-import { buildBatch } from '../data/batch-builder.ts';
+import { buildBatch, type Batch } from '../data/batch-builder.ts';
+import type { ImageBatch } from './gradient-step.ts';
 import { globalBatches, sliceForRank } from '../data/batch-order.ts';
 import type { ImageSet } from '../data/fashion-mnist.ts';
 import type { TrainableModel } from '../model/trainable-model.ts';
 import { averageRunningStats, type Collective } from './collective.ts';
 import { evaluateSlice } from './evaluate.ts';
-import { allFinite, flaggedRanks } from './finite-values.ts';
 import { BucketReducer } from './bucket-reducer.ts';
+import { allFinite, flaggedRanks, worseCheck, type GradientCheck } from './finite-values.ts';
 import { planBuckets, type GradientBucket } from './gradient-buckets.ts';
-import { computeGradients, computeGradientsReleasing, type ImageBatch } from './gradient-step.ts';
+import { gradientSourceFor, type GradientSource } from './gradient-source.ts';
 import { applySgd } from './sgd.ts';
 import { emptyTotals, type EpochRecord, type TrainingState } from './training-state.ts';
 import { NonFiniteGradientError } from '../errors.ts';
@@ -65,12 +66,15 @@ export interface TrainingHooks {
 
 /**
  * Offsets, after the gradients, of the step buffer's extra slots; after them come worldSize
- * slots, one per rank, set to 1 by a rank whose own gradient is not all finite.
+ * slots, one per rank, set to 1 by a rank whose own gradient is not all finite. The unbounded
+ * slot counts the ranks whose gradient is not `bounded` (finite-values.ts): when it sums to 0,
+ * the summed gradient is finite without a second pass over it.
  */
 const STOP_SLOT = 0;
 const LOSS_SLOT = 1;
 const COUNT_SLOT = 2;
-const NONFINITE_SLOTS = 3;
+const UNBOUNDED_SLOT = 3;
+const NONFINITE_SLOTS = 4;
 
 export type TrainingOutcome = { kind: 'completed' | 'stopped'; state: TrainingState };
 
@@ -91,6 +95,8 @@ export function shareOf(count: number, rank: number, worldSize: number): { start
 export class TrainingLoop {
   private readonly stepBuffer: Float32Array;
   private readonly parameterCount: number;
+  private readonly gradients: GradientSource;
+  private readonly batchBuffer: Batch;
   /** Gradient buckets, in the order their all-reduces start; none with `bucketMb` 0 or a world of one. */
   private readonly buckets: GradientBucket[];
   /** Leading values of the step buffer that the all-reduce sums in binary16 (0: none). */
@@ -105,9 +111,11 @@ export class TrainingLoop {
   ) {
     this.parameterCount = model.params.trainableCount;
     // Extra slots ride along with the gradients in the same all-reduce: the ranks' stop votes,
-    // the batch's loss sum and example count (for the global batch's loss), and one flag per
-    // rank whose gradient is not finite (so every rank can name them).
+    // the batch's loss sum and example count (for the global batch's loss), the count of ranks
+    // whose gradient is not bounded, and one flag per rank whose gradient is not finite (so
+    // every rank can name them).
     this.stepBuffer = new Float32Array(this.parameterCount + NONFINITE_SLOTS + collective.worldSize);
+    this.gradients = gradientSourceFor(model, options);
     // A config stored before buckets existed has no `bucketMb`: the default, which gives the same bits.
     const bucketMb = collective.worldSize > 1 ? (options.bucketMb ?? TRAINING_DEFAULTS.bucketMb) : 0;
     this.buckets = planBuckets(
@@ -118,6 +126,10 @@ export class TrainingLoop {
     // example count rounded to binary16 would be wrong, a vote or flag could not be told apart).
     // A config stored before the option existed has no `gradCompression`: none.
     this.compressedValues = options.gradCompression === 'fp16' ? this.parameterCount : 0;
+    // One buffer for every step's slice (at most ceil(batch / N) images): a fresh 9 MB array
+    // per step cost more than resizing the images into it (page faults and zeroing).
+    const slice = Math.ceil(options.batchSize / collective.worldSize);
+    this.batchBuffer = { x: new Float32Array(slice * options.resize * options.resize), labels: new Int32Array(slice) };
   }
 
   get stepsPerEpoch(): number {
@@ -150,19 +162,19 @@ export class TrainingLoop {
     const n = this.parameterCount;
     const started = performance.now();
     const mine = sliceForRank(globalBatch, this.collective.rank, this.collective.worldSize);
-    const batch = mine.length > 0 ? buildBatch(this.data.train, mine, this.options.resize) : undefined;
+    const batch = mine.length > 0 ? buildBatch(this.data.train, mine, this.options.resize, this.batchBuffer) : undefined;
     const dataDone = performance.now();
     const tag = { step: state.globalStep, purpose: 'gradients', float16Values: this.compressedValues };
     const reducer = this.buckets.length > 0 ? new BucketReducer(this.collective, this.stepBuffer, this.buckets, tag) : undefined;
     reducer?.computeStarted(dataDone);
     const image = batch ? { ...batch, count: mine.length, size: this.options.resize } : undefined;
-    const { lossSum, correct } = await this.gradients(image, globalBatch.length, reducer);
+    const { lossSum, correct, check } = await this.gradientsOf(image, globalBatch.length, reducer);
     this.stepBuffer[n + STOP_SLOT] = this.hooks.stopRequested?.() ? 1 : 0;
     this.stepBuffer[n + LOSS_SLOT] = lossSum;
     this.stepBuffer[n + COUNT_SLOT] = mine.length;
+    this.stepBuffer[n + UNBOUNDED_SLOT] = check === 'bounded' ? 0 : 1;
     this.stepBuffer.fill(0, n + NONFINITE_SLOTS);
-    const finite = reducer ? reducer.localFinite : allFinite(this.stepBuffer.subarray(0, n));
-    if (!finite) this.stepBuffer[n + NONFINITE_SLOTS + this.collective.rank] = 1;
+    if (check === 'nonfinite') this.stepBuffer[n + NONFINITE_SLOTS + this.collective.rank] = 1;
     const computeDone = performance.now();
     if (reducer) await reducer.finish({ lo: n, hi: this.stepBuffer.length });
     else await this.collective.sumInPlace(this.stepBuffer, tag);
@@ -205,26 +217,28 @@ export class TrainingLoop {
   }
 
   /**
-   * This rank's gradient into the step buffer (zeros for an empty slice). With buckets, each is
-   * handed to `reducer` as the backward pass finishes it, so its all-reduce runs meanwhile.
+   * This rank's gradient into the step buffer (zeros for an empty slice) and what it is. With
+   * buckets, each is handed to `reducer` as the backward pass finishes it (so its all-reduce runs
+   * meanwhile, and the sum may overwrite it before the backward ends): the reducer checks each
+   * bucket before its all-reduce, and its verdict is the gradient's.
    */
-  private async gradients(
+  private async gradientsOf(
     batch: ImageBatch | undefined,
     globalCount: number,
     reducer: BucketReducer | undefined,
-  ): Promise<{ lossSum: number; correct: number }> {
+  ): Promise<{ lossSum: number; correct: number; check: GradientCheck }> {
     const out = this.stepBuffer.subarray(0, this.parameterCount);
-    if (!batch) {
-      out.fill(0);
-      this.buckets.forEach((_, k) => reducer!.ready(k));
-      return { lossSum: 0, correct: 0 };
-    }
-    const options = { lossDenominator: globalCount, microBatch: this.options.microBatch ?? batch.count, out };
-    if (!reducer) return computeGradients(this.model, batch, options);
     try {
-      return await computeGradientsReleasing(this.model, batch, options, { buckets: this.buckets, ready: (k) => reducer.ready(k) });
+      if (!batch) {
+        out.fill(0);
+        this.buckets.forEach((_, k) => reducer!.ready(k));
+        return { lossSum: 0, correct: 0, check: 'bounded' };
+      }
+      const release = reducer ? { buckets: this.buckets, ready: (k: number) => reducer.ready(k) } : undefined;
+      const figures = await this.gradients.compute(batch, { lossDenominator: globalCount, out }, release);
+      return reducer ? { ...figures, check: worseCheck(figures.check, reducer.localCheck) } : figures;
     } finally {
-      reducer.computeDone();
+      reducer?.computeDone();
     }
   }
 
@@ -235,7 +249,8 @@ export class TrainingLoop {
    */
   private checkSummedGradient(globalStep: number): boolean {
     const n = this.parameterCount;
-    if (allFinite(this.stepBuffer.subarray(0, n))) return true;
+    // Bounded gradients on every rank cannot sum to an infinity: no pass over the sum needed.
+    if (this.stepBuffer[n + UNBOUNDED_SLOT] === 0 || allFinite(this.stepBuffer.subarray(0, n))) return true;
     // A config stored before the option existed has no `nonfinite`: it fails, the default.
     if (this.options.nonfinite === 'skip') return false;
     throw new NonFiniteGradientError(globalStep, flaggedRanks(this.stepBuffer.subarray(n + NONFINITE_SLOTS)));
