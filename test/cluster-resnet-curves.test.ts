@@ -38,7 +38,7 @@ const FLAGS = [
   '--seed',
   '11',
   '--backend',
-  'wasm',
+  'onednn',
   '--json',
 ];
 

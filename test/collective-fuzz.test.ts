@@ -98,7 +98,7 @@ test('fuzzed Exchange fields always get a gRPC status, and the ring beside them 
         codes.push(code);
         return REFUSED.has(code);
       }),
-      { numRuns: 80, seed: 12 },
+      { numRuns: 50, seed: 12 },
     );
   } finally {
     done = true;
@@ -149,7 +149,7 @@ test('random bytes as whole messages get a gRPC status and leave the member serv
       });
       return code !== status.OK && code !== status.UNKNOWN;
     }),
-    { numRuns: 100, seed: 34 },
+    { numRuns: 60, seed: 34 },
   );
   const inputs = members.map((_, rank) => seededValues(LENGTH, rank + 7));
   const buffers = inputs.map((values) => values.slice());
