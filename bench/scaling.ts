@@ -9,6 +9,8 @@
  * (gloo, bench/pytorch_ddp.py) at each worker count: one process and one thread per rank, the
  * same global batch split across ranks, the seed's ResNet-18.
  *
+ * `--bucket-mb N|off` sets the runs' gradient buckets (default: the run default, 25).
+ *
  * `--simulate-gpu [--gpu-examples-per-sec 2357.6]` (workers 1,2,4 and 12 steps by default):
  * scaling as GPUs would see it. Each worker's compute is a wait of (its share of the batch) /
  * examples-per-sec seconds, the seed's GPU time by default (run config `simulateGpu`,
@@ -48,6 +50,8 @@ interface ScalingFlags {
   threads: number;
   /** With a simulated GPU of this speed (run config `simulateGpu`), or the backend's real compute. */
   simulateGpu: SimulatedGpuOptions | undefined;
+  /** The runs' `bucketMb` (undefined: the default). */
+  bucketMb: string | undefined;
 }
 
 async function measure(redisUrl: string, scratch: string, workers: number, flags: ScalingFlags, label = `${workers}`): Promise<ScalingResult> {
@@ -63,6 +67,7 @@ async function measure(redisUrl: string, scratch: string, workers: number, flags
     backend: flags.backend,
     threads: flags.threads,
     simulateGpu: flags.simulateGpu,
+    ...(flags.bucketMb === undefined ? {} : { bucketMb: flags.bucketMb }),
   });
   const timed = steps.filter((p) => (p.globalStep ?? 0) > 1 && p.timings);
   const part = (key: keyof NonNullable<RunProgress['timings']>) => mean(timed.map((p) => p.timings![key]));
@@ -92,6 +97,7 @@ function parseScalingFlags(argv: string[]): { flags: ScalingFlags; counts: numbe
       threads: { type: 'string', default: '1' },
       'simulate-gpu': { type: 'boolean', default: false },
       'gpu-examples-per-sec': { type: 'string', default: String(SEED_GPU_EXAMPLES_PER_SEC) },
+      'bucket-mb': { type: 'string' },
     },
   });
   const simulated = values['simulate-gpu'];
@@ -103,6 +109,7 @@ function parseScalingFlags(argv: string[]): { flags: ScalingFlags; counts: numbe
     backend: values.backend,
     threads: Number(values.threads),
     simulateGpu: simulated ? { examplesPerSec: Number(values['gpu-examples-per-sec']) } : undefined,
+    bucketMb: values['bucket-mb'],
   };
   const counts = (values.workers ?? (simulated ? '1,2,4' : '1,2')).split(',').map(Number);
   return { flags, counts };
