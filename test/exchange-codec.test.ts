@@ -4,13 +4,11 @@
  * hands the receiver, whatever the header's length and the payload's length varint take.
  */
 import test from 'ava';
-import { createRequire } from 'node:module';
 import type { ExchangeChunk } from '../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
 import { loadClusterProto } from '../shared/grpc/cluster-proto.ts';
 import { collectiveService, encodeExchangeChunk } from '../worker/collective/exchange-codec.ts';
 import { chunkPayload, splitPayload } from '../worker/collective/chunk-payload.ts';
 import { halfToFloat } from '../worker/collective/float16.ts';
-import { installInPlaceFraming } from '../worker/collective/grpc-framing.ts';
 import { PayloadReader } from '../worker/collective/float32-chunks.ts';
 
 const generic = loadClusterProto().fmnist.cluster.v1.Collective.service.Exchange;
@@ -85,24 +83,4 @@ test('the service encodes Exchange chunks with our encoder and everything else a
   t.not(service.Exchange.requestSerialize(sent).length, generic.requestSerialize(sent).length);
   t.is(service.Exchange.requestDeserialize, generic.requestDeserialize);
   t.is(service.Ping, loadClusterProto().fmnist.cluster.v1.Collective.service.Ping);
-});
-
-test('grpc-js frames an encoded chunk in place (no copy) and any other message by copying, as before', async (t) => {
-  collectiveService();
-  t.true(installInPlaceFraming(), 'the patch found grpc-js 1.14 identity framing');
-  const { CompressionFilter } = createRequire(import.meta.url)('@grpc/grpc-js/build/src/compression-filter.js') as {
-    CompressionFilter: new (o: object, s: object) => { sendCompression: { writeMessage(m: Buffer, c: boolean): Promise<Buffer> } };
-  };
-  const framing = new CompressionFilter({}, {}).sendCompression;
-  const message = encodeExchangeChunk(chunk('run-1', new Float32Array([1.5, -2.25, 3e-8])), generic.requestSerialize);
-  const frame = await framing.writeMessage(message, false);
-  t.is(frame.buffer, message.buffer, 'the frame is the message memory itself');
-  t.is(frame.byteOffset + 5, message.byteOffset);
-  t.deepEqual([frame[0], frame.readUInt32BE(1)], [0, message.length]);
-  t.deepEqual(frame.subarray(5), message);
-  const other = Buffer.from('not ours');
-  const copied = await framing.writeMessage(other, false);
-  // Small buffers share Node's pool, so "copied" means: not framed around the message's own bytes.
-  t.false(copied.buffer === other.buffer && copied.byteOffset + 5 === other.byteOffset);
-  t.deepEqual(copied.subarray(5), other);
 });

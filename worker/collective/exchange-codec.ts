@@ -13,7 +13,6 @@ import { makeGenericClientConstructor, type ChannelCredentials, type ChannelOpti
 import type { CollectiveClient, CollectiveDefinition } from '../../proto/generated/fmnist/cluster/v1/Collective.ts';
 import type { ExchangeChunk } from '../../proto/generated/fmnist/cluster/v1/ExchangeChunk.ts';
 import { loadClusterProto } from '../../shared/grpc/cluster-proto.ts';
-import { installInPlaceFraming, messageWithFramePrefix } from './grpc-framing.ts';
 
 /** Field 13 (`payload`) and 14 (`alignment`), wire type 2 (length-delimited). */
 const PAYLOAD_TAG = (13 << 3) | 2;
@@ -28,7 +27,6 @@ let service: CollectiveDefinition | undefined;
 /** The `Collective` service definition (for `Server#addService`) with the chunk encoder below. */
 export function collectiveService(): CollectiveDefinition {
   if (service === undefined) {
-    installInPlaceFraming();
     const generic = loadClusterProto().fmnist.cluster.v1.Collective.service;
     const encodeHeader = generic.Exchange.requestSerialize as Serialize;
     service = { ...generic, Exchange: { ...generic.Exchange, requestSerialize: (chunk: ExchangeChunk) => encodeExchangeChunk(chunk, encodeHeader) } };
@@ -54,7 +52,7 @@ export function encodeExchangeChunk(chunk: ExchangeChunk, encodeHeader: Serializ
   // Tag and 1-byte length of the alignment field, then the payload's tag and length.
   const unpadded = GRPC_PREFIX_BYTES + header.length + 2 + 1 + lengthBytes;
   const padding = (4 - (unpadded % 4)) % 4;
-  const out = messageWithFramePrefix(header.length + 2 + padding + 1 + lengthBytes + payload.byteLength);
+  const out = Buffer.allocUnsafe(header.length + 2 + padding + 1 + lengthBytes + payload.byteLength);
   header.copy(out, 0);
   let at = header.length;
   out[at++] = ALIGNMENT_TAG;
