@@ -172,13 +172,15 @@ test.serial('every checkpoint damaged is CHECKPOINT_NONE_INTACT; one that does n
 
 /**
  * A disk that fills up: a 64 KiB tmpfs mounted in a mount namespace of the child's own
- * (`unshare --mount --map-root-user`, so no mount outlives the child and no root is needed).
+ * (`unshare --mount`, so no mount outlives the child; not as root, in a user namespace too).
  */
 test.serial('a full disk fails the checkpoint write with ENOSPC, leaves the previous one intact and no partial folder', async (t) => {
   const disk = await mkdtemp(path.join(os.tmpdir(), 'fmnist-full-disk-'));
   const script = 'mount -t tmpfs -o size=64k tmpfs "$1" && exec "$2" --import tsx test/helpers/full-disk-checkpoint.ts "$1"';
   const stdout = await new Promise<string>((resolve, reject) => {
-    execFile('unshare', ['--mount', '--map-root-user', 'sh', '-c', script, 'sh', disk, process.execPath], { cwd: REPO_ROOT }, (error, out, err) =>
+    // As root (CI) a mount namespace alone; otherwise inside a user namespace of our own.
+    const namespaces = process.getuid?.() === 0 ? ['--mount'] : ['--mount', '--map-root-user'];
+    execFile('unshare', [...namespaces, 'sh', '-c', script, 'sh', disk, process.execPath], { cwd: REPO_ROOT }, (error, out, err) =>
       error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out),
     );
   });
