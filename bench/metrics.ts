@@ -86,7 +86,7 @@ async function metricsSeconds(): Promise<{ hooks: number; render: number }> {
     loss: 2.3,
     examplesPerSec: 1000,
     skipped: false,
-    timings: { dataMs: 1, computeMs: 40, allReduceMs: 9, updateMs: 1, allReduceBusyMs: 9, allReduceOverlappedMs: 0 },
+    timings: { dataMs: 1, computeMs: 40, allReduceMs: 9, updateMs: 1, allReduceBusyMs: 9, allReduceOverlappedMs: 0, allReducesDuringCompute: 0 },
   };
   const timings: AllReduceTimings = {
     totalMs: 9,

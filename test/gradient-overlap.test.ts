@@ -30,7 +30,7 @@ test('bucketed runs reach the bits of the unbucketed run on both transports, and
   ] as const) {
     ranks.forEach((rank, r) => t.is(rank.sha256, expected, `${label}, rank ${r}: weights`));
   }
-  for (const rank of once) t.true(rank.timings.every((step) => step.allReduceOverlappedMs === 0));
+  for (const rank of once) t.true(rank.timings.every((step) => step.allReduceOverlappedMs === 0 && step.allReducesDuringCompute === 0));
   for (const [label, ranks] of [
     ['grpc', grpcBuckets],
     ['shm', shmBuckets],
@@ -41,10 +41,11 @@ test('bucketed runs reach the bits of the unbucketed run on both transports, and
         rank.tensors.every((count) => count === rank.tensors[0]),
         `${label}: tensors after each step ${rank.tensors.join(',')}`,
       );
-      // Some all-reduce ran while the gradient was still being computed: bucket 0's, started
-      // when the backward pass handed it out.
+      // Some all-reduce began while the gradient was still being computed (an order of events:
+      // bucket 0's, started when the backward pass handed it out, before the walk went on), and
+      // the hidden part of the all-reduce time is never more than all of it.
       t.true(
-        rank.timings.every((step) => step.allReduceOverlappedMs > 0 && step.allReduceOverlappedMs <= step.allReduceBusyMs),
+        rank.timings.every((step) => step.allReducesDuringCompute > 0 && step.allReduceOverlappedMs <= step.allReduceBusyMs),
         `${label}: ${JSON.stringify(rank.timings)}`,
       );
     }

@@ -114,7 +114,7 @@ test.serial('fp16 with small gradient buckets gives the bits of one compressed a
     t.deepEqual(bucketed[1].weights[step], whole[1].weights[step], `step ${step + 1}`);
   }
   t.true(
-    bucketed[0].reports.some((report) => report.timings.allReduceOverlappedMs > 0),
+    bucketed[0].reports.some((report) => report.timings.allReducesDuringCompute > 0),
     'some bucket was all-reduced during the backward pass',
   );
 });

@@ -21,7 +21,7 @@ function step(globalStep: number, examples: number, loss: number): StepReport {
     loss,
     examplesPerSec: 1000,
     skipped: false,
-    timings: { dataMs: 2, computeMs: 300, allReduceMs: 50, updateMs: 4, allReduceBusyMs: 50, allReduceOverlappedMs: 0 },
+    timings: { dataMs: 2, computeMs: 300, allReduceMs: 50, updateMs: 4, allReduceBusyMs: 50, allReduceOverlappedMs: 0, allReducesDuringCompute: 0 },
   };
 }
 

@@ -17,6 +17,8 @@ export interface OverlapTimings {
   allReduceMs: number;
   /** The part of that which ran while the gradient was being computed: hidden behind it. */
   overlappedMs: number;
+  /** All-reduces that began before the gradient computation ended (an order, not a duration). */
+  startedDuringCompute: number;
 }
 
 export class BucketReducer {
@@ -24,6 +26,7 @@ export class BucketReducer {
   private nextToStart = 0;
   private chain: Promise<void> = Promise.resolve();
   private readonly intervals: Array<[number, number]> = [];
+  private startedDuringCompute = 0;
   private computingValue = true;
   private computeStart = performance.now();
   private computeEnd = Number.POSITIVE_INFINITY;
@@ -80,10 +83,11 @@ export class BucketReducer {
       allReduceMs += end - start;
       overlappedMs += Math.max(0, Math.min(end, this.computeEnd) - Math.max(start, this.computeStart));
     }
-    return { allReduceMs, overlappedMs };
+    return { allReduceMs, overlappedMs, startedDuringCompute: this.startedDuringCompute };
   }
 
   private async reduce(range: BufferRange): Promise<void> {
+    if (this.computingValue) this.startedDuringCompute += 1;
     const started = performance.now();
     await this.collective.sumRangeInPlace(this.buffer, range, this.tag, () => this.computingValue);
     this.intervals.push([started, performance.now()]);

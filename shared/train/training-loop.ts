@@ -32,6 +32,8 @@ export interface StepTimings {
    */
   allReduceBusyMs: number;
   allReduceOverlappedMs: number;
+  /** Gradient all-reduces that began before the gradient computation ended (0 without buckets). */
+  allReducesDuringCompute: number;
 }
 
 export interface StepReport {
@@ -179,7 +181,7 @@ export class TrainingLoop {
     if (reducer) await reducer.finish({ lo: n, hi: this.stepBuffer.length });
     else await this.collective.sumInPlace(this.stepBuffer, tag);
     const reduceDone = performance.now();
-    const overlap = reducer?.timings ?? { allReduceMs: reduceDone - computeDone, overlappedMs: 0 };
+    const overlap = reducer?.timings ?? { allReduceMs: reduceDone - computeDone, overlappedMs: 0, startedDuringCompute: 0 };
     // Decided on the summed buffer, identical on every rank, so all ranks apply or skip alike.
     const skipped = !this.checkSummedGradient(state.globalStep + 1);
     if (!skipped) applySgd(this.model, this.stepBuffer.subarray(0, n), this.options.lr);
@@ -211,6 +213,7 @@ export class TrainingLoop {
         updateMs: finished - reduceDone,
         allReduceBusyMs: overlap.allReduceMs,
         allReduceOverlappedMs: overlap.overlappedMs,
+        allReducesDuringCompute: overlap.startedDuringCompute,
       },
     });
     return this.stepBuffer[n + STOP_SLOT] > 0;
