@@ -9,14 +9,14 @@
  * trainable weights, and apart from them the batch norm running statistics, whose variances are
  * large numbers that a slightly different trajectory moves by more).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { GRAD_COMPRESSIONS, type GradCompression } from '../shared/config/training-options.ts';
 import { ensureRedis } from '../shared/redis/local-redis.ts';
 import type { EpochEntry } from '../shared/run/run-state.ts';
-import { latestCheckpoint } from '../shared/train/checkpoint-store.ts';
+import { newestWeights } from '../test/helpers/checkpoint-weights.ts';
 import { runOnLocalWorkers } from './local-run.ts';
 
 interface CompressionResult {
@@ -24,24 +24,6 @@ interface CompressionResult {
   last: EpochEntry;
   /** The final checkpoint's values by name (model.json's manifest over weights.bin). */
   weights: Map<string, Float32Array>;
-}
-
-async function finalWeights(checkpointDir: string): Promise<Map<string, Float32Array>> {
-  const latest = await latestCheckpoint(checkpointDir);
-  if (!latest) throw new Error(`no checkpoint in ${checkpointDir}`);
-  const manifest = JSON.parse(await readFile(path.join(latest, 'model.json'), 'utf8')) as {
-    weightsManifest: { weights: { name: string; shape: number[] }[] }[];
-  };
-  const bytes = await readFile(path.join(latest, 'weights.bin'));
-  const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-  const weights = new Map<string, Float32Array>();
-  let offset = 0;
-  for (const { name, shape } of manifest.weightsManifest.flatMap((group) => group.weights)) {
-    const size = shape.reduce((a, b) => a * b, 1);
-    weights.set(name, all.subarray(offset, offset + size));
-    offset += size;
-  }
-  return weights;
 }
 
 const isRunningStatistic = (name: string) => /moving_(mean|variance)$/.test(name);
@@ -99,7 +81,7 @@ export async function runBenchmark(argv: string[]): Promise<void> {
       process.stderr.write(`compression: ${compression}, ${base.workers} workers, ${base.epochs} epoch(s) at ${base.resize}x${base.resize}...\n`);
       const dir = path.join(scratch, compression);
       const { run, checkpointDir } = await runOnLocalWorkers(redis.url, dir, `compression-${compression}`, { ...base, gradCompression: compression }, env);
-      results.push({ compression, last: run.history.at(-1)!, weights: await finalWeights(checkpointDir) });
+      results.push({ compression, last: run.history.at(-1)!, weights: await newestWeights(checkpointDir) });
     }
   } finally {
     await redis.close();
