@@ -12,6 +12,7 @@ import { RunStore } from '../shared/run/run-store.ts';
 import type { RunRecord } from '../shared/run/run-state.ts';
 import { rendezvousMembers } from '../worker/rendezvous.ts';
 import { listCheckpoints } from '../shared/train/checkpoint-store.ts';
+import { processAlive } from '../shared/process/process-alive.ts';
 
 let redis: TestRedis;
 let scratch: string;
@@ -135,7 +136,7 @@ test('a hung worker (SIGSTOP) is found by its missing heartbeat, its peer abando
   // A lower bound only: the key of rank 1 cannot expire before the timeout less one beat interval.
   t.true(restarted.at - at >= 3_000 - 600, `restarted ${restarted.at - at} ms after the stop`);
   // launch --local killed the stopped process (it would hold its slot) and started another.
-  t.false(processExists(pid), 'the hung worker was killed');
+  t.false(processAlive(pid), 'the hung worker was killed');
   const final = jsonLines(result.stdout).at(-1)!;
   t.is(final.status, 'completed');
   const record = JSON.parse(
@@ -205,15 +206,6 @@ test('when every process is killed at once, a coordinator started again resumes 
   const codes = (await Promise.all([serve, ...workers])).map((result) => result.code);
   t.deepEqual(codes, [0, 0, 0], 'each service stops cleanly');
 });
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function killGroup(pid: number): void {
   try {

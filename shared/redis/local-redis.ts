@@ -6,6 +6,7 @@ import { compileRedisTarget, redisTargetOf, type RedisCredentials, type RedisTar
 import { RedisError } from './redis-error.ts';
 import { pingRedis, redisAnswersWithin } from './ping-redis.ts';
 import { RedisServerProcess } from './redis-server-process.ts';
+import { processAlive } from '../process/process-alive.ts';
 
 export { connectRedis, type ConnectRedisOptions, type RedisRole } from './connect-redis.ts';
 
@@ -147,15 +148,6 @@ async function tryLink(from: string, to: string): Promise<boolean> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw error;
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -22,6 +22,7 @@ import { addInto } from './float32-chunks.ts';
 import { collectiveAddon, type CollectiveAddon } from './native-collective.ts';
 import { checkWindow } from './ring-allreduce.ts';
 import { segmentStartIn } from './ring-plan.ts';
+import { processAlive } from '../../shared/process/process-alive.ts';
 
 /** What every rank of the group passes (the same name, size and length on all). */
 export interface ShmAllReduceOptions {
@@ -246,7 +247,7 @@ export class ShmAllReduce {
   private lostPeer(): number | null {
     const pids = new Int32Array(this.segment, PIDS, this.options.worldSize);
     for (let r = 0; r < pids.length; r += 1) {
-      if (pids[r] !== 0 && !isAlive(pids[r])) return r;
+      if (pids[r] !== 0 && !processAlive(pids[r])) return r;
     }
     return null;
   }
@@ -336,14 +337,5 @@ async function openSegment(addon: CollectiveAddon, o: Required<ShmAllReduceOptio
     }
     if (performance.now() > deadline) throw collectiveError('COLLECTIVE_TIMEOUT', `shared memory ${o.name} was not created within ${o.timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, WAIT_SLICE_MS));
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }
